@@ -1,0 +1,166 @@
+"""The mini Stable Diffusion that every ControlNet here is trained on top of (locked, like SD).
+
+SD's structure at a size a 2-core CPU can train: a diffusers `UNet2DConditionModel` with 4 resolution
+levels and 2 layers per block (SD's exact 12 encoder skips + 1 middle block = 13 ControlNet
+connections), a small transformers `CLIPTextModel` with an offline word-level tokenizer, SD's noise
+schedule (scaled-linear betas 0.00085..0.012, T = 1000, epsilon prediction). Pixel space stands in for
+SD's latent space: there is no VAE to train or ship.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .checks import check_choice, fail
+from .data import vocabulary
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
+
+
+@dataclass(frozen=True)
+class BaseConfig:
+    size: int = 32                                   # pixel-space sample size (SD: 64x64 latents)
+    channels: tuple = (32, 32, 64, 64)               # SD1.5: (320, 640, 1280, 1280)
+    cross_attention: tuple = (False, False, True, True)  # attention per level (SD: first three + middle)
+    heads: int = 4
+    norm_groups: int = 8
+    text_width: int = 32                             # SD1.5: 768
+    text_layers: int = 2
+    max_tokens: int = 16                             # SD: 77
+    cond_factor: int = 1                             # condition resolution / sample resolution (SD: 8)
+    offset_noise: float = 0.1                        # see DESIGN.md section 2: fixes dull colours
+    # SD's schedule
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    num_train_timesteps: int = 1000
+
+    @staticmethod
+    def smoke() -> "BaseConfig":
+        return BaseConfig(size=16, channels=(8, 8, 16, 16), heads=2, norm_groups=4, text_width=16,
+                          text_layers=1)
+
+    @staticmethod
+    def cpu() -> "BaseConfig":
+        return BaseConfig()
+
+    @staticmethod
+    def gpu() -> "BaseConfig":
+        return BaseConfig(size=64, channels=(32, 64, 128, 128), cross_attention=(False, True, True, True),
+                          text_width=64, text_layers=4, cond_factor=8)
+
+    @staticmethod
+    def preset(name: str) -> "BaseConfig":
+        check_choice("preset", name, {"smoke", "cpu", "gpu"})
+        return getattr(BaseConfig, name)()
+
+
+def build_unet(cfg: BaseConfig):
+    from diffusers import UNet2DConditionModel
+    down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)
+    up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attention))
+    return UNet2DConditionModel(
+        sample_size=cfg.size, in_channels=3, out_channels=3, block_out_channels=tuple(cfg.channels),
+        down_block_types=down, up_block_types=up, layers_per_block=2, cross_attention_dim=cfg.text_width,
+        attention_head_dim=cfg.heads, norm_num_groups=cfg.norm_groups)
+
+
+def build_tokenizer(cfg: BaseConfig):
+    """A word-level tokenizer over the data vocabulary, built offline (no hub download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+    vocab = {w: i for i, w in enumerate(SPECIAL + vocabulary())}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", vocab["<bos>"]), ("<eos>", vocab["<eos>"])])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=cfg.max_tokens, pad_token="<pad>",
+                                   bos_token="<bos>", eos_token="<eos>", unk_token="<unk>")
+
+
+def build_text_encoder(cfg: BaseConfig, vocab_size: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+    ids = {w: i for i, w in enumerate(SPECIAL)}
+    conf = CLIPTextConfig(vocab_size=vocab_size, hidden_size=cfg.text_width, intermediate_size=4 * cfg.text_width,
+                          num_hidden_layers=cfg.text_layers, num_attention_heads=2,
+                          max_position_embeddings=cfg.max_tokens, pad_token_id=ids["<pad>"],
+                          bos_token_id=ids["<bos>"], eos_token_id=ids["<eos>"])
+    return CLIPTextModel(conf)
+
+
+def train_scheduler(cfg: BaseConfig):
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start,
+                         beta_end=cfg.beta_end, beta_schedule="scaled_linear", prediction_type="epsilon",
+                         clip_sample=False)
+
+
+def sample_scheduler(cfg: BaseConfig):
+    """DDIM with SD's inference settings (steps_offset=1, set_alpha_to_one=False)."""
+    from diffusers import DDIMScheduler
+    return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start,
+                         beta_end=cfg.beta_end, beta_schedule="scaled_linear", prediction_type="epsilon",
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+class MiniSD(nn.Module):
+    """UNet + text encoder + tokenizer + schedule constants of one preset."""
+
+    def __init__(self, cfg: BaseConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = build_tokenizer(cfg)
+        self.unet = build_unet(cfg)
+        self.text_encoder = build_text_encoder(cfg, len(self.tokenizer))
+        self.register_buffer("alpha_bar", train_scheduler(cfg).alphas_cumprod.clone(), persistent=False)
+
+    def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
+        """c_t: the text encoder's last hidden state, (B, max_tokens, text_width)."""
+        if isinstance(prompts, str) or not all(isinstance(p, str) for p in prompts):
+            fail("prompts", "a list of strings", type(prompts).__name__)
+        ids = self.tokenizer(list(prompts), padding="max_length", truncation=True,
+                             max_length=self.cfg.max_tokens, return_tensors="pt").input_ids
+        return self.text_encoder(ids.to(self.alpha_bar.device)).last_hidden_state
+
+    def lock(self) -> "MiniSD":
+        """Freeze every weight: the base is locked during ControlNet training (Θ in Eq. 2)."""
+        self.requires_grad_(False)
+        self.eval()
+        return self
+
+    def save(self, path: str | Path, meta: dict | None = None) -> None:
+        from safetensors.torch import save_file
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        meta = {"config": json.dumps(asdict(self.cfg)), **(meta or {})}
+        save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MiniSD":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"no base weights at {path}; rebuild them with "
+                                    f"`python -m cnref.train base --preset cpu` (see README)")
+        with safe_open(str(path), "pt") as f:
+            conf = json.loads(f.metadata()["config"])
+        cfg = BaseConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
+        model = cls(cfg)
+        model.load_state_dict(load_file(str(path)))
+        return model
+
+
+def base_path(preset: str) -> Path:
+    check_choice("preset", preset, {"smoke", "cpu", "gpu"})
+    return WEIGHTS_DIR / f"base_{preset}.safetensors"
+
+
+def load_base(preset: str = "cpu") -> MiniSD:
+    """The shipped, locked base of a preset (offline: read from the package)."""
+    return MiniSD.load(base_path(preset)).lock()

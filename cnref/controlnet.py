@@ -1,0 +1,148 @@
+"""The ControlNet over a Stable-Diffusion-shaped UNet (paper section 3.2, Fig. 3).
+
+The trainable copy is a copy of the locked UNet's encoder: conv_in, time embedding, every down block
+and the middle block (for SD: 12 encoder blocks at 4 resolutions + the middle block). The hint
+encoder's output c_f is added to the copy's conv_in features (Eq. 2's x + Z(c; Θz1), the hint encoder's
+last zero conv playing Z1). One 1x1 zero conv (Z2) follows each of the 12 skip outputs and the middle
+block: 13 residuals that the locked decoder adds to its skips and middle features.
+
+Attribute names follow diffusers' `ControlNetModel`, so the default variant exports by a state-dict copy.
+Options (`ControlNetConfig`):
+- connections `full` | `mid_only` (small-scale training: only the middle residual; the 12 skip
+  residuals are exact zeros, so the middle one really reaches the UNet);
+- init `zero` | `gaussian` (Fig. 8b: every zero conv, Z1 and the 13 Z2, drawn from N(0, std^2));
+- lite (Fig. 8c, ControlNet-lite): each trainable block replaced by one 3x3 conv + SiLU with the
+  block's output shape; no timestep or text input reaches it;
+- hint `official` | `paper` with a resolution factor (see `cnref.hint`).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .checks import check_choice, check_positive, check_tensor, fail
+from .control import Control
+from .hint import hint_encoder
+from .zero_conv import gaussian_, zero_conv
+
+
+@dataclass(frozen=True)
+class ControlNetConfig:
+    hint: str = "official"
+    factor: int = 1               # condition size / sample size (SD: 512 / 64 = 8)
+    cond_channels: int = 3
+    connections: str = "full"     # "full" | "mid_only"
+    init: str = "zero"            # "zero" | "gaussian"
+    gaussian_std: float = 0.02
+    lite: bool = False
+
+    def __post_init__(self):
+        check_choice("hint", self.hint, {"official", "paper"})
+        check_choice("connections", self.connections, {"full", "mid_only"})
+        check_choice("init", self.init, {"zero", "gaussian"})
+        check_positive("factor", self.factor, integer=True)
+        check_positive("cond_channels", self.cond_channels, integer=True)
+        check_positive("gaussian_std", self.gaussian_std)
+
+
+def skip_shapes(unet) -> list[tuple[int, int]]:
+    """(channels, downsampling) of the 12 encoder skips, in the order the UNet produces them."""
+    chans = unet.config.block_out_channels
+    shapes = [(chans[0], 1)]
+    for i, c in enumerate(chans):
+        shapes += [(c, 2 ** i)] * unet.config.layers_per_block
+        if i < len(chans) - 1:
+            shapes.append((c, 2 ** (i + 1)))
+    return shapes
+
+
+class ControlNet(nn.Module):
+    def __init__(self, unet, cfg: ControlNetConfig = ControlNetConfig()):
+        super().__init__()
+        self.cfg = cfg
+        self.in_channels = unet.config.in_channels
+        width = unet.config.block_out_channels[0]
+        self.conv_in = copy.deepcopy(unet.conv_in)
+        self.controlnet_cond_embedding = hint_encoder(cfg.hint, width, cfg.factor, cfg.cond_channels)
+        shapes = skip_shapes(unet)
+        if cfg.lite:
+            # one conv per skip output, from the previous one, with the block's stride and width
+            prev = [(width, 1)] + shapes[1:-1]
+            self.lite_blocks = nn.ModuleList(
+                nn.Conv2d(pc, c, 3, stride=d // pd, padding=1) for (pc, pd), (c, d) in zip(prev, shapes[1:]))
+            self.lite_mid = nn.Conv2d(shapes[-1][0], shapes[-1][0], 3, padding=1)
+        else:
+            self.time_proj = copy.deepcopy(unet.time_proj)
+            self.time_embedding = copy.deepcopy(unet.time_embedding)
+            self.down_blocks = copy.deepcopy(unet.down_blocks)
+            self.mid_block = copy.deepcopy(unet.mid_block)
+        if cfg.connections == "full":
+            self.controlnet_down_blocks = nn.ModuleList(zero_conv(c) for c, _ in shapes)
+        self.controlnet_mid_block = zero_conv(shapes[-1][0])
+        if cfg.init == "gaussian":
+            for z in self.zero_convs():
+                gaussian_(z, cfg.gaussian_std)
+        self.requires_grad_(True)
+
+    def zero_convs(self) -> list[nn.Conv2d]:
+        """Z1 (the hint encoder's last conv) and the output zero convs Z2."""
+        out = [self.controlnet_cond_embedding.conv_out]
+        if self.cfg.connections == "full":
+            out += list(self.controlnet_down_blocks)
+        return out + [self.controlnet_mid_block]
+
+    def forward(self, z_t: torch.Tensor, t, c_t: torch.Tensor, cond: torch.Tensor) -> Control:
+        """The 13 residuals for the locked UNet, given noisy sample z_t, timestep t, text c_t, condition c_i."""
+        check_tensor("z_t", z_t, ndim=4, channels=self.in_channels)
+        b, _, h, w = z_t.shape
+        check_tensor("cond", cond, ndim=4, batch=b, channels=self.cfg.cond_channels,
+                     size=(h * self.cfg.factor, w * self.cfg.factor))
+        check_tensor("c_t", c_t, ndim=3, batch=b)
+        x = self.conv_in(z_t) + self.controlnet_cond_embedding(cond)   # x + Z(c; Θz1), c = E(c_i)
+        skips, h_mid = self._lite(x) if self.cfg.lite else self._copy(x, t, c_t)
+        if self.cfg.connections == "full":
+            down = tuple(z(s) for z, s in zip(self.controlnet_down_blocks, skips))
+        else:
+            down = tuple(torch.zeros_like(s) for s in skips)
+        return Control(down, self.controlnet_mid_block(h_mid))
+
+    def _copy(self, h, t, c_t):
+        """F(.; Θc): the trainable copy of the UNet encoder and middle block."""
+        t = torch.as_tensor(t, device=h.device)
+        t = t.expand(h.shape[0]) if t.ndim <= 1 and t.numel() == 1 else t
+        if t.shape != (h.shape[0],):
+            fail("t", f"a scalar or {h.shape[0]} timesteps", f"shape {tuple(t.shape)}")
+        emb = self.time_embedding(self.time_proj(t).to(h.dtype))
+        skips = (h,)
+        for block in self.down_blocks:
+            if getattr(block, "has_cross_attention", False):
+                h, res = block(hidden_states=h, temb=emb, encoder_hidden_states=c_t)
+            else:
+                h, res = block(hidden_states=h, temb=emb)
+            skips += res
+        if getattr(self.mid_block, "has_cross_attention", False):
+            h = self.mid_block(h, emb, encoder_hidden_states=c_t)
+        else:
+            h = self.mid_block(h, emb)
+        return skips, h
+
+    def _lite(self, h):
+        skips = [h]
+        for conv in self.lite_blocks:
+            h = F.silu(conv(h))
+            skips.append(h)
+        return tuple(skips), F.silu(self.lite_mid(h))
+
+
+def unlock_decoder(unet) -> list[nn.Parameter]:
+    """Large-scale training: make the locked UNet's decoder trainable too; returns its parameters."""
+    params = []
+    for m in (unet.up_blocks, unet.conv_norm_out, unet.conv_out):
+        if m is not None:
+            m.requires_grad_(True)
+            params += list(m.parameters())
+    return params

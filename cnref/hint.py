@@ -1,0 +1,88 @@
+"""The hint encoder E: c_f = E(c_i) maps an image-space condition to the UNet's feature space.
+
+Two readings of the paper disagree, so both are here, by name:
+
+- `official` (lllyasviel/ControlNet cldm.py, = diffusers' ControlNetConditioningEmbedding): eight 3x3
+  convs with SiLU, channels 3-16-16-32-32-96-96-256, stride 2 at 16->32, 32->96 and 96->256 (8x down),
+  then a zero-initialised 3x3 conv to the UNet width. For a factor f < 8 the channel list is cut to
+  its first 1 + log2(f) entries (f = 1: 3 -> 16 -> width, no downsampling).
+- `paper` (section 3.2 text): four 4x4 convs, ReLU, 16/32/64/128 channels, Gaussian init. Four
+  stride-2 layers give 16x, not the 8x that 512 -> 64 needs; here the first log2(f) layers have
+  stride 2 and the rest stride 1, so f is explicit. Gaussian init is He-normal, std = sqrt(2 / fan_in)
+  (the text gives no std; a fixed small std vanishes through four ReLU layers). A zero 1x1 conv (Z1 of
+  Eq. 2) maps the 128 channels to the UNet width.
+
+Either output is added to the trainable copy's first-conv features (the official code adds, not concatenates).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
+from torch import nn
+from torch.nn import functional as F
+
+from .checks import check_choice, check_positive, check_tensor, fail
+from .zero_conv import zero_conv
+
+VARIANTS = {"official", "paper"}
+OFFICIAL_CHANNELS = (16, 32, 96, 256)
+PAPER_CHANNELS = (16, 32, 64, 128)
+
+
+def _log2_factor(factor: int, max_factor: int) -> int:
+    check_positive("factor", factor, integer=True)
+    n = int(math.log2(factor))
+    if 2 ** n != factor or factor > max_factor:
+        fail("factor", f"a power of two <= {max_factor}", factor)
+    return n
+
+
+def official_channels(factor: int) -> tuple[int, ...]:
+    return OFFICIAL_CHANNELS[: 1 + _log2_factor(factor, 8)]
+
+
+class OfficialHintEncoder(ControlNetConditioningEmbedding):
+    """diffusers' module itself (same parameter names, so export is a state-dict copy), with checks."""
+    variant = "official"
+
+    def __init__(self, out_channels: int, factor: int = 8, cond_channels: int = 3):
+        super().__init__(out_channels, cond_channels, official_channels(factor))
+        self.factor, self.cond_channels = factor, cond_channels
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        check_tensor("cond", c, ndim=4, channels=self.cond_channels)
+        return super().forward(c)
+
+
+class PaperHintEncoder(nn.Module):
+    variant = "paper"
+
+    def __init__(self, out_channels: int, factor: int = 16, cond_channels: int = 3):
+        super().__init__()
+        n_down = _log2_factor(factor, 16)
+        chans = (cond_channels,) + PAPER_CHANNELS
+        self.convs = nn.ModuleList(
+            nn.Conv2d(chans[k], chans[k + 1], kernel_size=4, stride=2 if k < n_down else 1,
+                      padding=1 if k < n_down else 0) for k in range(4))
+        for conv in self.convs:
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        self.conv_out = zero_conv(PAPER_CHANNELS[-1], out_channels)
+        self.factor, self.cond_channels = factor, cond_channels
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        check_tensor("cond", c, ndim=4, channels=self.cond_channels)
+        for conv in self.convs:
+            if conv.stride[0] == 1:     # 'same' padding for an even kernel: one more on the far side
+                c = F.pad(c, (1, 2, 1, 2))
+            c = torch.relu(conv(c))
+        return self.conv_out(c)
+
+
+def hint_encoder(variant: str, out_channels: int, factor: int, cond_channels: int = 3) -> nn.Module:
+    """E: (B, cond_channels, H*factor, W*factor) -> (B, out_channels, H, W), last layer zero."""
+    check_choice("hint", variant, VARIANTS)
+    cls = OfficialHintEncoder if variant == "official" else PaperHintEncoder
+    return cls(out_channels, factor, cond_channels)

@@ -1,0 +1,58 @@
+"""diffusers interop: a cnref ControlNet <-> diffusers' `ControlNetModel`, and a pipeline to run it in.
+
+The default variant (official hint encoder, zero/gaussian init, full or mid-only connections) has the
+same parameter names as `ControlNetModel`, so export is `from_unet` + a strict state-dict copy. A
+mid-only ControlNet exports with zero skip convs, which output exact zeros: the same model. The
+`paper` hint encoder and `lite` have no diffusers counterpart and refuse to export.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .checks import fail
+from .controlnet import ControlNet, ControlNetConfig, skip_shapes
+from .hint import OFFICIAL_CHANNELS, official_channels
+from .zero_conv import zero_conv
+
+
+def to_diffusers(net: ControlNet, unet):
+    """A `diffusers.ControlNetModel` computing exactly what `net` computes over `unet`."""
+    from diffusers import ControlNetModel
+    if net.cfg.lite:
+        fail("net", "a ControlNet with a full trainable copy (diffusers has no ControlNet-lite)", "lite=True")
+    if net.cfg.hint != "official":
+        fail("net.cfg.hint", "'official' (diffusers has only the official hint encoder)", repr(net.cfg.hint))
+    model = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(net.cfg.factor),
+                                      conditioning_channels=net.cfg.cond_channels)
+    state = dict(net.state_dict())
+    if net.cfg.connections == "mid_only":
+        for k, (c, _) in enumerate(skip_shapes(unet)):
+            z = zero_conv(c)
+            state[f"controlnet_down_blocks.{k}.weight"], state[f"controlnet_down_blocks.{k}.bias"] = z.weight, z.bias
+    model.load_state_dict(state, strict=True)
+    return model.to(next(net.parameters()).dtype)
+
+
+def from_diffusers(model, unet) -> ControlNet:
+    """A cnref ControlNet (official hint, full connections) with a `ControlNetModel`'s weights."""
+    chans = tuple(model.config.conditioning_embedding_out_channels)
+    if chans != OFFICIAL_CHANNELS[: len(chans)]:
+        fail("model.config.conditioning_embedding_out_channels", f"a prefix of {OFFICIAL_CHANNELS}", chans)
+    if model.config.global_pool_conditions:
+        fail("model.config.global_pool_conditions", "False", True)
+    cfg = ControlNetConfig(hint="official", factor=2 ** (len(chans) - 1),
+                           cond_channels=model.config.conditioning_channels)
+    net = ControlNet(unet, cfg)
+    net.load_state_dict(model.state_dict(), strict=True)
+    return net
+
+
+def save_pretrained(net: ControlNet, unet, path: str | Path) -> None:
+    to_diffusers(net, unet).save_pretrained(str(path))
+
+
+def load_pretrained(path: str | Path, unet) -> ControlNet:
+    from diffusers import ControlNetModel
+    return from_diffusers(ControlNetModel.from_pretrained(str(path)), unet)

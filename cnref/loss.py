@@ -1,0 +1,60 @@
+"""The training objective, Eq. 3 of the paper:
+
+    L = E_{z_0, t, c_t, c_f, eps ~ N(0,1)} [ || eps - eps_theta(z_t, t, c_t, c_f) ||_2^2 ]
+
+with z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps (the forward process) and, during training,
+50% of the text prompts c_t replaced by empty strings so that the ControlNet learns to read the
+condition c_f by itself.
+"""
+from __future__ import annotations
+
+import torch
+
+from .checks import check_choice, check_positive, check_probability, check_tensor, fail
+
+
+def drop_prompts(prompts: list[str], p: float = 0.5, generator: torch.Generator | None = None) -> list[str]:
+    """Replace each prompt by "" with probability p (the paper's 50% prompt dropout)."""
+    check_probability("p", p)
+    if isinstance(prompts, str):
+        fail("prompts", "a list of strings", "a single str")
+    keep = torch.rand(len(prompts), generator=generator) >= p
+    return [c if k else "" for c, k in zip(prompts, keep.tolist())]
+
+
+def sample_noise(z_0: torch.Tensor, offset: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+    """eps ~ N(0, I), plus `offset` * N(0, 1) constant per image and channel (offset noise).
+
+    Offset noise lets the model change an image's mean colour, which SD's betas otherwise leak at t = T
+    (DESIGN.md section 2); the regression target of Eq. 3 stays the noise that was added.
+    """
+    eps = torch.randn(z_0.shape, generator=generator, dtype=z_0.dtype).to(z_0.device)
+    if offset:
+        eps = eps + offset * torch.randn(z_0.shape[:2] + (1, 1), generator=generator, dtype=z_0.dtype).to(z_0.device)
+    return eps
+
+
+def sample_timesteps(batch: int, T: int, kind: str = "uniform", generator: torch.Generator | None = None,
+                     device=None) -> torch.Tensor:
+    """t ~ U{0..T-1} (the paper), or `high_t`: t = T-1-floor(T*u^2), biased to large t (issue #628)."""
+    check_choice("kind", kind, {"uniform", "high_t"})
+    check_positive("batch", batch, integer=True)
+    if kind == "uniform":
+        t = torch.randint(0, T, (batch,), generator=generator)
+    else:
+        u = torch.rand(batch, generator=generator)
+        t = (T - 1 - (T * u ** 2).long()).clamp(0, T - 1)
+    return t.to(device)
+
+
+def add_noise(z_0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
+    """Forward process: z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps."""
+    a = alpha_bar.to(z_0.device)[t].to(z_0.dtype).view(-1, *([1] * (z_0.ndim - 1)))
+    return a.sqrt() * z_0 + (1 - a).sqrt() * eps
+
+
+def eps_loss(eps: torch.Tensor, eps_pred: torch.Tensor) -> torch.Tensor:
+    """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2, averaged over pixels and batch."""
+    if eps.shape != eps_pred.shape:
+        fail("eps_pred", f"shape {tuple(eps.shape)} (the noise's)", f"shape {tuple(eps_pred.shape)}")
+    return torch.mean((eps.float() - eps_pred.float()) ** 2)

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The README's two commands, on a fresh machine (each sets up .venv first if it is missing):
+#   bash run.sh experiment    the default experiment (sudden convergence, cpu preset, 3 seeds)
+#   bash run.sh test          all tests and all notebooks (smoke mode)
+set -euo pipefail
+cd "$(dirname "$0")"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+. .venv/bin/activate
+if ! python -c "import cnref, pytest, nbmake, jupytext" 2>/dev/null; then
+    pip install -q --upgrade pip
+    pip install -q torch==2.13.0          # CPU build: a range in pyproject keeps it
+    pip install -q -e ".[dev]"
+fi
+case "${1:-}" in
+    test)
+        jupytext --quiet --to ipynb notebooks/*.py
+        CNREF_SMOKE=1 python -m pytest -q tests --nbmake notebooks/*.ipynb
+        ;;
+    experiment)
+        shift
+        python -m cnref.experiments run sudden_convergence --preset cpu --seeds 0 1 2 "$@"
+        ;;
+    *)
+        echo "usage: bash run.sh test | experiment" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+def tiny_unet(kind: str, seed: int = 0):
+    """Two UNet configs: cnref's own smoke base, and SD1.5's block topology at tiny width."""
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(seed)
+    if kind == "cnref":
+        from cnref.base import BaseConfig, build_unet
+        return build_unet(BaseConfig.smoke()).eval()
+    if kind == "sd15":
+        return UNet2DConditionModel(
+            sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16, 32, 32),
+            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+            layers_per_block=2, cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4).eval()
+    raise ValueError(kind)
+
+
+@pytest.fixture(params=["cnref", "sd15"])
+def unet(request):
+    return tiny_unet(request.param)
+
+
+def inputs(unet, batch=2, factor=1, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    s = unet.config.sample_size
+    z_t = torch.randn(batch, unet.config.in_channels, s, s, generator=g)
+    t = torch.randint(0, 1000, (batch,), generator=g)
+    c_t = torch.randn(batch, 5, unet.config.cross_attention_dim, generator=g)
+    cond = torch.rand(batch, 3, s * factor, s * factor, generator=g)
+    return z_t, t, c_t, cond
+
+
+def randomize_zero_convs(net, seed=2, std=0.1):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for z in net.zero_convs():
+            z.weight.copy_(torch.randn(z.weight.shape, generator=g) * std)
+            z.bias.copy_(torch.randn(z.bias.shape, generator=g) * std)

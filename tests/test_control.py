@@ -1,0 +1,76 @@
+"""Connection scales against the paper's and the codes' formulas; composition is a plain sum."""
+import pytest
+import torch
+from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
+
+from cnref.control import Control, compose, connection_scales, controlled_unet
+from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.interop import to_diffusers
+
+from conftest import inputs, randomize_zero_convs, tiny_unet
+
+SD_SIZES = [64] * 3 + [32] * 3 + [16] * 3 + [8] * 3 + [8]   # SD1.5's 13 connections at 64x64 latents
+
+
+def test_guess_mode_official():
+    w = connection_scales("guess_official", strength=1.0)
+    assert torch.allclose(w.double(), torch.tensor([0.825 ** (12 - i) for i in range(13)], dtype=torch.float64))
+    assert w[-1] == 1.0 and abs(w[0] - 0.825 ** 12) < 1e-7
+
+
+def test_guess_mode_diffusers_is_logspace_and_differs_from_official():
+    w = connection_scales("guess_diffusers", strength=2.0)
+    assert torch.allclose(w, 2.0 * torch.tensor([10 ** (-1 + i / 12) for i in range(13)]))
+    # 0.825 vs 10 ** (-1/12) = 0.8254: close, not equal (largest gap 9e-4, at the middle connections)
+    gap = (w / 2 - connection_scales("guess_official")).abs().max().item()
+    assert 5e-4 < gap < 1e-3
+
+
+def test_resolution_weighting_is_64_over_h():
+    w = connection_scales("resolution", sizes=SD_SIZES)
+    assert w.tolist() == [64 / h for h in SD_SIZES] == [1] * 3 + [2] * 3 + [4] * 3 + [8] * 4
+
+
+def test_resolution_weighting_generalises_to_hmax():
+    sizes = [32] * 3 + [16] * 3 + [8] * 3 + [4] * 4
+    assert connection_scales("resolution", strength=0.5, sizes=sizes).tolist() == [0.5 * 32 / h for h in sizes]
+
+
+def test_uniform_strength():
+    assert connection_scales("uniform", strength=1.5).tolist() == [1.5] * 13
+
+
+def _two_controls(unet, seed=0):
+    nets = []
+    for k in range(2):
+        net = ControlNet(unet)
+        randomize_zero_convs(net, seed=seed + k)
+        nets.append(net.eval())
+    return nets
+
+
+def test_multi_control_is_the_sum_of_single_controls():
+    unet = tiny_unet("cnref")
+    nets = _two_controls(unet)
+    z_t, t, c_t, cond = inputs(unet)
+    cond2 = torch.rand_like(cond)
+    with torch.no_grad():
+        c1, c2 = nets[0](z_t, t, c_t, cond), nets[1](z_t, t, c_t, cond2)
+        both = compose([c1, c2])
+        for r, a, b in zip(both.residuals, c1.residuals, c2.residuals):
+            assert torch.equal(r, a + b)
+        weighted = compose([c1, c2], weights=[0.3, 0.7])
+        assert torch.allclose(weighted.mid, 0.3 * c1.mid + 0.7 * c2.mid)
+        # and diffusers' MultiControlNetModel on the exported models sums the same residuals
+        multi = MultiControlNetModel([to_diffusers(n, unet) for n in nets])
+        down, mid = multi(z_t, t, c_t, [cond, cond2], [1.0, 1.0], return_dict=False)
+        assert max((a - b).abs().max().item() for a, b in zip(both.residuals, (*down, mid))) <= 1e-5
+        eps = controlled_unet(unet, z_t, t, c_t, both)
+        assert (eps - unet(z_t, t, c_t, down_block_additional_residuals=down,
+                            mid_block_additional_residual=mid).sample).abs().max() <= 1e-5
+
+
+def test_scaled_rejects_wrong_length():
+    c = Control(tuple(torch.ones(1, 1, 2, 2) for _ in range(12)), torch.ones(1, 1, 1, 1))
+    with pytest.raises(ValueError, match="`w`.*13.*shape \\(5,\\)"):
+        c.scaled(torch.ones(5))

@@ -1,0 +1,144 @@
+"""cnref's ControlNet vs diffusers' ControlNetModel, identity at init, gradient flow, export."""
+import pytest
+import torch
+from diffusers import ControlNetModel
+
+from cnref.control import Control, connection_scales, controlled_unet
+from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.interop import from_diffusers, load_pretrained, save_pretrained, to_diffusers
+
+from conftest import inputs, randomize_zero_convs, tiny_unet
+
+TOL = 1e-5
+
+
+@pytest.mark.parametrize("factor", [1, 8])
+def test_identity_at_init(unet, factor):
+    net = ControlNet(unet, ControlNetConfig(factor=factor))
+    z_t, t, c_t, cond = inputs(unet, factor=factor)
+    with torch.no_grad():
+        ctl = net(z_t, t, c_t, cond)
+        assert len(ctl.residuals) == 13
+        assert all(torch.count_nonzero(r) == 0 for r in ctl.residuals)
+        assert torch.equal(controlled_unet(unet, z_t, t, c_t, ctl), controlled_unet(unet, z_t, t, c_t))
+
+
+@pytest.mark.parametrize("factor", [1, 2, 8])
+def test_matches_diffusers_controlnetmodel(unet, factor):
+    """Same weights (random zero convs), independent forward code: residuals and eps within 1e-5."""
+    from cnref.hint import official_channels
+    ref = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(factor)).eval()
+    randomize_zero_convs(_Wrap(ref))
+    net = ControlNet(unet, ControlNetConfig(factor=factor))
+    net.load_state_dict(ref.state_dict(), strict=True)
+    net.eval()
+    z_t, t, c_t, cond = inputs(unet, factor=factor)
+    with torch.no_grad():
+        ours = net(z_t, t, c_t, cond)
+        down, mid = ref(z_t, t, c_t, cond, return_dict=False)
+        diffs = [(a - b).abs().max().item() for a, b in zip(ours.residuals, (*down, mid))]
+        assert max(diffs) <= TOL, diffs
+        assert min(r.abs().max().item() for r in ours.residuals) > 1e-3    # the comparison is not vacuous
+        eps_ours = controlled_unet(unet, z_t, t, c_t, ours)
+        eps_ref = unet(z_t, t, c_t, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample
+        assert (eps_ours - eps_ref).abs().max().item() <= TOL
+        # guess mode and conditioning scale: diffusers' logspace(-1, 0, 13) * scale
+        down_g, mid_g = ref(z_t, t, c_t, cond, conditioning_scale=0.7, guess_mode=True, return_dict=False)
+        ours_g = ours.scaled(connection_scales("guess_diffusers", strength=0.7))
+        assert max((a - b).abs().max().item() for a, b in zip(ours_g.residuals, (*down_g, mid_g))) <= TOL
+
+
+class _Wrap:
+    """Lists the zero convs of a diffusers ControlNetModel like cnref's ControlNet.zero_convs()."""
+    def __init__(self, m):
+        self.m = m
+
+    def zero_convs(self):
+        return [self.m.controlnet_cond_embedding.conv_out, *self.m.controlnet_down_blocks, self.m.controlnet_mid_block]
+
+
+def test_mid_only_reaches_the_unet():
+    """diffusers ignores a middle residual passed alone; cnref's mid-only control must change eps."""
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet, ControlNetConfig(connections="mid_only"))
+    randomize_zero_convs(net)
+    z_t, t, c_t, cond = inputs(unet)
+    with torch.no_grad():
+        ctl = net(z_t, t, c_t, cond)
+        assert all(torch.count_nonzero(r) == 0 for r in ctl.down)
+        plain = unet(z_t, t, c_t).sample
+        assert torch.equal(unet(z_t, t, c_t, mid_block_additional_residual=ctl.mid).sample, plain)  # the trap
+        assert (controlled_unet(unet, z_t, t, c_t, ctl) - plain).abs().max() > 1e-3
+        # and it equals the exported diffusers model, whose skip convs are zero
+        down, mid = to_diffusers(net, unet)(z_t, t, c_t, cond, return_dict=False)
+        assert (controlled_unet(unet, z_t, t, c_t, ctl) - controlled_unet(unet, z_t, t, c_t, Control(tuple(down), mid))).abs().max() <= TOL
+
+
+def test_export_round_trip(tmp_path, unet):
+    net = ControlNet(unet, ControlNetConfig(factor=2))
+    randomize_zero_convs(net)
+    save_pretrained(net, unet, tmp_path / "cn")
+    back = load_pretrained(tmp_path / "cn", unet)
+    z_t, t, c_t, cond = inputs(unet, factor=2)
+    with torch.no_grad():
+        a, b = net(z_t, t, c_t, cond), back(z_t, t, c_t, cond)
+    assert all(torch.equal(x, y) for x, y in zip(a.residuals, b.residuals))
+    assert from_diffusers(to_diffusers(net, unet), unet).cfg == net.cfg
+
+
+@pytest.mark.parametrize("cfg", [ControlNetConfig(lite=True), ControlNetConfig(hint="paper", factor=16)])
+def test_variants_without_diffusers_counterpart_refuse_export(cfg):
+    unet = tiny_unet("cnref")
+    with pytest.raises(ValueError, match="diffusers"):
+        to_diffusers(ControlNet(unet, cfg), unet)
+
+
+@pytest.mark.parametrize("cfg", [ControlNetConfig(lite=True), ControlNetConfig(hint="paper", factor=4),
+                                 ControlNetConfig(connections="mid_only")])
+def test_variants_identity_at_init(cfg):
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet, cfg)
+    z_t, t, c_t, cond = inputs(unet, factor=cfg.factor)
+    with torch.no_grad():
+        assert torch.equal(controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)), unet(z_t, t, c_t).sample)
+
+
+def test_gaussian_init_is_not_identity():
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet, ControlNetConfig(init="gaussian", gaussian_std=0.05))
+    stds = [z.weight.std().item() for z in net.zero_convs()]
+    assert all(0.02 < s < 0.1 for s in stds), stds
+    z_t, t, c_t, cond = inputs(unet)
+    with torch.no_grad():
+        assert (controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)) - unet(z_t, t, c_t).sample).abs().max() > 1e-4
+
+
+def test_gradient_flow_over_the_unet():
+    """Step 1: only the 13 output zero convs get gradient; step 2: the copy and Z1; step 3: E's inner convs."""
+    unet = tiny_unet("cnref").requires_grad_(False)
+    net = ControlNet(unet)
+    opt = torch.optim.SGD(net.parameters(), lr=0.5)
+    z_t, t, c_t, cond = inputs(unet)
+    target = torch.randn_like(z_t)
+    outs = [*net.controlnet_down_blocks, net.controlnet_mid_block]
+    hint = net.controlnet_cond_embedding
+    inner_hint = [p for n, p in hint.named_parameters() if not n.startswith("conv_out")]
+    copy = [*net.down_blocks.parameters(), *net.mid_block.parameters(), *net.conv_in.parameters()]
+
+    def grads():
+        opt.zero_grad(set_to_none=False)
+        ((controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)) - target) ** 2).mean().backward()
+
+    def any_nonzero(ps):
+        return any(torch.count_nonzero(p.grad) > 0 for p in ps)
+
+    grads()
+    assert all(torch.count_nonzero(p.grad) > 0 for z in outs for p in z.parameters())
+    assert not any_nonzero(copy) and not any_nonzero(hint.parameters())
+    assert all(p.grad is None for p in unet.parameters())
+    opt.step()
+    grads()
+    assert any_nonzero(copy) and any_nonzero(hint.conv_out.parameters()) and not any_nonzero(inner_hint)
+    opt.step()
+    grads()
+    assert any_nonzero(inner_hint)

@@ -1,0 +1,67 @@
+"""Classifier-free guidance with control in both / the conditional branch / with resolution weights."""
+import pytest
+import torch
+
+from cnref.control import Control, connection_scales, controlled_unet
+from cnref.controlnet import ControlNet
+from cnref.guidance import cfg, guided_eps
+
+from conftest import inputs, randomize_zero_convs, tiny_unet
+
+
+@pytest.fixture
+def setup():
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet)
+    randomize_zero_convs(net)
+    z_t, t, c_t, cond = inputs(unet, batch=2)
+    c_uc = torch.randn_like(c_t)
+    return unet, net.eval(), z_t, t, c_t, c_uc, cond
+
+
+def test_cfg_formula():
+    uc, c = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(cfg(uc, c, 7.5), uc + 7.5 * (c - uc))
+    torch.testing.assert_close(cfg(uc, c, 1.0), c)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("mode", ["both", "cond_only", "cond_only_weighted"])
+def test_modes_against_manual_branches(setup, mode):
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    beta = 5.0
+    got = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=beta, mode=mode)
+    ctl_c = net(z_t, t, c_t, cond)
+    if mode == "cond_only_weighted":
+        ctl_c = ctl_c.scaled(connection_scales("resolution", sizes=ctl_c.sizes))
+    eps_c = controlled_unet(unet, z_t, t, c_t, ctl_c)
+    ctl_uc = net(z_t, t, c_uc, cond) if mode == "both" else None
+    eps_uc = controlled_unet(unet, z_t, t, c_uc, ctl_uc)
+    assert (got - (eps_uc + beta * (eps_c - eps_uc))).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_modes_differ_and_beta_one_is_conditional(setup):
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    outs = {m: guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=5.0, mode=m)
+            for m in ["both", "cond_only", "cond_only_weighted"]}
+    assert (outs["both"] - outs["cond_only"]).abs().max() > 1e-4
+    assert (outs["cond_only"] - outs["cond_only_weighted"]).abs().max() > 1e-4
+    one = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=1.0)
+    assert torch.equal(one, controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)))
+
+
+@torch.no_grad()
+def test_guess_mode_scales_pass_through(setup):
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    w = connection_scales("guess_official")
+    got = guided_eps(unet, [(net, cond)], z_t, t, c_uc, c_uc, beta=3.0, mode="cond_only", scales=w)
+    eps_c = controlled_unet(unet, z_t, t, c_uc, net(z_t, t, c_uc, cond).scaled(w))
+    eps_uc = unet(z_t, t, c_uc).sample
+    assert (got - (eps_uc + 3.0 * (eps_c - eps_uc))).abs().max() <= 1e-5
+
+
+def test_unknown_mode(setup):
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    with pytest.raises(ValueError, match="`mode`.*'sideways'"):
+        guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, mode="sideways")

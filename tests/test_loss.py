@@ -1,0 +1,64 @@
+"""Eq. 3 pieces: prompt dropout rate, forward process, loss."""
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from cnref.base import BaseConfig, train_scheduler
+from cnref.loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
+
+
+@pytest.mark.parametrize("p", [0.5, 0.1, 0.0, 1.0])
+def test_prompt_dropout_rate_within_binomial_tolerance(p):
+    n = 20_000
+    out = drop_prompts(["a prompt"] * n, p, torch.Generator().manual_seed(0))
+    rate = sum(o == "" for o in out) / n
+    assert abs(rate - p) <= 4 * math.sqrt(p * (1 - p) / n) + 1e-12
+    assert set(out) <= {"", "a prompt"}
+
+
+def test_prompt_dropout_reproducible_and_default_half():
+    prompts = [f"p{i}" for i in range(100)]
+    a = drop_prompts(prompts, generator=torch.Generator().manual_seed(3))
+    b = drop_prompts(prompts, generator=torch.Generator().manual_seed(3))
+    assert a == b and 25 < sum(x == "" for x in a) < 75
+
+
+def test_forward_process_matches_diffusers_scheduler():
+    sched = train_scheduler(BaseConfig.cpu())
+    z_0, eps = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4)
+    t = torch.tensor([0, 1, 10, 100, 500, 900, 998, 999])
+    torch.testing.assert_close(add_noise(z_0, eps, t, sched.alphas_cumprod), sched.add_noise(z_0, eps, t))
+
+
+def test_sd_schedule_constants():
+    ab = train_scheduler(BaseConfig.cpu()).alphas_cumprod
+    betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2   # scaled-linear
+    torch.testing.assert_close(ab.double(), torch.cumprod(1 - betas, 0), rtol=1e-5, atol=1e-7)
+    assert abs(ab[-1].sqrt().item() - 0.068) < 0.001     # the leak at t = T (DESIGN.md section 2)
+
+
+def test_eps_loss_is_mse():
+    a, b = torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)
+    torch.testing.assert_close(eps_loss(a, b), F.mse_loss(a, b))
+    with pytest.raises(ValueError, match="eps_pred"):
+        eps_loss(a, b[:, :2])
+
+
+def test_offset_noise_adds_a_per_channel_constant():
+    z = torch.zeros(4000, 3, 8, 8)
+    plain = sample_noise(z, 0.0, torch.Generator().manual_seed(0))
+    off = sample_noise(z, 0.5, torch.Generator().manual_seed(0))
+    assert torch.equal(plain, sample_noise(z, 0.0, torch.Generator().manual_seed(0)))
+    # the per-image channel mean has variance 1/64 + offset^2
+    assert abs(off.mean(dim=(2, 3)).var().item() - (1 / 64 + 0.25)) < 0.02
+    assert abs(plain.mean(dim=(2, 3)).var().item() - 1 / 64) < 0.002
+
+
+def test_timestep_sampling():
+    g = torch.Generator().manual_seed(0)
+    u = sample_timesteps(50_000, 1000, "uniform", g)
+    h = sample_timesteps(50_000, 1000, "high_t", g)
+    assert u.min() >= 0 and u.max() <= 999 and abs(u.float().mean().item() - 499.5) < 5
+    assert h.min() >= 0 and h.max() <= 999 and h.float().mean().item() > 640   # E = T - T/3
