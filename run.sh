@@ -22,8 +22,13 @@ case "${1:-}" in
         shift
         python -m cnref.experiments run sudden_convergence --preset cpu --seeds 0 1 2 "$@"
         ;;
+    gpu)
+        # the gpu preset, one command: pretrain the 64x64 base (resumes), then the default experiment
+        python -m cnref.train base --preset gpu
+        python -m cnref.experiments run sudden_convergence --preset gpu --seeds 0 1 2
+        ;;
     *)
-        echo "usage: bash run.sh test | experiment" >&2
+        echo "usage: bash run.sh test | experiment | gpu" >&2
         exit 2
         ;;
 esac

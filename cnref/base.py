@@ -164,3 +164,20 @@ def base_path(preset: str) -> Path:
 def load_base(preset: str = "cpu") -> MiniSD:
     """The shipped, locked base of a preset (offline: read from the package)."""
     return MiniSD.load(base_path(preset)).lock()
+
+
+def sd15_unet(width: int = 320, cross_attention_dim: int = 768, sample_size: int = 64, heads: int = 8,
+              norm_groups: int = 32):
+    """Stable Diffusion 1.5's UNet topology (diffusers' defaults) at a chosen base width.
+
+    width=320, cross_attention_dim=768 is SD1.5 itself (859.5M parameters, random weights); a small
+    width keeps the exact block structure (3 cross-attention levels + a plain one, 13 connections).
+    """
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(
+        sample_size=sample_size, in_channels=4, out_channels=4,
+        block_out_channels=(width, 2 * width, 4 * width, 4 * width),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        layers_per_block=2, cross_attention_dim=cross_attention_dim, attention_head_dim=heads,
+        norm_num_groups=norm_groups)

@@ -151,3 +151,21 @@ def grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> torch.Tensor:
         r, q = divmod(k, ncol)
         out[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = images[k]
     return out
+
+
+PROMPT_SETTINGS = {"perfect", "none", "insufficient", "conflicting"}
+
+
+def prompts_for_setting(batch: dict, setting: str) -> list[str]:
+    """The paper's four prompt settings (Fig. 8): none, insufficient ("circle"), conflicting, perfect."""
+    check_choice("setting", setting, PROMPT_SETTINGS)
+    if setting == "perfect":
+        return list(batch["prompt"])
+    if setting == "none":
+        return [""] * len(batch["prompt"])
+    if setting == "insufficient":
+        return ["circle"] * len(batch["prompt"])
+    # conflicting: the two colours swapped with others, shifted through the palette
+    n = len(COLOR_NAMES)
+    return [prompt_for((f + 5) % n, (b + 5) % n if (b + 5) % n != (f + 5) % n else (b + 6) % n)
+            for f, b in zip(batch["fill"].tolist(), batch["background"].tolist())]

@@ -46,8 +46,16 @@ def versions() -> dict:
     return out
 
 
+def _program() -> str:
+    """`python -m cnref.x` for a module of this package run as a script, else argv[0]."""
+    prog = Path(sys.argv[0])
+    pkg = Path(__file__).resolve().parent
+    if prog.suffix == ".py" and prog.resolve().parent == pkg:
+        return f"python -m cnref.{prog.stem}"
+    return sys.argv[0]
+
+
 def provenance(**extra) -> dict:
-    return {"command": " ".join([Path(sys.argv[0]).name if sys.argv[0].endswith("__main__.py") else sys.argv[0]]
-                                + sys.argv[1:]),
+    return {"command": " ".join([_program()] + sys.argv[1:]),
             "commit": git_commit(), "device": device_name(), "versions": versions(),
             "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **extra}

@@ -17,7 +17,9 @@ import torch
 
 from .base import BaseConfig, MiniSD, base_path
 from .checks import check_positive
-from .data import TRAIN_SEED, Fill50K, batch_at
+from .control import controlled_unet
+from .controlnet import ControlNet, ControlNetConfig, unlock_decoder
+from .data import TRAIN_SEED, VAL_SEED, Fill50K, batch_at
 from .ema import EMA
 from .loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
 from .provenance import provenance
@@ -78,6 +80,14 @@ class BaseTrainConfig:
     seed: int = 0
     ckpt_every: int = 100
 
+    @staticmethod
+    def preset_default(preset: str, **over) -> "BaseTrainConfig":
+        """cpu: ~25 min on 2 cores. gpu: 1M images at 64x64 (~15 min on an H100, DESIGN.md section 2)."""
+        base = {"smoke": BaseTrainConfig(preset="smoke", steps=300, batch_size=32),
+                "cpu": BaseTrainConfig(preset="cpu"),
+                "gpu": BaseTrainConfig(preset="gpu", steps=4000, batch_size=256, ckpt_every=250)}[preset]
+        return replace(base, **over)
+
 
 class BasePretraining(L.LightningModule):
     """Trains the mini SD (UNet + text encoder jointly) with Eq. 3 on procedural Fill50K."""
@@ -130,6 +140,180 @@ def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
     return weights
 
 
+# ----------------------------------------------------------------------------------- ControlNet
+@dataclass(frozen=True)
+class ControlNetTrainConfig:
+    preset: str = "cpu"
+    steps: int = 500
+    batch_size: int = 64
+    accumulate: int = 1              # micro-batches per optimiser step (the official advice: a larger real batch)
+    lr: float = 1e-4
+    prompt_dropout: float = 0.5      # the paper's 50%
+    timesteps: str = "uniform"       # "uniform" | "high_t"
+    n_train: int | None = None       # training-set size; None = fresh procedural samples every step
+    controlnet: ControlNetConfig = ControlNetConfig()
+    unlock_decoder: bool = False
+    decoder_lr: float = 2e-6         # the official advice for sd_locked=False
+    seed: int = 0
+    # validation sampling on a fixed held-out set
+    val_every: int = 25
+    val_n: int = 32
+    val_steps: int = 10              # DDIM steps
+    val_beta: float = 3.0            # CFG scale
+    val_prompt: str = "perfect"
+    val_keep: int = 8                # images per validation kept for the sample grid
+    final_n: int = 64                # final evaluation: samples per prompt setting
+    ckpt_every: int = 50
+
+    @staticmethod
+    def preset_default(preset: str, **over) -> "ControlNetTrainConfig":
+        if preset == "smoke":
+            base = ControlNetTrainConfig(preset="smoke", steps=4, batch_size=4, val_every=2, val_n=4, val_steps=2,
+                                         val_keep=4, final_n=4, ckpt_every=2)
+        elif preset == "gpu":
+            base = ControlNetTrainConfig(preset="gpu", steps=1500, batch_size=64, val_every=50, val_n=64,
+                                         val_steps=20, controlnet=ControlNetConfig(factor=8))
+        else:
+            base = ControlNetTrainConfig(preset="cpu")
+        return replace(base, **over)
+
+
+class ControlNetTraining(L.LightningModule):
+    """Eq. 3 with a locked mini SD and a trainable cnref ControlNet; validation by sampling + re-detection."""
+
+    def __init__(self, cfg: ControlNetTrainConfig, base: MiniSD | None = None):
+        super().__init__()
+        from .base import load_base
+        self.cfg = cfg
+        self.automatic_optimization = False
+        self.base = base if base is not None else load_base(cfg.preset)
+        self.base.lock()
+        bc = self.base.cfg
+        if cfg.controlnet.factor != bc.cond_factor:
+            from .checks import fail
+            fail("controlnet.factor", f"the base preset's cond_factor {bc.cond_factor}", cfg.controlnet.factor)
+        self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
+        self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
+        self.data = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=TRAIN_SEED, n=cfg.n_train)
+        self.val_batch = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=VAL_SEED).batch(range(cfg.val_n))
+        self.history: list[dict] = []
+        self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
+        self.elapsed = 0.0
+        self._losses: list[float] = []
+        self._t0 = None
+
+    # the trainable state is the ControlNet (and the decoder if unlocked); the locked base ships separately
+    def on_save_checkpoint(self, ckpt):
+        ckpt["cnref"] = {"history": self.history, "samples": self.samples, "elapsed": self._elapsed()}
+
+    def on_load_checkpoint(self, ckpt):
+        st = ckpt["cnref"]
+        self.history, self.samples, self.elapsed = st["history"], st["samples"], st["elapsed"]
+
+    def _elapsed(self) -> float:
+        import time
+        return self.elapsed + (time.perf_counter() - self._t0 if self._t0 else 0.0)
+
+    def on_train_start(self):
+        import time
+        self._t0 = time.perf_counter()
+
+    def training_step(self, _, __):
+        cfg, step = self.cfg, self.global_step
+        if step % cfg.val_every == 0:
+            self.validate()
+        opt = self.optimizers()
+        opt.zero_grad()
+        total = 0.0
+        for k in range(cfg.accumulate):
+            micro = step * cfg.accumulate + k
+            loss = self.loss_on(batch_at(self.data, micro, cfg.batch_size, shuffle_seed=cfg.seed),
+                                step_generator(cfg.seed, micro))
+            self.manual_backward(loss / cfg.accumulate)
+            total += loss.item() / cfg.accumulate
+        opt.step()
+        self._losses.append(total)
+        self.log("train/loss", total, prog_bar=True)
+        if self.global_step == cfg.steps:
+            self.validate()
+
+    def loss_on(self, b: dict, g: torch.Generator) -> torch.Tensor:
+        """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2 with 50% of the prompts dropped."""
+        bc = self.base.cfg
+        z_0, cond = b["image"].to(self.device), b["cond"].to(self.device)
+        with torch.no_grad():
+            c_t = self.base.encode_prompt(drop_prompts(b["prompt"], self.cfg.prompt_dropout, g))
+        eps = sample_noise(z_0, bc.offset_noise, g)
+        t = sample_timesteps(z_0.shape[0], bc.num_train_timesteps, self.cfg.timesteps, g, device=self.device)
+        z_t = add_noise(z_0, eps, t, self.base.alpha_bar)
+        control = self.controlnet(z_t, t, c_t, cond)
+        return eps_loss(eps, controlled_unet(self.base.unet, z_t, t, c_t, control))
+
+    @torch.no_grad()
+    def validate(self):
+        from .data import prompts_for_setting
+        from .metrics import fidelity, summarize
+        from .sample import generate
+        if self.history and self.history[-1]["step"] == self.global_step:
+            return
+        cfg, vb = self.cfg, self.val_batch
+        was_training = self.controlnet.training
+        self.controlnet.eval()
+        images = generate(self.base, prompts_for_setting(vb, cfg.val_prompt),
+                          [(self.controlnet, vb["cond"].to(self.device))], steps=cfg.val_steps, beta=cfg.val_beta,
+                          seed=cfg.seed).float().cpu()
+        self.controlnet.train(was_training)
+        row = {"step": self.global_step, **summarize(fidelity(images, vb)),
+               "loss": round(sum(self._losses) / len(self._losses), 6) if self._losses else None,
+               "elapsed_s": round(self._elapsed(), 1)}
+        self._losses = []
+        self.history.append(row)
+        self.samples.append(((images[: cfg.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        self.log_dict({f"val/{k}": v for k, v in row.items() if k not in ("step", "loss") and v is not None})
+
+    @torch.no_grad()
+    def final_eval(self) -> dict:
+        """Fidelity under the paper's four prompt settings on held-out conditions, and on training ones."""
+        from .data import PROMPT_SETTINGS, prompts_for_setting
+        from .metrics import fidelity, summarize
+        from .sample import generate
+        cfg, bc = self.cfg, self.base.cfg
+        self.controlnet.eval()
+        held = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=VAL_SEED).batch(range(cfg.final_n))
+        train = batch_at(self.data, 0, cfg.final_n, shuffle_seed=cfg.seed)     # conditions the model trained on
+        out = {}
+        for name, b, setting in [*((f"held_out/{s}", held, s) for s in sorted(PROMPT_SETTINGS)),
+                                 ("train/perfect", train, "perfect")]:
+            images = generate(self.base, prompts_for_setting(b, setting), [(self.controlnet, b["cond"].to(self.device))],
+                              steps=cfg.val_steps, beta=cfg.val_beta, seed=cfg.seed + 1).float().cpu()
+            out[name] = summarize(fidelity(images, b))
+        return out
+
+    def configure_optimizers(self):
+        groups = [{"params": list(self.controlnet.parameters()), "lr": self.cfg.lr}]
+        if self.decoder_params:
+            groups.append({"params": self.decoder_params, "lr": self.cfg.decoder_lr})
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, weight_decay=0.0)
+
+    def train_dataloader(self):
+        return torch.utils.data.DataLoader(StepIndices(self.cfg.steps + 1), batch_size=None)
+
+
+def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None) -> ControlNetTraining:
+    """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history."""
+    check_positive("steps", cfg.steps, integer=True)
+    L.seed_everything(cfg.seed, workers=False, verbose=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    module = ControlNetTraining(cfg, base)
+    kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every)
+    trainer = L.Trainer(**kw)
+    trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
+    if not module.history or module.history[-1]["step"] != cfg.steps:
+        module.validate()     # resumed at the end: make sure the final validation is there
+    module.final = module.final_eval()
+    return module
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cnref.train", description=__doc__)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -142,7 +326,7 @@ def main(argv=None):
     b.add_argument("--weights", type=Path, help="where to write the EMA weights (default: the package's)")
     a = ap.parse_args(argv)
     if a.what == "base":
-        cfg = BaseTrainConfig(preset=a.preset, seed=a.seed)
+        cfg = BaseTrainConfig.preset_default(a.preset, seed=a.seed)
         if a.steps:
             cfg = replace(cfg, steps=a.steps)
         if a.batch_size:

@@ -6,17 +6,13 @@ torch.set_num_threads(2)
 
 def tiny_unet(kind: str, seed: int = 0):
     """Two UNet configs: cnref's own smoke base, and SD1.5's block topology at tiny width."""
-    from diffusers import UNet2DConditionModel
     torch.manual_seed(seed)
     if kind == "cnref":
         from cnref.base import BaseConfig, build_unet
         return build_unet(BaseConfig.smoke()).eval()
     if kind == "sd15":
-        return UNet2DConditionModel(
-            sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16, 32, 32),
-            down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-            up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-            layers_per_block=2, cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4).eval()
+        from cnref.base import sd15_unet
+        return sd15_unet(width=8, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4).eval()
     raise ValueError(kind)
 
 

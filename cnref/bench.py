@@ -1,0 +1,222 @@
+"""Training-step benchmarks, always as ratios measured in one run (modes interleaved, same process).
+
+`python -m cnref.bench train --preset cpu` compares, on the base architecture of a preset:
+- `plain`: optimising the whole UNet without ControlNet (the paper's baseline);
+- `diffusers`: diffusers' `ControlNetModel.from_unet` + frozen UNet, in the loop of diffusers'
+  examples/controlnet/train_controlnet.py (the peer);
+- `cnref`: cnref's ControlNet + `controlled_unet` (what `cnref.train` runs);
+- `cnref_mid`: cnref with middle-block-only connections (small-scale training).
+Steps of the modes alternate (A B C D A B C D ...), so machine noise hits all alike; the median step time
+of each mode and its ratio to the peer are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+from .control import controlled_unet
+from .controlnet import ControlNet, ControlNetConfig
+from .hint import official_channels
+from .provenance import provenance
+
+
+def make_batch(unet, batch: int, factor: int, text_len: int, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    s, c = unet.config.sample_size, unet.config.in_channels
+    return {"z_t": torch.randn(batch, c, s, s, generator=g), "eps": torch.randn(batch, c, s, s, generator=g),
+            "t": torch.randint(0, 1000, (batch,), generator=g),
+            "c_t": torch.randn(batch, text_len, unet.config.cross_attention_dim, generator=g),
+            "cond": torch.rand(batch, 3, s * factor, s * factor, generator=g)}
+
+
+def step_fns(unet, factor: int, modes: list[str]) -> dict:
+    """One training-step closure per mode, each with its own model copy and AdamW."""
+    import copy
+    from diffusers import ControlNetModel
+    fns = {}
+    for mode in modes:
+        if mode == "plain":
+            u = copy.deepcopy(unet).requires_grad_(True).train()
+            opt = torch.optim.AdamW(u.parameters(), lr=1e-5)
+
+            def f(b, u=u, opt=opt):
+                loss = F.mse_loss(u(b["z_t"], b["t"], b["c_t"]).sample.float(), b["eps"].float())
+                loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        elif mode == "diffusers":
+            net = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(factor)).train()
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
+
+            def f(b, net=net, opt=opt):      # examples/controlnet/train_controlnet.py
+                down, mid = net(b["z_t"], b["t"], encoder_hidden_states=b["c_t"], controlnet_cond=b["cond"],
+                                return_dict=False)
+                pred = unet(b["z_t"], b["t"], encoder_hidden_states=b["c_t"],
+                            down_block_additional_residuals=[s for s in down],
+                            mid_block_additional_residual=mid).sample
+                loss = F.mse_loss(pred.float(), b["eps"].float(), reduction="mean")
+                loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        elif mode in ("cnref", "cnref_mid"):
+            net = ControlNet(unet, ControlNetConfig(factor=factor, connections="mid_only" if mode == "cnref_mid"
+                                                    else "full")).train()
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
+
+            def f(b, net=net, opt=opt):
+                pred = controlled_unet(unet, b["z_t"], b["t"], b["c_t"], net(b["z_t"], b["t"], b["c_t"], b["cond"]))
+                loss = F.mse_loss(pred.float(), b["eps"].float())
+                loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+        else:
+            raise ValueError(f"`modes`: expected plain, diffusers, cnref or cnref_mid, received {mode!r}")
+        fns[mode] = f
+    return fns
+
+
+def interleaved(fns: dict, batch: dict, repeats: int, warmup: int = 2) -> dict[str, list[float]]:
+    times = {k: [] for k in fns}
+    for r in range(warmup + repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter()
+            f(batch)
+            if r >= warmup:
+                times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def bench_train(unet, factor: int, batch: int, repeats: int, modes: list[str], text_len: int = 16) -> dict:
+    unet = unet.requires_grad_(False).train()
+    b = make_batch(unet, batch, factor, text_len)
+    times = interleaved(step_fns(unet, factor, modes), b, repeats)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = med.get("diffusers")
+    return {"batch": batch, "repeats": repeats,
+            "modes": {k: {"median_step_s": round(med[k], 5), "img_per_s": round(batch / med[k], 2),
+                          "speed_vs_diffusers": round(ref / med[k], 3) if ref else None,
+                          "step_s": [round(x, 5) for x in times[k]]} for k in times}}
+
+
+# ------------------------------------------------------------------------ SD1.5 scale (issue 7)
+SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid"]
+
+
+def _peak_memory_gib(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 30
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20      # kB -> GiB (Linux)
+
+
+def sd15_mode(mode: str, width: int, batch: int, repeats: int, device: str, warmup: int = 1) -> dict:
+    """Time one mode in this (fresh) process: median step time, images/s, peak memory, trainable params."""
+    from .base import sd15_unet
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    unet = sd15_unet(width=width).to(dev)
+    fast = mode == "cnref_fast"
+    fn_mode = "cnref" if fast else mode
+    if fast:   # the locked UNet needs no fp32 master weights: keep it in bf16 on GPU; channels_last everywhere
+        if dev.type == "cuda":
+            unet = unet.to(torch.bfloat16)
+        unet = unet.to(memory_format=torch.channels_last)
+    b = {k: v.to(dev) for k, v in make_batch(unet, batch, 8, 77).items()}
+    if fast:
+        b = {k: v.to(memory_format=torch.channels_last) if v.ndim == 4 else v for k, v in b.items()}
+    unet.requires_grad_(False).train()
+    f = step_fns(unet, 8, [fn_mode])[fn_mode]
+    params = sum(p.numel() for p in unet.parameters())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else torch.autocast("cpu", enabled=False)
+    times = []
+    for r in range(warmup + repeats):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with autocast:
+            f(b)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if r >= warmup:
+            times.append(time.perf_counter() - t0)
+    trainable = sum(p.numel() for m in (f.__defaults__ or ()) if isinstance(m, torch.nn.Module)
+                    for p in m.parameters() if p.requires_grad)
+    med = statistics.median(times)
+    return {"mode": mode, "width": width, "batch": batch, "unet_params": params, "trainable_params": trainable,
+            "median_step_s": round(med, 4), "img_per_s": round(batch / med, 4),
+            "peak_memory_gib": round(_peak_memory_gib(dev), 3), "step_s": [round(t, 4) for t in times]}
+
+
+def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MODES, timeout: int = 1800) -> dict:
+    """Each mode in a fresh process (clean peak memory), one after another, in this one command."""
+    import subprocess
+    import sys
+    rows = {}
+    for mode in modes:
+        cmd = [sys.executable, "-m", "cnref.bench", "sd15-mode", "--mode", mode, "--width", str(width),
+               "--batch", str(batch), "--repeats", str(repeats), "--device", device]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if p.returncode == 0:
+            rows[mode] = json.loads(p.stdout.strip().splitlines()[-1])
+        else:   # killed for memory (-9) or failed: say so
+            rows[mode] = {"mode": mode, "error": f"exit {p.returncode}: {p.stderr.strip()[-300:]}"}
+        print(mode, rows[mode].get("img_per_s", rows[mode].get("error")), flush=True)
+    ref = rows.get("diffusers", {}).get("median_step_s")
+    plain = rows.get("plain", {})
+    for r in rows.values():
+        if "median_step_s" in r and ref:
+            r["speed_vs_diffusers"] = round(ref / r["median_step_s"], 3)
+        if "median_step_s" in r and "median_step_s" in plain:
+            r["time_vs_plain"] = round(r["median_step_s"] / plain["median_step_s"], 3)
+            r["memory_vs_plain"] = round(r["peak_memory_gib"] / plain["peak_memory_gib"], 3)
+    return {"width": width, "batch": batch, "repeats": repeats, "device_kind": device, "modes": rows}
+
+
+def main(argv=None):
+    from .base import BaseConfig, build_unet
+    ap = argparse.ArgumentParser(prog="python -m cnref.bench", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("train", help="ControlNet training step vs diffusers on a preset's base architecture")
+    t.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    t.add_argument("--batch", type=int, default=64)
+    t.add_argument("--repeats", type=int, default=15)
+    t.add_argument("--modes", nargs="+", default=["diffusers", "cnref", "plain", "cnref_mid"])
+    t.add_argument("--out", type=Path)
+    m = sub.add_parser("sd15-mode", help="(internal) one mode at SD1.5 scale, in this process; prints JSON")
+    m.add_argument("--mode", choices=SD15_MODES, required=True)
+    for p_ in (m,):
+        p_.add_argument("--width", type=int, default=320)
+        p_.add_argument("--batch", type=int, default=1)
+        p_.add_argument("--repeats", type=int, default=5)
+        p_.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    s15 = sub.add_parser("sd15", help="all modes at SD1.5 scale, each in a fresh process")
+    s15.add_argument("--width", type=int, default=320, help="320 = SD1.5 (859.5M UNet parameters)")
+    s15.add_argument("--batch", type=int, nargs="+", default=[1])
+    s15.add_argument("--repeats", type=int, default=5)
+    s15.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    s15.add_argument("--modes", nargs="+", default=SD15_MODES)
+    s15.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    if a.what == "sd15-mode":
+        print(json.dumps(sd15_mode(a.mode, a.width, a.batch, a.repeats, a.device)))
+        return
+    if a.what == "sd15":
+        runs = [bench_sd15(a.width, b, a.repeats, a.device, a.modes) for b in a.batch]
+        res = {"provenance": provenance(), "runs": runs}
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1))
+        return
+    cfg = BaseConfig.preset(a.preset)
+    torch.manual_seed(0)
+    res = bench_train(build_unet(cfg), cfg.cond_factor, a.batch, a.repeats, a.modes, cfg.max_tokens)
+    res = {"provenance": provenance(), "preset": a.preset, **res}
+    for k, v in res["modes"].items():
+        print(f"{k:10s} {v['img_per_s']:8.1f} img/s  x{v['speed_vs_diffusers']} vs diffusers")
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The experiment runner every study uses: `python -m cnref.experiments run <ablation> --seeds 0 1 2`.
+
+Each (ablation, preset, variant, seed) is one run. Its result file
+    experiments/<ablation>/<preset>/<variant>/seed<k>.json   (+ seed<k>.npz: sample grids per validation)
+holds the provenance (command, commit, device, versions, seed, full config), the validation history, the
+final metrics and the convergence step. A finished run is skipped; an interrupted one resumes from its
+last checkpoint under runs/; a result made with a different config is never overwritten silently.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .checks import check_choice, fail
+from .controlnet import ControlNetConfig
+from .provenance import provenance
+from .train import ControlNetTrainConfig, train_controlnet
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "experiments"
+RUNS = ROOT / "runs"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    cfg: ControlNetTrainConfig
+
+
+def sudden_convergence(preset: str) -> list[Variant]:
+    """Fig. 4: one ControlNet, fidelity vs step; the convergence step is read off the curve."""
+    return [Variant("controlnet", ControlNetTrainConfig.preset_default(preset))]
+
+
+def _with(preset: str, name: str, **over) -> Variant:
+    cfg = ControlNetTrainConfig.preset_default(preset)
+    cn = over.pop("controlnet", {})
+    return Variant(name, replace(cfg, controlnet=replace(cfg.controlnet, **cn), **over))
+
+
+def zero_init(preset: str) -> list[Variant]:
+    """Fig. 8b: zero convolutions vs the same convs Gaussian-initialised (two stds)."""
+    return [_with(preset, "zero"), _with(preset, "gaussian_0.02", controlnet={"init": "gaussian", "gaussian_std": 0.02}),
+            _with(preset, "gaussian_0.2", controlnet={"init": "gaussian", "gaussian_std": 0.2})]
+
+
+def lite(preset: str) -> list[Variant]:
+    """Fig. 8c: ControlNet vs ControlNet-lite (each trainable block -> one conv); four prompt settings."""
+    return [_with(preset, "controlnet"), _with(preset, "lite", controlnet={"lite": True})]
+
+
+def dataset_size(preset: str) -> list[Variant]:
+    """Fig. 10: 1k / 10k / 50k training images vs fresh procedural samples every step."""
+    return [_with(preset, f"n_{n}", n_train=n) for n in (1000, 10_000, 50_000)] + [_with(preset, "n_unbounded")]
+
+
+def prompt_dropout(preset: str) -> list[Variant]:
+    """The paper's 50% empty prompts vs none (the official 1.0 code)."""
+    return [_with(preset, "dropout_0.5"), _with(preset, "dropout_0", prompt_dropout=0.0)]
+
+
+def mid_only(preset: str) -> list[Variant]:
+    """Small-scale training: only the middle block connected."""
+    return [_with(preset, "full"), _with(preset, "mid_only", controlnet={"connections": "mid_only"})]
+
+
+def batch_vs_steps(preset: str) -> list[Variant]:
+    """docs/train.md: the convergence step vs batch size, and equal compute (batch x steps) comparisons."""
+    base = ControlNetTrainConfig.preset_default(preset)
+    return [_with(preset, "batch_16", batch_size=base.batch_size // 4, steps=base.steps * 4, val_every=base.val_every * 4),
+            _with(preset, "batch_64"),
+            _with(preset, "batch_256", accumulate=4, steps=base.steps // 4, val_every=max(1, base.val_every // 4))]
+
+
+def timestep_sampling(preset: str) -> list[Variant]:
+    """ControlNet issue #628: uniform t vs t biased to high noise levels."""
+    return [_with(preset, "uniform"), _with(preset, "high_t", timesteps="high_t")]
+
+
+def hint_encoders(preset: str) -> list[Variant]:
+    """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor."""
+    return [_with(preset, "official"), _with(preset, "paper", controlnet={"hint": "paper"})]
+
+
+ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,
+             "dataset_size": dataset_size, "prompt_dropout": prompt_dropout, "mid_only": mid_only,
+             "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders}
+
+
+def convergence_step(history: list[dict], key: str = "iou", min_jump: float = 0.1) -> int | None:
+    """The stated rule: the first validation step at which `key` crosses the midpoint between its value at
+    step 0 and its plateau (the mean of the last three validations). None if it never rises by min_jump."""
+    if len(history) < 4:
+        return None
+    start = history[0][key]
+    plateau = float(np.mean([h[key] for h in history[-3:]]))
+    if plateau - start < min_jump:
+        return None
+    mid = (start + plateau) / 2
+    return next(h["step"] for h in history if h[key] >= mid)
+
+
+def result_path(ablation: str, preset: str, variant: str, seed: int, root: Path = RESULTS) -> Path:
+    return root / ablation / preset / variant / f"seed{seed}.json"
+
+
+def config_dict(cfg: ControlNetTrainConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))
+
+
+def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: bool = False,
+            log=print) -> dict:
+    cfg = replace(v.cfg, seed=seed)
+    path = result_path(ablation, cfg.preset, v.name, seed, root)
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old.get("config") == config_dict(cfg) and old.get("complete"):
+            log(f"skip   {path.relative_to(root.parent)} (finished)")
+            return old
+        if not force:
+            fail("result", f"no finished result with another config at {path} (pass --force to replace it)",
+                 "a result whose config differs from this run's")
+    run_dir = RUNS / ablation / cfg.preset / v.name / f"seed{seed}"
+    log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
+    t0 = time.perf_counter()
+    module = train_controlnet(cfg, run_dir)
+    hist = module.history
+    out = {"ablation": ablation, "variant": v.name, "preset": cfg.preset, "seed": seed,
+           "provenance": provenance(seed=seed), "config": config_dict(cfg), "complete": True,
+           "history": hist, "final": hist[-1], "final_eval": module.final,
+           "convergence_step": convergence_step(hist),
+           "train_seconds_this_process": round(time.perf_counter() - t0, 1)}
+    cs = out["convergence_step"]
+    out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if h["step"] == cs), None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path.with_suffix(".npz"), steps=np.array([h["step"] for h in hist]),
+                        samples=np.stack([s.numpy() for s in module.samples]))
+    path.write_text(json.dumps(out, indent=1))
+    log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs}")
+    return out
+
+
+def run(ablation: str, preset: str, seeds: list[int], variants: list[str] | None = None,
+        root: Path = RESULTS, force: bool = False, **over) -> list[dict]:
+    check_choice("ablation", ablation, set(ABLATIONS))
+    check_choice("preset", preset, {"smoke", "cpu", "gpu"})
+    vs = ABLATIONS[ablation](preset)
+    if variants:
+        for name in variants:
+            check_choice("variants", name, {v.name for v in vs})
+        vs = [v for v in vs if v.name in variants]
+    if over:
+        vs = [Variant(v.name, replace(v.cfg, **over)) for v in vs]
+    return [run_one(ablation, v, s, root, force) for v in vs for s in seeds]
+
+
+def load_results(ablation: str, preset: str, root: Path = RESULTS) -> list[dict]:
+    """Every committed result of an ablation at a preset (what the notebooks draw)."""
+    return [json.loads(p.read_text()) for p in sorted((root / ablation / preset).glob("*/seed*.json"))]
+
+
+def load_samples(result: dict, root: Path = RESULTS):
+    """The sample grids (uint8, one per validation) and their steps saved beside a result."""
+    return np.load(result_path(result["ablation"], result["preset"], result["variant"], result["seed"], root)
+                   .with_suffix(".npz"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m cnref.experiments", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="run (or resume, or skip) the runs of an ablation")
+    r.add_argument("ablation", choices=sorted(ABLATIONS))
+    r.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    r.add_argument("--smoke", action="store_true", help="tiny base and steps, results under runs/smoke")
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--variants", nargs="+")
+    r.add_argument("--steps", type=int, help="override the preset's step count (the result says so)")
+    r.add_argument("--force", action="store_true", help="replace results made with another config")
+    sub.add_parser("list", help="list the ablations and their variants")
+    a = ap.parse_args(argv)
+    if a.cmd == "list":
+        for name, f in ABLATIONS.items():
+            print(name, [v.name for v in f("cpu")])
+        return
+    preset = "smoke" if a.smoke else a.preset
+    root = RUNS / "smoke" / "experiments" if a.smoke else RESULTS
+    over = {"steps": a.steps} if a.steps else {}
+    run(a.ablation, preset, a.seeds, a.variants, root, a.force, **over)
+
+
+if __name__ == "__main__":
+    main()

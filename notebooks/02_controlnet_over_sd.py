@@ -1,0 +1,108 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # The ControlNet over a Stable-Diffusion-shaped UNet
+#
+# **Device and time:** CPU, under 30 s. Smoke mode uses SD1.5's topology at width 8; full mode at width 32
+# (SD1.5 is width 320: same blocks, same 13 connections).
+#
+# The trainable copy is a copy of the locked UNet's encoder: `conv_in`, the time embedding, the 12 encoder
+# blocks (4 resolutions x (2 layers + a downsampler), the last without) and the middle block. The hint
+# encoder's output is added to the copy's `conv_in` features; a zero conv follows each of the 12 skip outputs
+# and the middle block. Code: `cnref.controlnet.ControlNet`, `cnref.control`.
+
+# %%
+import os
+
+import matplotlib.pyplot as plt
+import torch
+from diffusers import ControlNetModel
+
+from cnref.base import sd15_unet
+from cnref.control import connection_scales, controlled_unet
+from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.hint import official_channels
+
+SMOKE = os.environ.get("CNREF_SMOKE") == "1"
+WIDTH = 8 if SMOKE else 32
+torch.manual_seed(0)
+unet = sd15_unet(width=WIDTH, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4).eval()
+net = ControlNet(unet, ControlNetConfig(factor=8)).eval()     # SD's 8x hint encoder: 128 px -> 16 latents
+print(f"locked UNet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M params, "
+      f"ControlNet: {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params")
+
+# %% [markdown]
+# ## Eq. 2 at initialisation: the controlled UNet computes exactly the locked UNet
+
+# %%
+z_t, t, c_t, cond = torch.randn(2, 4, 16, 16), torch.tensor([10, 900]), torch.randn(2, 7, 16), torch.rand(2, 3, 128, 128)
+with torch.no_grad():
+    control = net(z_t, t, c_t, cond)
+    print("eps_c == eps exactly:", torch.equal(controlled_unet(unet, z_t, t, c_t, control), unet(z_t, t, c_t).sample))
+
+# %% [markdown]
+# ## The 13 connections, their shapes and their scales
+# Sizes $h_i$ here are for SD's real 64x64 latents (ours are 16x16 in this notebook; the ratios are the same).
+# Guess mode: the official code uses $0.825^{12-i}$, diffusers `logspace(-1, 0, 13)`. CFG resolution
+# weighting (paper, section 3.4): $w_i = 64 / h_i$.
+
+# %%
+sd_sizes = [r.shape[-1] * 4 for r in control.residuals]
+official = connection_scales("guess_official")
+diffusers_ = connection_scales("guess_diffusers")
+resolution = connection_scales("resolution", sizes=sd_sizes)
+print(f"{'i':>2} {'where':8} {'shape here':>16} {'h_i (SD)':>8} {'0.825^(12-i)':>13} {'logspace':>9} {'64/h_i':>7}")
+for i, r in enumerate(control.residuals):
+    where = "middle" if i == 12 else f"skip {i}"
+    print(f"{i:>2} {where:8} {str(tuple(r.shape[1:])):>16} {sd_sizes[i]:>8} {official[i]:>13.4f} "
+          f"{diffusers_[i]:>9.4f} {resolution[i]:>7.0f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+axes[0].plot(official, "o-", label="official 0.825^(12-i)"); axes[0].plot(diffusers_, "x--", label="diffusers logspace(-1,0,13)")
+axes[0].set_title("guess-mode scales"); axes[0].set_xlabel("connection i (12 = middle)"); axes[0].legend()
+axes[1].bar(range(13), resolution); axes[1].set_title("CFG resolution weighting w_i = 64 / h_i")
+axes[1].set_xlabel("connection i (12 = middle)")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Same numbers as diffusers' `ControlNetModel`
+# With the zero convs set to random values (so the residuals are not trivially zero) and the same weights,
+# cnref's independently written forward matches `ControlNetModel.from_unet`.
+
+# %%
+ref = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(8)).eval()
+with torch.no_grad():
+    for z in [ref.controlnet_cond_embedding.conv_out, *ref.controlnet_down_blocks, ref.controlnet_mid_block]:
+        z.weight.normal_(0, 0.1); z.bias.normal_(0, 0.1)
+    net.load_state_dict(ref.state_dict())
+    ours = net(z_t, t, c_t, cond)
+    down, mid = ref(z_t, t, c_t, cond, return_dict=False)
+    diffs = [(a - b).abs().max().item() for a, b in zip(ours.residuals, (*down, mid))]
+    eps_diff = (controlled_unet(unet, z_t, t, c_t, ours)
+                - unet(z_t, t, c_t, down_block_additional_residuals=down, mid_block_additional_residual=mid).sample).abs().max()
+print(f"max |residual diff| over 13 connections: {max(diffs):.2e}; max |eps diff|: {eps_diff:.2e}")
+
+# %% [markdown]
+# ## A trap: a middle-only control in diffusers
+# `UNet2DConditionModel` adds `mid_block_additional_residual` only when the down residuals are given too.
+# cnref's `mid_only` ControlNet therefore passes exact zeros for the 12 skips, so its middle residual arrives.
+
+# %%
+mid_net = ControlNet(unet, ControlNetConfig(factor=8, connections="mid_only")).eval()
+with torch.no_grad():
+    mid_net.controlnet_mid_block.weight.normal_(0, 0.1)
+    ctl = mid_net(z_t, t, c_t, cond)
+    plain = unet(z_t, t, c_t).sample
+    ignored = unet(z_t, t, c_t, mid_block_additional_residual=ctl.mid).sample
+    print("diffusers, middle residual alone: changes eps by", (ignored - plain).abs().max().item())
+    print("cnref controlled_unet:            changes eps by", (controlled_unet(unet, z_t, t, c_t, ctl) - plain).abs().max().item())

@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Classifier-free guidance with a ControlNet
+#
+# **Device and time:** CPU, under 30 s. Smoke mode: SD1.5 topology at width 8; full mode: width 32.
+#
+# $\epsilon_{prd} = \epsilon_{uc} + \beta_{cfg}(\epsilon_c - \epsilon_{uc})$ (paper, section 3.4). Where the control
+# goes is a choice, `cnref.guidance.guided_eps(mode=...)`:
+# - `both`: in both branches (the official code keeps the hint in the unconditional branch);
+# - `cond_only`: only in $\epsilon_c$ (diffusers' guess-mode pipeline); CFG then amplifies the control by $\beta$;
+# - `cond_only_weighted`: only in $\epsilon_c$, connection $i$ scaled by $w_i = 64/h_i$ (CFG resolution weighting).
+#
+# Measured effects of these modes on trained ControlNets belong to the guidance study (issue 9); this
+# notebook shows the mechanics and checks them against the formula.
+
+# %%
+import os
+
+import matplotlib.pyplot as plt
+import torch
+
+from cnref.base import sd15_unet
+from cnref.control import connection_scales, controlled_unet
+from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.guidance import MODES, cfg, guided_eps
+
+SMOKE = os.environ.get("CNREF_SMOKE") == "1"
+WIDTH = 8 if SMOKE else 32
+torch.manual_seed(0)
+unet = sd15_unet(width=WIDTH, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4).eval()
+net = ControlNet(unet, ControlNetConfig(factor=1)).eval()
+with torch.no_grad():      # stand-in for training: give the zero convs some weight
+    for z in net.zero_convs():
+        z.weight.normal_(0, 0.05)
+z_t, t = torch.randn(2, 4, 16, 16), torch.tensor([500, 500])
+c_t, c_uc, cond = torch.randn(2, 7, 16), torch.randn(2, 7, 16), torch.rand(2, 3, 16, 16)
+
+# %% [markdown]
+# ## Each mode equals its two branches put through the CFG formula
+
+# %%
+betas = [1, 2, 4, 6, 8, 10, 12]
+effect = {m: [] for m in MODES}
+with torch.no_grad():
+    plain = cfg(unet(z_t, t, c_uc).sample, unet(z_t, t, c_t).sample, 1.0)
+    for m in sorted(MODES):
+        ctl_c = net(z_t, t, c_t, cond)
+        if m == "cond_only_weighted":
+            ctl_c = ctl_c.scaled(connection_scales("resolution", sizes=ctl_c.sizes))
+        eps_c = controlled_unet(unet, z_t, t, c_t, ctl_c)
+        eps_uc = controlled_unet(unet, z_t, t, c_uc, net(z_t, t, c_uc, cond) if m == "both" else None)
+        for beta in betas:
+            got = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=beta, mode=m)
+            assert (got - cfg(eps_uc, eps_c, beta)).abs().max() < 1e-5
+            no_control = cfg(unet(z_t, t, c_uc).sample, unet(z_t, t, c_t).sample, beta)
+            effect[m].append((got - no_control).norm().item() / no_control.norm().item())
+print("all modes match the formula for beta in", betas)
+
+# %% [markdown]
+# ## How much the control moves $\epsilon_{prd}$, per mode, as $\beta$ grows
+# With the control in both branches it cancels partly in $\epsilon_c - \epsilon_{uc}$; in the conditional branch
+# only it is multiplied by $\beta$. Resolution weighting multiplies the low-resolution connections up to 8x.
+# (Random, untrained zero convs here: the curves show the mechanics, not image quality.)
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for m, v in effect.items():
+    ax.plot(betas, v, "o-", label=m)
+ax.set_xlabel("guidance scale beta"); ax.set_ylabel("|eps(control) - eps(no control)| / |eps|")
+ax.set_yscale("log"); ax.legend(); ax.set_title("Effect of the control on the guided prediction")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Guess mode
+# No prompt, control only in $\epsilon_c$, connections scaled by $0.825^{12-i}$ (official) or
+# $10^{-1 + i/12}$ (diffusers): the ControlNet must recognise the content from the condition alone.
+
+# %%
+with torch.no_grad():
+    for kind in ["uniform", "guess_official", "guess_diffusers"]:
+        w = connection_scales(kind)
+        e = guided_eps(unet, [(net, cond)], z_t, t, c_uc, c_uc, beta=4.0, mode="cond_only", scales=w)
+        base = unet(z_t, t, c_uc).sample
+        print(f"{kind:16s} scales {w[0]:.3f} ... {w[-1]:.3f}; |eps - eps(no control)| / |eps| = "
+              f"{((e - base).norm() / base.norm()).item():.3e}")

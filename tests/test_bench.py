@@ -1,0 +1,25 @@
+"""The benchmarks cannot rot: tiny-width runs of both (ratios are measured for real, not asserted)."""
+import torch
+
+from cnref.base import BaseConfig, build_unet
+from cnref.bench import bench_sd15, bench_train
+
+
+def test_train_bench_smoke():
+    torch.manual_seed(0)
+    res = bench_train(build_unet(BaseConfig.smoke()), 1, batch=2, repeats=1, modes=["diffusers", "cnref", "plain"])
+    assert set(res["modes"]) == {"diffusers", "cnref", "plain"}
+    assert res["modes"]["diffusers"]["speed_vs_diffusers"] == 1.0
+    assert all(v["img_per_s"] > 0 for v in res["modes"].values())
+
+
+def test_sd15_bench_smoke_runs_fresh_processes():
+    res = bench_sd15(width=32, batch=1, repeats=1, device="cpu", modes=["plain", "diffusers", "cnref", "cnref_mid"])
+    rows = res["modes"]
+    assert all("error" not in r for r in rows.values()), rows
+    # SD1.5's topology at width 32: ControlNet training leaves the UNet's parameters untouched
+    assert rows["plain"]["trainable_params"] == rows["plain"]["unet_params"]
+    assert 0 < rows["cnref"]["trainable_params"] < rows["plain"]["trainable_params"]
+    assert rows["cnref"]["trainable_params"] == rows["diffusers"]["trainable_params"]
+    assert rows["cnref_mid"]["trainable_params"] < rows["cnref"]["trainable_params"]
+    assert rows["cnref"]["peak_memory_gib"] > 0 and "time_vs_plain" in rows["cnref"]
