@@ -156,16 +156,30 @@ def grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> torch.Tensor:
 PROMPT_SETTINGS = {"perfect", "none", "insufficient", "conflicting"}
 
 
-def prompts_for_setting(batch: dict, setting: str) -> list[str]:
-    """The paper's four prompt settings (Fig. 8): none, insufficient ("circle"), conflicting, perfect."""
-    check_choice("setting", setting, PROMPT_SETTINGS)
-    if setting == "perfect":
-        return list(batch["prompt"])
-    if setting == "none":
-        return [""] * len(batch["prompt"])
-    if setting == "insufficient":
-        return ["circle"] * len(batch["prompt"])
-    # conflicting: the two colours swapped with others, shifted through the palette
+def conflicting_colors(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Other colours than the scene's: each shifted 5 places through the palette (never fill == background)."""
     n = len(COLOR_NAMES)
-    return [prompt_for((f + 5) % n, (b + 5) % n if (b + 5) % n != (f + 5) % n else (b + 6) % n)
-            for f, b in zip(batch["fill"].tolist(), batch["background"].tolist())]
+    fill = (batch["fill"] + 5) % n
+    bg = (batch["background"] + 5) % n
+    return fill, torch.where(bg == fill, (bg + 1) % n, bg)
+
+
+def with_setting(batch: dict, setting: str) -> dict:
+    """The batch with the prompts of one of the paper's four settings (Fig. 8): none, insufficient
+    ("circle"), conflicting (other colours than the target's), perfect. `fill` / `background` are the
+    colours the prompt asks for (conflicting: the prompt's, not the scene's)."""
+    check_choice("setting", setting, PROMPT_SETTINGS)
+    out = dict(batch)
+    k = len(batch["prompt"])
+    if setting == "none":
+        out["prompt"] = [""] * k
+    elif setting == "insufficient":
+        out["prompt"] = ["circle"] * k
+    elif setting == "conflicting":
+        out["fill"], out["background"] = conflicting_colors(batch)
+        out["prompt"] = [prompt_for(f, b) for f, b in zip(out["fill"].tolist(), out["background"].tolist())]
+    return out
+
+
+def prompts_for_setting(batch: dict, setting: str) -> list[str]:
+    return with_setting(batch, setting)["prompt"]

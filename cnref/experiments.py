@@ -114,6 +114,21 @@ def config_dict(cfg: ControlNetTrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
+    """A finished result of any ablation with exactly this config (the default run is every ablation's
+    baseline: trained once, reused, and the reuse is recorded)."""
+    for p in sorted(root.glob(f"*/{cfg['preset']}/*/seed{cfg['seed']}.json")):
+        if p == exclude:
+            continue
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if r.get("complete") and r.get("config") == cfg and "reused_from" not in r:
+            return p
+    return None
+
+
 def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: bool = False,
             log=print) -> dict:
     cfg = replace(v.cfg, seed=seed)
@@ -126,13 +141,23 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
         if not force:
             fail("result", f"no finished result with another config at {path} (pass --force to replace it)",
                  "a result whose config differs from this run's")
+    same = find_identical(config_dict(cfg), root, path)
+    if same is not None:
+        out = {**json.loads(same.read_text()), "ablation": ablation, "variant": v.name,
+               "reused_from": str(same.relative_to(root))}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.with_suffix(".npz").write_bytes(same.with_suffix(".npz").read_bytes())
+        path.write_text(json.dumps(out, indent=1))
+        log(f"reuse  {same.relative_to(root)} -> {path.relative_to(root.parent)} (same config)")
+        return out
     run_dir = RUNS / ablation / cfg.preset / v.name / f"seed{seed}"
     log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
+    prov = provenance(seed=seed)          # at launch: the commit whose code runs
     t0 = time.perf_counter()
     module = train_controlnet(cfg, run_dir)
     hist = module.history
     out = {"ablation": ablation, "variant": v.name, "preset": cfg.preset, "seed": seed,
-           "provenance": provenance(seed=seed), "config": config_dict(cfg), "complete": True,
+           "provenance": prov, "config": config_dict(cfg), "complete": True,
            "history": hist, "final": hist[-1], "final_eval": module.final,
            "convergence_step": convergence_step(hist),
            "train_seconds_this_process": round(time.perf_counter() - t0, 1)}
@@ -165,6 +190,24 @@ def load_results(ablation: str, preset: str, root: Path = RESULTS) -> list[dict]
     return [json.loads(p.read_text()) for p in sorted((root / ablation / preset).glob("*/seed*.json"))]
 
 
+def reevaluate(path: Path, root: Path = RESULTS) -> dict:
+    """Recompute a finished run's final evaluation from its last checkpoint with the current code
+    (the result records the commit that did it, next to the training provenance)."""
+    from .train import ControlNetTraining
+    import torch
+    r = json.loads(path.read_text())
+    ckpt = RUNS / r["ablation"] / r["preset"] / r["variant"] / f"seed{r['seed']}" / "ckpt" / "last.ckpt"
+    if not ckpt.exists():
+        fail("path", f"a result whose checkpoint {ckpt} exists", str(path))
+    cfg = ControlNetTrainConfig(**{**r["config"], "controlnet": ControlNetConfig(**r["config"]["controlnet"])})
+    module = ControlNetTraining(cfg)
+    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    r["final_eval"] = module.final_eval()
+    r["final_eval_provenance"] = provenance()
+    path.write_text(json.dumps(r, indent=1))
+    return r
+
+
 def load_samples(result: dict, root: Path = RESULTS):
     """The sample grids (uint8, one per validation) and their steps saved beside a result."""
     return np.load(result_path(result["ablation"], result["preset"], result["variant"], result["seed"], root)
@@ -184,7 +227,13 @@ def main(argv=None):
     r.add_argument("--steps", type=int, help="override the preset's step count (the result says so)")
     r.add_argument("--force", action="store_true", help="replace results made with another config")
     sub.add_parser("list", help="list the ablations and their variants")
+    rv = sub.add_parser("reeval", help="recompute final evaluations from checkpoints (current code)")
+    rv.add_argument("results", type=Path, nargs="+")
     a = ap.parse_args(argv)
+    if a.cmd == "reeval":
+        for p in a.results:
+            print(p, reevaluate(p)["final_eval"])
+        return
     if a.cmd == "list":
         for name, f in ABLATIONS.items():
             print(name, [v.name for v in f("cpu")])
