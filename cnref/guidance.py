@@ -35,6 +35,14 @@ def _controls(controlnets, z, t, text, scales) -> Control:
     return compose(out)
 
 
+def _cond_control(controlnets, z_t, t, c_t, scales, mode: str) -> Control:
+    """The control of the conditional branch; with `cond_only_weighted`, times w_i = h_max / h_i."""
+    ctl = _controls(controlnets, z_t, t, c_t, scales)
+    if mode == "cond_only_weighted":
+        ctl = ctl.scaled(connection_scales("resolution", sizes=ctl.sizes, n=len(ctl.residuals)))
+    return ctl
+
+
 def guided_eps(unet, controlnets, z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc: torch.Tensor | None,
                beta: float = 9.0, mode: str = "both", scales=None) -> torch.Tensor:
     """eps_prd for one denoising step.
@@ -44,8 +52,8 @@ def guided_eps(unet, controlnets, z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc:
     c_uc: the unconditional text embedding (None or beta == 1: no guidance, eps_c only).
     """
     check_choice("mode", mode, MODES)
-    if c_uc is None or beta == 1.0:
-        ctl = _controls(controlnets, z_t, t, c_t, scales) if controlnets else None
+    if c_uc is None or beta == 1.0:     # eps_prd = eps_c: one branch, the mode's weighting still applies
+        ctl = _cond_control(controlnets, z_t, t, c_t, scales, mode) if controlnets else None
         return controlled_unet(unet, z_t, t, c_t, ctl)
     if c_uc.shape != c_t.shape:
         fail("c_uc", f"shape {tuple(c_t.shape)} (as c_t)", f"{tuple(c_uc.shape)}")
@@ -57,9 +65,7 @@ def guided_eps(unet, controlnets, z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc:
     if controlnets and mode == "both":
         ctl = _controls(controlnets, z, t2, text, scales)
     elif controlnets:
-        ctl_c = _controls(controlnets, z_t, t, c_t, scales)
-        if mode == "cond_only_weighted":
-            ctl_c = ctl_c.scaled(connection_scales("resolution", sizes=ctl_c.sizes, n=len(ctl_c.residuals)))
+        ctl_c = _cond_control(controlnets, z_t, t, c_t, scales, mode)
         zeros = [torch.zeros_like(r) for r in ctl_c.residuals]
         ctl = Control(tuple(torch.cat([zr, r]) for zr, r in zip(zeros[:-1], ctl_c.down)),
                       torch.cat([zeros[-1], ctl_c.mid]))

@@ -52,6 +52,17 @@ def test_modes_differ_and_beta_one_is_conditional(setup):
 
 
 @torch.no_grad()
+def test_beta_one_keeps_resolution_weighting(setup):
+    """Regression: the single-branch shortcut at beta = 1 once dropped the weights w_i."""
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    got = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=1.0, mode="cond_only_weighted")
+    ctl = net(z_t, t, c_t, cond)
+    want = controlled_unet(unet, z_t, t, c_t, ctl.scaled(connection_scales("resolution", sizes=ctl.sizes)))
+    assert (got - want).abs().max() <= 1e-5
+    assert (got - guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=1.0, mode="cond_only")).abs().max() > 1e-4
+
+
+@torch.no_grad()
 def test_guess_mode_scales_pass_through(setup):
     unet, net, z_t, t, c_t, c_uc, cond = setup
     w = connection_scales("guess_official")
