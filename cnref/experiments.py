@@ -114,6 +114,16 @@ def config_dict(cfg: ControlNetTrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+def final_key(setting: str) -> str:
+    """npz key of the final evaluation's images of one setting ("held_out/none" -> "final__held_out__none")."""
+    return "final__" + setting.replace("/", "__")
+
+
+def has_fid(r: dict) -> bool:
+    """Results made before FID was measured hold no final images: they are not reused as baselines."""
+    return all("fid" in m for m in r.get("final_eval", {}).values()) and bool(r.get("final_eval"))
+
+
 def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
     """A finished result of any ablation with exactly this config (the default run is every ablation's
     baseline: trained once, reused, and the reuse is recorded)."""
@@ -124,7 +134,7 @@ def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
             r = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if r.get("complete") and r.get("config") == cfg and "reused_from" not in r:
+        if r.get("complete") and r.get("config") == cfg and "reused_from" not in r and has_fid(r):
             return p
     return None
 
@@ -165,7 +175,8 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
     out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if h["step"] == cs), None)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), steps=np.array([h["step"] for h in hist]),
-                        samples=np.stack([s.numpy() for s in module.samples]))
+                        samples=np.stack([s.numpy() for s in module.samples]),
+                        **{final_key(k): v.numpy() for k, v in module.final_images.items()})
     path.write_text(json.dumps(out, indent=1))
     log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs}")
     return out
