@@ -1,9 +1,11 @@
-"""Quality of the locked base: how often a sample shows the prompt's fill and background colours.
+"""Evaluation under the paper's four prompt settings, and the bounds every ablation table prints.
 
-`python -m cnref.evaluate base --preset cpu` samples the held-out prompts with DDIM + CFG (no control)
-and writes experiments/base/<preset>/quality.json. The same detector as for ControlNets finds the disc;
-with no condition its place is free, so the IoU with the held-out disc is the lower bound a ControlNet
-must beat (Table 2's idea), and the ground-truth targets give the upper bound.
+- `evaluate_settings`: the final evaluation of a trained ControlNet (or of the base alone): condition
+  fidelity, prompt fidelity and FID per prompt setting on held-out conditions, and on training ones.
+- `python -m cnref.evaluate bounds --preset cpu`: Table 2's calibration rows, from the same held-out set and
+  sampler as every run's final evaluation: ground-truth targets (upper bound) and the locked base without
+  control (lower bound; its disc is anywhere, so its IoU is what a ControlNet must beat).
+- `python -m cnref.evaluate base --preset cpu`: how often the base's samples show the prompt's colours.
 """
 from __future__ import annotations
 
@@ -14,12 +16,48 @@ from pathlib import Path
 import torch
 
 from .base import load_base
-from .data import VAL_SEED, Fill50K
-from .metrics import fidelity, summarize
+from .data import PROMPT_SETTINGS, VAL_SEED, Fill50K, with_setting
+from .metrics import FID, fidelity, summarize
 from .provenance import provenance
 from .sample import generate
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def settings_batches(base, n: int, train_batch: dict | None = None) -> list[tuple[str, dict]]:
+    """(name, batch) for each evaluation set: held-out conditions under each prompt setting, and training
+    conditions with the perfect prompt when train_batch is given."""
+    held = Fill50K(size=base.cfg.size, cond_factor=base.cfg.cond_factor, seed=VAL_SEED).batch(range(n))
+    sets = [(f"held_out/{s}", with_setting(held, s)) for s in sorted(PROMPT_SETTINGS)]
+    return sets + ([("train/perfect", with_setting(train_batch, "perfect"))] if train_batch is not None else [])
+
+
+@torch.no_grad()
+def evaluate_settings(base, controlnet, n: int, *, steps: int, beta: float, seed: int,
+                      train_batch: dict | None = None, fid: FID | None = None) -> tuple[dict, dict]:
+    """Metrics (fidelity means + FID) and the uint8 images of each evaluation set. controlnet=None samples
+    the base alone; with no prompt and no control the colours are free, and the metrics say so."""
+    fid = fid or FID(base)
+    out, images_u8 = {}, {}
+    dev = base.alpha_bar.device
+    for name, b in settings_batches(base, n, train_batch):
+        nets = [(controlnet, b["cond"].to(dev))] if controlnet is not None else []
+        images = generate(base, b["prompt"], nets, steps=steps, beta=beta, seed=seed).float().cpu()
+        out[name] = {**summarize(fidelity(images, b)), "fid": fid(images)}
+        images_u8[name] = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return out, images_u8
+
+
+@torch.no_grad()
+def bounds(base, n: int, *, steps: int, beta: float, seeds=(1, 2, 3)) -> dict:
+    """Table 2's calibration rows on the final evaluation's held-out set: ground truth and the base alone
+    (one row per sampling seed; a run with seed k samples its final evaluation with seed k + 1)."""
+    fid = FID(base)
+    gt = {name: {**summarize(fidelity(b["image"], b)), "fid": fid(b["image"])}
+          for name, b in settings_batches(base, n)}
+    base_rows = {f"seed{s}": evaluate_settings(base, None, n, steps=steps, beta=beta, seed=s, fid=fid)[0]
+                 for s in seeds}
+    return {"ground_truth": gt, "base": base_rows}
 
 
 @torch.no_grad()
@@ -45,8 +83,22 @@ def main(argv=None):
     b.add_argument("--steps", type=int, default=20)
     b.add_argument("--betas", type=float, nargs="+", default=[3.0, 5.0, 9.0])
     b.add_argument("--out", type=Path)
+    bd = sub.add_parser("bounds", help="ground-truth and base-alone rows for the ablation tables")
+    bd.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    bd.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
+    if a.what == "bounds":
+        from .train import ControlNetTrainConfig
+        cfg = ControlNetTrainConfig.preset_default(a.preset)     # the final evaluation's set and sampler
+        res = {"provenance": provenance(), "preset": a.preset, "n": cfg.final_n, "ddim_steps": cfg.val_steps,
+               "beta": cfg.val_beta, **bounds(load_base(a.preset), cfg.final_n, steps=cfg.val_steps,
+                                              beta=cfg.val_beta)}
+        out = a.out or ROOT / "experiments" / "bounds" / a.preset / "bounds.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+        print(json.dumps({k: res[k] for k in ("ground_truth", "base")}, indent=1))
+        return
     res = base_quality(load_base(a.preset), a.n, a.betas, a.steps)
     res = {"provenance": provenance(), "preset": a.preset, "n": a.n, "ddim_steps": a.steps, "results": res}
     print(json.dumps(res["results"], indent=1))

@@ -273,28 +273,15 @@ class ControlNetTraining(L.LightningModule):
 
     @torch.no_grad()
     def final_eval(self) -> dict:
-        """Fidelity under the paper's four prompt settings on held-out conditions, and on training ones,
-        and FID (metrics.FID) of each set; the images are kept in self.final_images (uint8).
-
-        Colour fidelity is against the colours the prompt names (conflicting: the prompt's colours); with no
-        or an insufficient prompt it is against the scene's colours, which the prompt does not give."""
-        from .data import PROMPT_SETTINGS, with_setting
-        from .metrics import FID, fidelity, summarize
-        from .sample import generate
-        cfg, bc = self.cfg, self.base.cfg
+        """evaluate.evaluate_settings on held-out conditions under the paper's four prompt settings and on
+        training conditions; colour fidelity is against the prompt's colours (conflicting: the prompt's),
+        FID against the reference targets. The images are kept in self.final_images (uint8)."""
+        from .evaluate import evaluate_settings
+        cfg = self.cfg
         self.controlnet.eval()
-        fid = FID(self.base)
-        self.final_images = {}
-        held = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=VAL_SEED).batch(range(cfg.final_n))
         train = batch_at(self.data, 0, cfg.final_n, shuffle_seed=cfg.seed)     # conditions the model trained on
-        out = {}
-        for name, b, setting in [*((f"held_out/{s}", held, s) for s in sorted(PROMPT_SETTINGS)),
-                                 ("train/perfect", train, "perfect")]:
-            b = with_setting(b, setting)
-            images = generate(self.base, b["prompt"], [(self.controlnet, b["cond"].to(self.device))],
-                              steps=cfg.val_steps, beta=cfg.val_beta, seed=cfg.seed + 1).float().cpu()
-            out[name] = {**summarize(fidelity(images, b)), "fid": fid(images)}
-            self.final_images[name] = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        out, self.final_images = evaluate_settings(self.base, self.controlnet, cfg.final_n, steps=cfg.val_steps,
+                                                   beta=cfg.val_beta, seed=cfg.seed + 1, train_batch=train)
         return out
 
     def configure_optimizers(self):
