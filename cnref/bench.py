@@ -174,6 +174,16 @@ def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MOD
     return {"width": width, "batch": batch, "repeats": repeats, "device_kind": device, "modes": rows}
 
 
+def plot_sd15(path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    from .plots import plot_sd15_bench
+    out = path.with_suffix(".png")
+    plot_sd15_bench(json.loads(path.read_text())).savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return out
+
+
 def main(argv=None):
     from .base import BaseConfig, build_unet
     ap = argparse.ArgumentParser(prog="python -m cnref.bench", description=__doc__,
@@ -199,7 +209,12 @@ def main(argv=None):
     s15.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     s15.add_argument("--modes", nargs="+", default=SD15_MODES)
     s15.add_argument("--out", type=Path, required=True)
+    pl = sub.add_parser("plot", help="draw an sd15 result JSON into a PNG beside it")
+    pl.add_argument("json", type=Path)
     a = ap.parse_args(argv)
+    if a.what == "plot":
+        plot_sd15(a.json)
+        return
     if a.what == "sd15-mode":
         print(json.dumps(sd15_mode(a.mode, a.width, a.batch, a.repeats, a.device)))
         return
@@ -208,6 +223,7 @@ def main(argv=None):
         res = {"provenance": provenance(), "runs": runs}
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(res, indent=1))
+        plot_sd15(a.out)
         return
     cfg = BaseConfig.preset(a.preset)
     torch.manual_seed(0)

@@ -30,3 +30,39 @@ def plot_spread(ax, curves, label: str, color=None):
     line, = ax.plot(x, m, label=f"{label} (mean of {len(curves)})", color=color)
     ax.fill_between(x, lo, hi, alpha=0.25, color=line.get_color())
     return line
+
+
+def plot_sd15_bench(res: dict):
+    """Issue 7's figure from `python -m cnref.bench sd15` JSON: per mode, step time (dots: repeats) and peak
+    memory, each relative to plain fine-tuning, with the paper's ControlNet (+34% time, +23% memory) and
+    middle-only (1.6x faster than ControlNet) ratios as reference marks."""
+    import matplotlib.pyplot as plt
+    runs = res["runs"]
+    fig, axes = plt.subplots(len(runs), 2, figsize=(12, 3.6 * len(runs)), squeeze=False)
+    for (ax_t, ax_m), run in zip(axes, runs):
+        modes = {k: v for k, v in run["modes"].items() if "median_step_s" in v}
+        names = list(modes)
+        plain = modes.get("plain", {})
+        t_ref, m_ref = plain.get("median_step_s"), plain.get("peak_memory_gib")
+        x = np.arange(len(names))
+        ts = [np.asarray(modes[n]["step_s"]) / (t_ref or 1) for n in names]
+        ax_t.bar(x, [np.median(t) for t in ts], alpha=0.5)
+        for i, t in enumerate(ts):
+            ax_t.plot([i] * len(t), t, "k.", ms=5)
+        ax_m.bar(x, [modes[n]["peak_memory_gib"] / (m_ref or 1) for n in names], alpha=0.5, color="tab:orange")
+        if t_ref:
+            ax_t.axhline(1.34, color="red", ls="--", lw=1, label="paper: ControlNet = 1.34x plain")
+            ax_m.axhline(1.23, color="red", ls="--", lw=1, label="paper: ControlNet = 1.23x plain")
+            if "diffusers" in modes:
+                r = modes["diffusers"]["median_step_s"] / t_ref / 1.6
+                ax_t.axhline(r, color="purple", ls=":", lw=1, label="paper: mid-only 1.6x faster than ControlNet")
+        unit = "plain fine-tuning" if t_ref else "s"
+        ax_t.set_title(f"step time / {unit} (width {run['width']}, batch {run['batch']}, {run['device_kind']})")
+        ax_m.set_title(f"peak memory / {unit.replace('s', 'GiB') if not t_ref else unit}")
+        for ax in (ax_t, ax_m):
+            ax.set_xticks(x, names, rotation=20)
+            ax.axhline(1.0, color="gray", lw=0.8)
+            ax.legend(fontsize=8)
+    fig.suptitle(f"{res['provenance']['device']}, commit {res['provenance']['commit'][:10]}", fontsize=9)
+    fig.tight_layout()
+    return fig

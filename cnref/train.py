@@ -48,12 +48,15 @@ class StepIndices(torch.utils.data.IterableDataset):
         return iter(range(self.n))
 
 
-def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=()) -> dict:
+def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(), devices: int = 1) -> dict:
+    """devices > 1: one process per device, DDP (NCCL on GPUs, gloo on CPUs)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
+    check_positive("devices", devices, integer=True)
     cuda = torch.cuda.is_available()
     return dict(
-        max_steps=steps, accelerator="gpu" if cuda else "cpu", devices=1,
+        max_steps=steps, accelerator="gpu" if cuda else "cpu", devices=devices,
+        **({"strategy": "ddp"} if devices > 1 else {}),
         precision="bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true",
         logger=CSVLogger(str(run_dir), name="", version=""), default_root_dir=str(run_dir),
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "ckpt"), every_n_train_steps=ckpt_every,
@@ -227,8 +230,12 @@ class ControlNetTraining(L.LightningModule):
         total = 0.0
         for k in range(cfg.accumulate):
             micro = step * cfg.accumulate + k
-            loss = self.loss_on(batch_at(self.data, micro, cfg.batch_size, shuffle_seed=cfg.seed),
-                                step_generator(cfg.seed, micro))
+            # DDP: every process renders the same logical batch and takes its rows rank::W (DDP averages
+            # the gradients, so the update is the one-process update), with its own noise
+            W, rank = self.trainer.world_size, self.global_rank
+            b = batch_at(self.data, micro, cfg.batch_size, shuffle_seed=cfg.seed)
+            loss = self.loss_on(b if W == 1 else {k_: v[rank::W] for k_, v in b.items()},
+                                step_generator(cfg.seed, micro * W + rank))
             self.manual_backward(loss / cfg.accumulate)
             total += loss.item() / cfg.accumulate
         opt.step()
@@ -294,13 +301,18 @@ class ControlNetTraining(L.LightningModule):
         return torch.utils.data.DataLoader(StepIndices(self.cfg.steps + 1), batch_size=None)
 
 
-def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None) -> ControlNetTraining:
-    """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history."""
+def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None,
+                     devices: int = 1) -> ControlNetTraining:
+    """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history.
+    devices > 1 splits each batch over that many DDP processes (the logical batch stays cfg.batch_size)."""
     check_positive("steps", cfg.steps, integer=True)
+    if cfg.batch_size % devices:
+        from .checks import fail
+        fail("devices", f"a divisor of batch_size {cfg.batch_size}", devices)
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     module = ControlNetTraining(cfg, base)
-    kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every)
+    kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every, devices=devices)
     trainer = L.Trainer(**kw)
     trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
     if not module.history or module.history[-1]["step"] != cfg.steps:
@@ -319,7 +331,23 @@ def main(argv=None):
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--run-dir", type=Path)
     b.add_argument("--weights", type=Path, help="where to write the EMA weights (default: the package's)")
+    c = sub.add_parser("controlnet", help="train one ControlNet (resumes from run-dir); --devices N runs DDP")
+    c.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    c.add_argument("--steps", type=int)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--devices", type=int, default=1)
+    c.add_argument("--run-dir", type=Path, required=True)
     a = ap.parse_args(argv)
+    if a.what == "controlnet":
+        cfg = ControlNetTrainConfig.preset_default(a.preset, seed=a.seed, **({"steps": a.steps} if a.steps else {}))
+        m = train_controlnet(cfg, a.run_dir, devices=a.devices)
+        # each process reports its own weights: under DDP they must be identical
+        flat = torch.cat([p.detach().flatten() for p in m.controlnet.parameters()])
+        rank = m.global_rank
+        (a.run_dir / f"weights_rank{rank}.json").write_text(json.dumps(
+            {"rank": rank, "world_size": m.trainer.world_size, "sum": float(flat.double().sum()),
+             "abs_sum": float(flat.double().abs().sum()), "final": m.final}))
+        return
     if a.what == "base":
         cfg = BaseTrainConfig.preset_default(a.preset, seed=a.seed)
         if a.steps:

@@ -13,7 +13,10 @@ def test_train_bench_smoke():
     assert all(v["img_per_s"] > 0 for v in res["modes"].values())
 
 
-def test_sd15_bench_smoke_runs_fresh_processes():
+def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
+    import json
+    from cnref.bench import plot_sd15
+    from cnref.provenance import provenance
     res = bench_sd15(width=32, batch=1, repeats=1, device="cpu", modes=["plain", "diffusers", "cnref", "cnref_mid"])
     rows = res["modes"]
     assert all("error" not in r for r in rows.values()), rows
@@ -23,3 +26,7 @@ def test_sd15_bench_smoke_runs_fresh_processes():
     assert rows["cnref"]["trainable_params"] == rows["diffusers"]["trainable_params"]
     assert rows["cnref_mid"]["trainable_params"] < rows["cnref"]["trainable_params"]
     assert rows["cnref"]["peak_memory_gib"] > 0 and "time_vs_plain" in rows["cnref"]
+    # the committed figure is drawn by the same code from the JSON
+    path = tmp_path / "sd15_smoke.json"
+    path.write_text(json.dumps({"provenance": provenance(), "runs": [res]}))
+    assert plot_sd15(path).stat().st_size > 10_000

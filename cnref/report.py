@@ -1,0 +1,349 @@
+"""Ablation reports: the tables, curves, sample grids and verdicts that the notebooks and the README print.
+
+Every claim of the paper that an ablation tests is one `Claim` below: a metric compared between two groups
+of runs (variants, each over seeds) in an expected direction. The verdict rule is stated once, here:
+
+- "a > b" (or "a < b"): **confirmed** when the seeds separate completely in the expected direction (every
+  seed of one group beyond every seed of the other: with 3 vs 3 seeds the one-sided Mann-Whitney p is then
+  1/20 = 0.05, the smallest it can be); **refuted** when they separate the other way; otherwise
+  **unclear** (the seeds overlap), with both means shown.
+- "a = b" within a stated tolerance: **confirmed** when the means differ by at most the tolerance,
+  **refuted** when they differ by more and the seeds separate, otherwise **unclear**.
+
+A run whose IoU never rose (no convergence step) counts as converging after its last step.
+`python -m cnref.report readme --preset cpu` prints the README's claims table from the committed results.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .experiments import ABLATIONS, RESULTS, final_key, load_results, result_path, run
+
+HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
+SETTINGS = (*HELD_OUT, "train/perfect")
+METRICS = ("iou", "fill_ok", "bg_ok", "fid")
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def smoke_mode() -> bool:
+    return os.environ.get("CNREF_SMOKE") == "1"
+
+
+def load(ablation: str, preset: str | None = None) -> tuple[dict[str, list[dict]], Path, str]:
+    """Results of an ablation grouped by variant (in the ablation's order), their root, and the preset.
+    Smoke mode (CNREF_SMOKE=1) trains the ablation on the tiny smoke base into a temporary folder first."""
+    preset = preset or os.environ.get("CNREF_PRESET", "cpu")
+    root = RESULTS
+    if smoke_mode():
+        root, preset = Path(tempfile.mkdtemp()), "smoke"
+        run(ablation, "smoke", seeds=[0, 1], root=root)
+    by = group(load_results(ablation, preset, root), ablation, preset)
+    if not by:
+        raise FileNotFoundError(f"no results under {root / ablation / preset}: run "
+                                f"`python -m cnref.experiments run {ablation} --preset {preset}` first")
+    return by, root, preset
+
+
+def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dict]]:
+    order = [v.name for v in ABLATIONS[ablation](preset)]
+    by: dict[str, list[dict]] = {}
+    for r in sorted(results, key=lambda r: (order.index(r["variant"]) if r["variant"] in order else 99, r["seed"])):
+        by.setdefault(r["variant"], []).append(r)
+    return by
+
+
+def load_bounds(preset: str, root: Path = RESULTS) -> dict | None:
+    """Table 2's calibration rows (python -m cnref.evaluate bounds); in smoke mode computed on the spot."""
+    path = root / "bounds" / preset / "bounds.json"
+    if not path.exists() and preset == "smoke":
+        from .base import load_base
+        from .evaluate import bounds
+        from .train import ControlNetTrainConfig
+        import torch
+        cfg = ControlNetTrainConfig.preset_default("smoke")
+        with torch.no_grad():
+            res = bounds(load_base("smoke"), cfg.final_n, steps=cfg.val_steps, beta=cfg.val_beta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(res))
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> list[dict]:
+    """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" (the base
+    alone, one pseudo-run per sampling seed, with final_eval only)."""
+    if ref == "bounds:base":
+        b = load_bounds(preset, root)
+        return [{"final_eval": rows, "seed": s} for s, rows in (b or {}).get("base", {}).items()]
+    if ":" in ref:
+        abl, var = ref.split(":")
+        return [r for r in load_results(abl, preset, root) if r["variant"] == var]
+    return by.get(ref, [])
+
+
+def value(r: dict, key: str, setting: str | None) -> float:
+    """A run's number: a final-evaluation metric (setting "held_out/*" = mean over the four held-out prompt
+    settings), or a top-level figure such as convergence_step (None = never: after the last step)."""
+    if setting is None:
+        v = r.get(key)
+        if v is None and key == "convergence_step":
+            return float(r["config"]["steps"] + 1)
+        return float(v)
+    if setting == "held_out/*":
+        return float(np.mean([r["final_eval"][s][key] for s in HELD_OUT]))
+    return float(r["final_eval"][setting][key])
+
+
+# ---------------------------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Claim:
+    ablation: str              # the notebook / result folder it belongs to
+    text: str                  # the paper's (or official docs') claim, in a few words
+    paper: str                 # the paper's figure
+    a: str                     # run groups (see runs_of)
+    b: str
+    expect: str                # ">" | "<" | "="
+    key: str = "iou"
+    setting: str | None = "held_out/perfect"
+    tol: float = 0.0           # for "="
+
+
+CLAIMS = [
+    Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
+          "zero", "gaussian_0.02", ">", setting="held_out/*"),
+    Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
+          "zero", "gaussian_0.2", ">", setting="held_out/*"),
+    Claim("zero_init", "Gaussian init drops to about lite's level (IoU within 0.05)", "Fig. 8b vs 8c",
+          "gaussian_0.02", "lite:lite", "=", setting="held_out/*", tol=0.05),
+    Claim("lite", "Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/none"),
+    Claim("lite", "Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/insufficient"),
+    Claim("lite", "ControlNet > lite on condition fidelity (perfect prompt)", "Table 2: IoU 0.35 vs 0.32",
+          "controlnet", "lite", ">", setting="held_out/perfect"),
+    Claim("lite", "ControlNet < lite on FID (perfect prompt)", "Table 3: FID 15.27 vs 17.92",
+          "controlnet", "lite", "<", key="fid", setting="held_out/perfect"),
+    Claim("dataset_size", "1k training images already work: above the base alone", "Fig. 10 (images)",
+          "n_1000", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("dataset_size", "1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
+          "n_1000", "n_unbounded", "=", setting="held_out/perfect", tol=0.05),
+    Claim("prompt_dropout", "50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
+          "dropout_0.5", "dropout_0", ">", setting="held_out/none"),
+    Claim("prompt_dropout", "50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
+          "dropout_0.5", "dropout_0", "=", setting="held_out/perfect", tol=0.05),
+    Claim("mid_only", "Middle-block-only ControlNet still learns the condition: above the base alone",
+          "v1 Sec. 4 (small-scale training)", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("mid_only", "Full connections beat middle-only on condition fidelity", "-",
+          "full", "mid_only", ">", setting="held_out/perfect"),
+    Claim("batch_vs_steps", "The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
+          "docs/train.md", "batch_16", "batch_64", "=", key="convergence_step", setting=None, tol=25),
+    Claim("batch_vs_steps", "The convergence step does not depend on batch size: 256 vs 64 (within 25 steps)",
+          "docs/train.md", "batch_256", "batch_64", "=", key="convergence_step", setting=None, tol=25),
+    Claim("batch_vs_steps", "At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000",
+          "docs/train.md", "batch_256", "batch_16", ">", setting="held_out/perfect"),
+    Claim("timestep_sampling", "High-t-biased timesteps converge earlier than uniform",
+          "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
+    Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
+          "text vs code", "paper", "official", "=", setting="held_out/perfect", tol=0.05),
+]
+
+
+def stats(xs: list[float]) -> dict:
+    a = np.asarray(xs, dtype=float)
+    return {"n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max()), "values": [round(float(x), 4) for x in a]}
+
+
+def judge(c: Claim, xa: list[float], xb: list[float]) -> dict:
+    """The verdict rule of the module docstring, on the per-seed values of the two groups."""
+    from scipy.stats import mannwhitneyu
+    if not xa or not xb:
+        return {"verdict": "pending (no results)", "a": None, "b": None}
+    sa, sb = stats(xa), stats(xb)
+    above, below = sa["min"] > sb["max"], sa["max"] < sb["min"]
+    out = {"a": sa, "b": sb, "diff": sa["mean"] - sb["mean"]}
+    if len(xa) > 1 and len(xb) > 1:
+        alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
+        out["p_mannwhitney"] = float(mannwhitneyu(xa, xb, alternative=alt).pvalue)
+    if c.expect in (">", "<"):
+        good, bad = (above, below) if c.expect == ">" else (below, above)
+        out["verdict"] = "confirmed" if good else "refuted" if bad else "unclear (seeds overlap)"
+    else:
+        close = abs(out["diff"]) <= c.tol
+        out["verdict"] = "confirmed" if close else "refuted" if (above or below) else "unclear (seeds overlap)"
+    if min(len(xa), len(xb)) < 3:
+        out["verdict"] += f" [only {min(len(xa), len(xb))} seed(s)]"
+    return out
+
+
+def evaluate_claim(c: Claim, preset: str, root: Path = RESULTS, by: dict | None = None) -> dict:
+    by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
+    xa = [value(r, c.key, c.setting) for r in runs_of(c.a, by, preset, root)]
+    xb = [value(r, c.key, c.setting) for r in runs_of(c.b, by, preset, root)]
+    return judge(c, xa, xb)
+
+
+def fmt(s: dict | None, key: str) -> str:
+    if s is None:
+        return "-"
+    d = 0 if key == "convergence_step" else 2 if key == "fid" else 3
+    return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']})"
+
+
+def print_verdicts(ablation: str, preset: str, root: Path = RESULTS, by: dict | None = None) -> list[dict]:
+    """The verdict cell of an ablation's notebook: every claim of it, both groups' figures, p and verdict."""
+    out = []
+    for c in (c for c in CLAIMS if c.ablation == ablation):
+        j = evaluate_claim(c, preset, root, by)
+        where = c.setting or "per run"
+        print(f"Claim ({c.paper}): {c.text}.\n  measured {c.key} [{where}]: {c.a} {fmt(j['a'], c.key)} vs "
+              f"{c.b} {fmt(j['b'], c.key)}" + (f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}"
+                                                 if "p_mannwhitney" in j and c.expect != "=" else "")
+              + f"\n  -> {j['verdict'].upper()}\n")
+        out.append({"claim": c, **j})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def table(by: dict[str, list[dict]], bnd: dict | None, key: str = "iou", settings=SETTINGS) -> str:
+    """Table 2 analogue for one metric: a row per variant (mean ± std over seeds), then the calibration rows
+    (ground truth: upper bound; the base alone: lower bound) from the same held-out set and sampler."""
+    w = 17
+    lines = [f"{key:<22}" + "".join(f"{s:>{w}}" for s in settings)]
+    cell = lambda xs: f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}".rjust(w)
+    for name, rs in by.items():
+        lines.append(f"{name + f' ({len(rs)} seeds)':<22}" + "".join(cell([value(r, key, s) for r in rs])
+                                                                      for s in settings))
+    if bnd:
+        gt = bnd["ground_truth"]
+        lines.append(f"{'ground truth (upper)':<22}" + "".join(
+            (f"{gt[s][key]:.3f}".rjust(w) if s in gt else "-".rjust(w)) for s in settings))
+        rows = list(bnd["base"].values())
+        lines.append(f"{'base alone (lower)':<22}" + "".join(
+            (cell([r[s][key] for r in rows]) if s in rows[0] else "-".rjust(w)) for s in settings))
+    return "\n".join(lines)
+
+
+def print_tables(by, bnd, keys=METRICS, settings=SETTINGS):
+    names = {"iou": "condition fidelity: IoU (higher is better)",
+             "fill_ok": "prompt fidelity: fill colour right (share)",
+             "bg_ok": "prompt fidelity: background colour right (share)",
+             "fid": "image quality: FID_64, base-UNet features (lower is better)"}
+    for k in keys:
+        print(names.get(k, k))
+        print(table(by, bnd, k, settings), end="\n\n")
+
+
+def print_runs(by: dict[str, list[dict]]):
+    """One line per run: where it came from, its convergence step, final IoU and its training time."""
+    print(f"{'variant':<16}{'seed':>5}{'conv. step':>11}{'IoU@end':>9}{'wall s':>8}{'s/step':>8}  commit / reuse")
+    for name, rs in by.items():
+        for r in rs:
+            hist = r["history"]
+            rate = (hist[-1]["elapsed_s"] - hist[0]["elapsed_s"]) / max(1, hist[-1]["step"] - hist[0]["step"])
+            src = r.get("reused_from") or r["provenance"]["commit"][:12]
+            print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final']['iou']:>9.3f}"
+                  f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")
+    r0 = next(iter(by.values()))[0]
+    print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss")):
+    """Validation curves per variant: mean over seeds with the min-max band."""
+    from .plots import plot_spread
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        for name, rs in by.items():
+            hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
+            plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name)
+        ax.set_xlabel("step"); ax.set_title(key); ax.legend(fontsize=8)
+
+
+def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OUT, bnd: dict | None = None):
+    """Final metric per prompt setting: one dot per seed, a bar at the mean; the bounds as lines."""
+    n = len(by)
+    for i, (name, rs) in enumerate(by.items()):
+        xs = np.arange(len(settings)) + (i - (n - 1) / 2) * 0.8 / n
+        vals = np.array([[value(r, key, s) for s in settings] for r in rs])
+        ax.bar(xs, vals.mean(0), width=0.8 / n, alpha=0.5, label=name)
+        for v in vals:
+            ax.plot(xs, v, "k.", ms=4)
+    if bnd:
+        for j, s in enumerate(settings):
+            if s in bnd["ground_truth"]:
+                ax.hlines(bnd["ground_truth"][s][key], j - 0.45, j + 0.45, colors="green", lw=1)
+            rows = [r[s][key] for r in bnd["base"].values() if s in r]
+            if rows:
+                ax.hlines(np.mean(rows), j - 0.45, j + 0.45, colors="red", lw=1, linestyles="--")
+    ax.set_xticks(range(len(settings)), [s.split("/")[1] for s in settings])
+    ax.set_title(f"final {key} (dots: seeds; green: ground truth; red dashed: base alone)")
+    ax.legend(fontsize=8)
+
+
+def final_images(r: dict, setting: str, root: Path = RESULTS) -> np.ndarray | None:
+    """The uint8 images of one final-evaluation set of a run (None for runs made before they were kept)."""
+    npz = np.load(result_path(r["ablation"], r["preset"], r["variant"], r["seed"], root).with_suffix(".npz"))
+    return npz[final_key(setting)] if final_key(setting) in npz.files else None
+
+
+def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k: int = 8, seed: int = 0):
+    """Rows: variants x prompt settings, k held-out conditions each (the first row: the conditions)."""
+    import matplotlib.pyplot as plt
+    from .data import VAL_SEED, Fill50K
+    from .plots import show_images
+    rows = [(f"{name} / {s.split('/')[1]}", final_images(next((r for r in rs if r["seed"] == seed), rs[0]), s, root))
+            for name, rs in by.items() for s in settings]
+    rows = [(t, x[:k]) for t, x in rows if x is not None]
+    if not rows:
+        print("no final images in these results")
+        return
+    size = rows[0][1].shape[-1]
+    conds = Fill50K(size=size, seed=VAL_SEED).batch(range(k))["cond"]
+    conds = conds[:, :, ::conds.shape[-1] // size, ::conds.shape[-1] // size] * 2 - 1
+    fig, axes = plt.subplots(len(rows) + 1, 1, figsize=(k * 0.8, 0.95 * (len(rows) + 1)))
+    show_images(axes[0], conds, nrow=k, title="held-out conditions")
+    for ax, (t, x) in zip(axes[1:], rows):
+        show_images(ax, x, nrow=k, title=t)
+    plt.tight_layout()
+    plt.show()
+
+
+# ---------------------------------------------------------------------------------------------- README
+def readme_rows(preset: str, root: Path = RESULTS) -> str:
+    """The README's claims table (markdown), from the committed results."""
+    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | notebook, results |",
+             "|---|---|---|---|---|"]
+    nb = {p.stem.split("_", 1)[1]: p.name for p in (root.parent / "notebooks").glob("*.py")}
+    for c in CLAIMS:
+        j = evaluate_claim(c, preset, root)
+        ours = f"{c.key} [{c.setting or 'per run'}]: {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
+        link = f"[{nb.get(c.ablation, c.ablation)}](notebooks/{nb.get(c.ablation, '')}), " \
+               f"[results](experiments/{c.ablation}/{preset}/)"
+        lines.append(f"| {c.text} | {c.paper} | {ours} | **{j['verdict']}** | {link} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m cnref.report", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    r = sub.add_parser("readme", help="print the README's claims table")
+    r.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    v = sub.add_parser("verdicts", help="print every claim's figures and verdict")
+    v.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    a = ap.parse_args(argv)
+    if a.what == "readme":
+        print(readme_rows(a.preset))
+    else:
+        for abl in dict.fromkeys(c.ablation for c in CLAIMS):
+            print_verdicts(abl, a.preset)
+
+
+if __name__ == "__main__":
+    main()
