@@ -225,6 +225,28 @@ def load_samples(result: dict, root: Path = RESULTS):
                    .with_suffix(".npz"))
 
 
+SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampling", "mid_only",
+         "batch_vs_steps", "dataset_size"]     # issue 8's training ablations, cheapest claims first
+
+
+def compute_report(preset: str, root: Path = RESULTS) -> dict:
+    """The compute a preset's results cost: wall seconds of every trained (not reused) run, per ablation
+    and device (wall time includes validation and the final evaluation)."""
+    out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "by_ablation": {}, "devices": {}}
+    for p in sorted(root.glob(f"*/{preset}/*/seed*.json")):
+        r = json.loads(p.read_text())
+        if "reused_from" in r:
+            out["reused"] += 1
+            continue
+        s = r.get("train_seconds_this_process") or 0.0
+        a = out["by_ablation"].setdefault(r["ablation"], {"runs": 0, "wall_s": 0.0})
+        a["runs"] += 1; a["wall_s"] = round(a["wall_s"] + s, 1)
+        d = out["devices"].setdefault(r["provenance"]["device"], {"runs": 0, "wall_s": 0.0})
+        d["runs"] += 1; d["wall_s"] = round(d["wall_s"] + s, 1)
+        out["total_s"] = round(out["total_s"] + s, 1); out["runs"] += 1
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cnref.experiments", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,12 +260,25 @@ def main(argv=None):
     r.add_argument("--steps", type=int, help="override the preset's step count (the result says so)")
     r.add_argument("--force", action="store_true", help="replace results made with another config")
     sub.add_parser("list", help="list the ablations and their variants")
+    su = sub.add_parser("suite", help="every training ablation of issue 8, in order (resumes, skips, reuses)")
+    su.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    su.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    co = sub.add_parser("compute", help="how much wall time the committed results of a preset cost")
+    co.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     rv = sub.add_parser("reeval", help="recompute final evaluations from checkpoints (current code)")
     rv.add_argument("results", type=Path, nargs="+")
     a = ap.parse_args(argv)
     if a.cmd == "reeval":
         for p in a.results:
             print(p, reevaluate(p)["final_eval"])
+        return
+    if a.cmd == "suite":
+        for abl in SUITE:
+            run(abl, a.preset, a.seeds)
+        print(json.dumps(compute_report(a.preset), indent=1))
+        return
+    if a.cmd == "compute":
+        print(json.dumps(compute_report(a.preset), indent=1))
         return
     if a.cmd == "list":
         for name, f in ABLATIONS.items():

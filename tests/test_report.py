@@ -1,0 +1,72 @@
+"""The verdict rule, the tables and the compute report, on synthetic result files (no training)."""
+import json
+
+import pytest
+
+from cnref import report
+from cnref.experiments import compute_report
+
+
+def claim(expect, tol=0.0):
+    return report.Claim("x", "t", "p", "a", "b", expect, tol=tol)
+
+
+def test_complete_separation_is_mann_whitney_p_of_one_in_twenty():
+    j = report.judge(claim(">"), [0.8, 0.7, 0.75], [0.3, 0.4, 0.35])
+    assert j["verdict"] == "confirmed"
+    assert j["p_mannwhitney"] == pytest.approx(1 / 20)          # exact U test, 3 vs 3, no ties
+    assert report.judge(claim("<"), [0.8, 0.7, 0.75], [0.3, 0.4, 0.35])["verdict"] == "refuted"
+    assert report.judge(claim(">"), [0.8, 0.3, 0.75], [0.3, 0.4, 0.35])["verdict"].startswith("unclear")
+
+
+def test_equality_claims_use_the_stated_tolerance():
+    assert report.judge(claim("=", 0.05), [0.70, 0.72, 0.71], [0.69, 0.74, 0.70])["verdict"] == "confirmed"
+    assert report.judge(claim("=", 0.05), [0.9, 0.92, 0.91], [0.5, 0.52, 0.51])["verdict"] == "refuted"
+    assert report.judge(claim("=", 0.05), [0.9, 0.3, 0.91], [0.5, 0.52, 0.51])["verdict"].startswith("unclear")
+
+
+def test_few_seeds_and_missing_results_are_flagged():
+    assert "only 2 seed(s)" in report.judge(claim(">"), [0.8, 0.7], [0.3, 0.4])["verdict"]
+    assert report.judge(claim(">"), [], [0.3])["verdict"].startswith("pending")
+
+
+def test_every_claim_names_existing_variants():
+    from cnref.experiments import ABLATIONS
+    for c in report.CLAIMS:
+        names = {v.name for v in ABLATIONS[c.ablation]("cpu")}
+        for ref in (c.a, c.b):
+            if ref == "bounds:base":
+                continue
+            abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
+            assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
+        assert c.expect in (">", "<", "=")
+
+
+def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False):
+    p = root / ablation / "cpu" / variant / f"seed{seed}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    ev = {s: {"iou": iou, "fill_ok": 1.0, "bg_ok": 1.0, "fid": 5.0} for s in report.SETTINGS}
+    r = {"ablation": ablation, "variant": variant, "preset": "cpu", "seed": seed, "final_eval": ev,
+         "config": {"steps": 500}, "convergence_step": 275, "train_seconds_this_process": seconds,
+         "provenance": {"device": "cpu: test", "commit": "abc"},
+         "history": [{"step": 0, "iou": 0.2, "elapsed_s": 0.0}, {"step": 500, "iou": iou, "elapsed_s": seconds}],
+         "final": {"step": 500, "iou": iou}}
+    if reused:
+        r["reused_from"] = "elsewhere"
+    p.write_text(json.dumps(r))
+
+
+def test_claims_and_tables_from_result_files(tmp_path):
+    for s, (a, b) in enumerate([(0.8, 0.3), (0.7, 0.35), (0.75, 0.4)]):
+        fake(tmp_path, "lite", "controlnet", s, a, reused=True)
+        fake(tmp_path, "lite", "lite", s, b)
+    c = next(c for c in report.CLAIMS if c.ablation == "lite" and c.setting == "held_out/none")
+    j = report.evaluate_claim(c, "cpu", tmp_path)
+    assert j["verdict"] == "confirmed" and j["a"]["mean"] == pytest.approx(0.75)
+    by = report.group([json.loads(p.read_text()) for p in sorted(tmp_path.glob("lite/cpu/*/*.json"))],
+                                   "lite", "cpu")
+    assert list(by) == ["controlnet", "lite"]
+    t = report.table(by, None, "iou")
+    assert "0.750 ± 0.050" in t and "0.350 ± 0.050" in t
+    cr = compute_report("cpu", tmp_path)
+    assert cr["runs"] == 3 and cr["reused"] == 3 and cr["total_s"] == 300.0
