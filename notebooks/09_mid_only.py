@@ -47,10 +47,15 @@ from cnref.experiments import RESULTS
 for name, rs in by.items():
     rate = [(r["history"][-1]["elapsed_s"] - r["history"][0]["elapsed_s"]) / r["history"][-1]["step"] for r in rs]
     print(f"{name:<10} wall s/step of the runs (incl. validation): {np.mean(rate):.3f} (min {min(rate):.3f}, max {max(rate):.3f})")
-bench = RESULTS / "bench" / "train_cpu.json"
-if bench.exists():
-    b = json.loads(bench.read_text())
-    print("interleaved train-step bench:", json.dumps(b.get("ratios", b.get("results")), indent=1)[:800])
+for name in ("train_cpu.json", "sd15_cpu.json"):
+    path = RESULTS / "bench" / name
+    if not path.exists():
+        continue
+    b = json.loads(path.read_text())
+    modes = b["modes"] if "modes" in b else b["runs"][0]["modes"]
+    full, mid = modes["cnref"]["median_step_s"], modes["cnref_mid"]["median_step_s"]
+    print(f"{name} ({b['provenance']['device']}): step time full {full:.3f} s, mid-only {mid:.3f} s -> mid-only "
+          f"{full / mid:.2f}x faster (paper: 1.6x); medians of {len(modes['cnref']['step_s'])} repeats")
 
 # %% [markdown]
 # ## Fidelity and loss during training

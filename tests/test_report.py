@@ -70,3 +70,19 @@ def test_claims_and_tables_from_result_files(tmp_path):
     assert "0.750 ± 0.050" in t and "0.350 ± 0.050" in t
     cr = compute_report("cpu", tmp_path)
     assert cr["runs"] == 3 and cr["reused"] == 3 and cr["total_s"] == 300.0
+
+
+def test_committed_results_carry_provenance():
+    """Every committed run says what produced it; a reused run points at a run with the same config."""
+    from cnref.experiments import RESULTS
+    paths = sorted(RESULTS.glob("*/*/*/seed*.json"))
+    for p in paths:
+        r = json.loads(p.read_text())
+        assert r["complete"] and f"seed{r['seed']}.json" == p.name, p
+        assert r["variant"] == p.parent.name and r["preset"] == p.parent.parent.name, p
+        assert {"command", "commit", "device", "versions"} <= set(r["provenance"]), p
+        assert r["config"]["seed"] == r["seed"], p
+        assert p.with_suffix(".npz").exists(), p
+        if "reused_from" in r:
+            src = json.loads((RESULTS / r["reused_from"]).read_text())
+            assert src["config"] == r["config"] and "reused_from" not in src, p
