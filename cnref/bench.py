@@ -4,7 +4,9 @@
 - `plain`: optimising the whole UNet without ControlNet (the paper's baseline);
 - `diffusers`: diffusers' `ControlNetModel.from_unet` + frozen UNet, in the loop of diffusers'
   examples/controlnet/train_controlnet.py (the peer);
-- `cnref`: cnref's ControlNet + `controlled_unet` (what `cnref.train` runs);
+- `cnref`: cnref's ControlNet + `controlled_unet` + fused AdamW (what `cnref.train` runs);
+- `cnref_adamw_loop`: the same with the per-tensor AdamW loop the peer uses (what fusing gains);
+- `cnref_compile`: the same under torch.compile (compile time excluded: warm-up steps);
 - `cnref_mid`: cnref with middle-block-only connections (small-scale training).
 Steps of the modes alternate (A B C D A B C D ...), so machine noise hits all alike; the median step time
 of each mode and its ratio to the peer are reported.
@@ -62,11 +64,13 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
                             mid_block_additional_residual=mid).sample
                 loss = F.mse_loss(pred.float(), b["eps"].float(), reduction="mean")
                 loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        elif mode in ("cnref", "cnref_mid", "cnref_fused", "cnref_compile"):
+        elif mode in ("cnref", "cnref_mid", "cnref_adamw_loop", "cnref_compile"):
+            from .train import controlnet_optimizer
             net = ControlNet(unet, ControlNetConfig(factor=factor, connections="mid_only" if mode == "cnref_mid"
                                                     else "full")).train()
-            # fused AdamW: one kernel for all parameters instead of a loop over ~300 small tensors
-            opt = torch.optim.AdamW(net.parameters(), lr=1e-5, fused=mode in ("cnref_fused", "cnref_compile"))
+            # cnref's training optimizer (fused AdamW); cnref_adamw_loop: the peer's default, for the gain
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-5) if mode == "cnref_adamw_loop" \
+                else controlnet_optimizer(net.parameters(), 1e-5)
             u, fwd = unet, net
             if mode == "cnref_compile":
                 u, fwd = torch.compile(unet), torch.compile(net)
@@ -76,7 +80,7 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
                 loss = F.mse_loss(pred.float(), b["eps"].float())
                 loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         else:
-            raise ValueError(f"`modes`: expected plain, diffusers, cnref, cnref_mid, cnref_fused or cnref_compile, "
+            raise ValueError(f"`modes`: expected plain, diffusers, cnref, cnref_mid, cnref_adamw_loop or cnref_compile, "
                              f"received {mode!r}")
         fns[mode] = f
     return fns
@@ -125,7 +129,7 @@ def sd15_mode(mode: str, width: int, batch: int, repeats: int, device: str, warm
     fast = mode == "cnref_fast"
     # fastest settings: fused AdamW; torch.compile on GPU (on a 2-core CPU compiling an 860M UNet costs
     # more than the few steps it would speed up)
-    fn_mode = ("cnref_compile" if device.startswith("cuda") else "cnref_fused") if fast else mode
+    fn_mode = ("cnref_compile" if device.startswith("cuda") else "cnref") if fast else mode
     if fast:   # the locked UNet needs no fp32 master weights: keep it in bf16 on GPU; channels_last everywhere
         if dev.type == "cuda":
             unet = unet.to(torch.bfloat16)
@@ -182,6 +186,61 @@ def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MOD
     return {"width": width, "batch": batch, "repeats": repeats, "device_kind": device, "modes": rows}
 
 
+# ------------------------------------------------------------------------ sampling (issue 9)
+@torch.no_grad()
+def pipeline_loop(base, controlnet, cond: torch.Tensor, prompts: list[str], steps: int, beta: float,
+                  seed: int) -> torch.Tensor:
+    """The denoising loop of diffusers' StableDiffusionControlNetPipeline.__call__, op for op, on our
+    pixel-space base (the pipeline itself needs a VAE): CFG by batch doubling, the ControlNet on both
+    halves with the hint repeated, residuals into the UNet, guidance, scheduler.step. `controlnet` is a
+    diffusers ControlNetModel."""
+    from .base import sample_scheduler
+    sched = sample_scheduler(base.cfg)
+    sched.set_timesteps(steps)
+    g = torch.Generator().manual_seed(seed)
+    s = base.cfg.size
+    latents = torch.randn(len(prompts), base.unet.config.in_channels, s, s, generator=g) * sched.init_noise_sigma
+    prompt_embeds = torch.cat([base.encode_prompt([""] * len(prompts)), base.encode_prompt(prompts)])
+    image = torch.cat([cond] * 2)
+    for t in sched.timesteps:
+        x_in = sched.scale_model_input(torch.cat([latents] * 2), t)
+        down, mid = controlnet(x_in, t, encoder_hidden_states=prompt_embeds, controlnet_cond=image,
+                               conditioning_scale=1.0, guess_mode=False, return_dict=False)
+        noise_pred = base.unet(x_in, t, encoder_hidden_states=prompt_embeds, down_block_additional_residuals=down,
+                               mid_block_additional_residual=mid, return_dict=False)[0]
+        uncond, text = noise_pred.chunk(2)
+        latents = sched.step(uncond + beta * (text - uncond), t, latents, return_dict=False)[0]
+    return latents.clamp(-1, 1)
+
+
+def bench_sample(preset: str = "cpu", n: int = 64, steps: int = 20, beta: float = 9.0, repeats: int = 3) -> dict:
+    """cnref.sample.generate vs the pipeline's loop (same weights, exported to diffusers), interleaved;
+    also the largest pixel difference between their images (the same noise and schedule)."""
+    from .base import load_base
+    from .data import VAL_SEED, Fill50K
+    from .interop import to_diffusers
+    from .sample import generate
+    base = load_base(preset)
+    net = ControlNet(base.unet, ControlNetConfig(factor=base.cfg.cond_factor)).eval()
+    with torch.no_grad():
+        for p in net.parameters():          # an untrained ControlNet adds zero: give it weights that act
+            if p.abs().sum() == 0:
+                p.normal_(0, 0.01, generator=torch.Generator().manual_seed(p.numel()))
+    peer = to_diffusers(net, base.unet).eval()
+    b = Fill50K(size=base.cfg.size, cond_factor=base.cfg.cond_factor, seed=VAL_SEED).batch(range(n))
+    fns = {"diffusers_pipeline_loop": lambda _: pipeline_loop(base, peer, b["cond"], b["prompt"], steps, beta, 0),
+           "cnref": lambda _: generate(base, b["prompt"], [(net, b["cond"])], steps=steps, beta=beta, seed=0)}
+    times = interleaved(fns, None, repeats, warmup=1)
+    diff = float((fns["cnref"](None) - fns["diffusers_pipeline_loop"](None)).abs().max())
+    med = {k: statistics.median(v) for k, v in times.items()}
+    ref = med["diffusers_pipeline_loop"]
+    return {"preset": preset, "n": n, "ddim_steps": steps, "beta": beta, "repeats": repeats,
+            "max_abs_pixel_diff": diff,
+            "modes": {k: {"median_s": round(med[k], 4), "img_per_s": round(n / med[k], 2),
+                          "speed_vs_pipeline_loop": round(ref / med[k], 3), "s": [round(x, 4) for x in times[k]]}
+                      for k in times}}
+
+
 def plot_sd15(path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
@@ -201,7 +260,7 @@ def main(argv=None):
     t.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
     t.add_argument("--batch", type=int, default=64)
     t.add_argument("--repeats", type=int, default=15)
-    t.add_argument("--modes", nargs="+", default=["diffusers", "cnref", "plain", "cnref_mid"])
+    t.add_argument("--modes", nargs="+", default=["diffusers", "cnref", "plain", "cnref_mid", "cnref_adamw_loop"])
     t.add_argument("--out", type=Path)
     m = sub.add_parser("sd15-mode", help="(internal) one mode at SD1.5 scale, in this process; prints JSON")
     m.add_argument("--mode", choices=SD15_MODES, required=True)
@@ -217,9 +276,24 @@ def main(argv=None):
     s15.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     s15.add_argument("--modes", nargs="+", default=SD15_MODES)
     s15.add_argument("--out", type=Path, required=True)
+    sa = sub.add_parser("sample", help="sampling a validation grid: cnref vs the diffusers pipeline's loop")
+    sa.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    sa.add_argument("--n", type=int, default=64)
+    sa.add_argument("--steps", type=int, default=20)
+    sa.add_argument("--repeats", type=int, default=3)
+    sa.add_argument("--out", type=Path)
     pl = sub.add_parser("plot", help="draw an sd15 result JSON into a PNG beside it")
     pl.add_argument("json", type=Path)
     a = ap.parse_args(argv)
+    if a.what == "sample":
+        res = {"provenance": provenance(), **bench_sample(a.preset, a.n, a.steps, repeats=a.repeats)}
+        for k, v in res["modes"].items():
+            print(f"{k:24s} {v['img_per_s']:8.1f} img/s  x{v['speed_vs_pipeline_loop']} vs the pipeline loop")
+        print("max |pixel difference|:", res["max_abs_pixel_diff"])
+        if a.out:
+            a.out.parent.mkdir(parents=True, exist_ok=True)
+            a.out.write_text(json.dumps(res, indent=1))
+        return
     if a.what == "plot":
         plot_sd15(a.json)
         return

@@ -52,7 +52,11 @@ def zero_init(preset: str) -> list[Variant]:
 
 def lite(preset: str) -> list[Variant]:
     """Fig. 8c: ControlNet vs ControlNet-lite (each trainable block -> one conv); four prompt settings."""
-    return [_with(preset, "controlnet"), _with(preset, "lite", controlnet={"lite": True})]
+    base = ControlNetTrainConfig.preset_default(preset)
+    return [_with(preset, "controlnet"), _with(preset, "lite", controlnet={"lite": True}),
+            # lite did not converge within the default steps: the same run 4x longer says whether it is slow
+            # or unable
+            _with(preset, "lite_x4", controlnet={"lite": True}, steps=base.steps * 4, val_every=base.val_every * 4)]
 
 
 def dataset_size(preset: str) -> list[Variant]:

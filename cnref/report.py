@@ -132,6 +132,10 @@ CLAIMS = [
           "controlnet", "lite", ">", setting="held_out/perfect"),
     Claim("lite", "ControlNet < lite on FID (perfect prompt)", "Table 3: FID 15.27 vs 17.92",
           "controlnet", "lite", "<", key="fid", setting="held_out/perfect"),
+    Claim("lite", "With a perfect prompt lite still learns the condition: above the base alone (500 steps)",
+          "Fig. 8c (images)", "lite", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("lite", "... and with 4x the steps (2000)", "Fig. 8c (images)",
+          "lite_x4", "bounds:base", ">", setting="held_out/perfect"),
     Claim("dataset_size", "1k training images already work: above the base alone", "Fig. 10 (images)",
           "n_1000", "bounds:base", ">", setting="held_out/perfect"),
     Claim("dataset_size", "1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
@@ -220,7 +224,8 @@ def table(by: dict[str, list[dict]], bnd: dict | None, key: str = "iou", setting
     """Table 2 analogue for one metric: a row per variant (mean ± std over seeds), then the calibration rows
     (ground truth: upper bound; the base alone: lower bound) from the same held-out set and sampler."""
     w = 17
-    lines = [f"{key:<22}" + "".join(f"{s:>{w}}" for s in settings)]
+    short = lambda s: s.replace("held_out/", "").replace("train/", "train ")
+    lines = [f"{key:<22}" + "".join(f"{short(s):>{w}}" for s in settings)]
     cell = lambda xs: f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}".rjust(w)
     for name, rs in by.items():
         lines.append(f"{name + f' ({len(rs)} seeds)':<22}" + "".join(cell([value(r, key, s) for r in rs])

@@ -23,7 +23,8 @@
 # **Device and time:** full mode reads the committed results in `experiments/lite/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run lite --preset cpu
 # --seeds 0 1 2`:
-# 6 runs (2 variants x 3 seeds) on 2 CPU cores, about 6 minutes each; it skips finished runs, resumes an
+# 9 runs (3 variants x 3 seeds; lite_x4 trains 4x longer) on 2 CPU cores, 6-11 minutes each (machine-dependent;
+# lite_x4 four times that); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 

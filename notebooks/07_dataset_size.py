@@ -22,7 +22,7 @@
 # **Device and time:** full mode reads the committed results in `experiments/dataset_size/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run dataset_size --preset cpu
 # --seeds 0 1 2`:
-# 12 runs (4 variants x 3 seeds) on 2 CPU cores, about 6 minutes each; it skips finished runs, resumes an
+# 12 runs (4 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 

@@ -21,7 +21,7 @@
 # **Device and time:** full mode reads the committed results in `experiments/prompt_dropout/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run prompt_dropout --preset cpu
 # --seeds 0 1 2`:
-# 6 runs (2 variants x 3 seeds) on 2 CPU cores, about 6 minutes each; it skips finished runs, resumes an
+# 6 runs (2 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 

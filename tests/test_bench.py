@@ -30,3 +30,11 @@ def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
     path = tmp_path / "sd15_smoke.json"
     path.write_text(json.dumps({"provenance": provenance(), "runs": [res]}))
     assert plot_sd15(path).stat().st_size > 10_000
+
+
+def test_sample_bench_smoke_matches_the_pipeline_loop():
+    from cnref.bench import bench_sample
+    res = bench_sample("smoke", n=4, steps=3, repeats=1)
+    assert set(res["modes"]) == {"cnref", "diffusers_pipeline_loop"}
+    # the same weights, noise and schedule: cnref's sampler and the pipeline's loop give the same images
+    assert res["max_abs_pixel_diff"] < 1e-4
