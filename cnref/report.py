@@ -259,7 +259,7 @@ def print_runs(by: dict[str, list[dict]]):
     for name, rs in by.items():
         for r in rs:
             hist = r["history"]
-            rate = (hist[-1]["elapsed_s"] - hist[0]["elapsed_s"]) / max(1, hist[-1]["step"] - hist[0]["step"])
+            rate = value(r, "s_per_step", None)
             src = r.get("reused_from") or r["provenance"]["commit"][:12]
             print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final']['iou']:>9.3f}"
                   f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")

@@ -156,10 +156,15 @@ def signed_distance(p: dict, size: int) -> torch.Tensor:
     return torch.where(shape >= 0, sd, torch.full_like(sd, math.inf))
 
 
+def in_any_later(mask: torch.Tensor) -> torch.Tensor:
+    """(B,K,s,s) bool: True where mask holds for some later (nearer) slot j > k."""
+    suffix = torch.flip(torch.cummax(torch.flip(mask.int(), [1]), 1).values, [1])      # any j >= k
+    return torch.cat([suffix[:, 1:], torch.zeros_like(suffix[:, :1])], 1).bool()
+
+
 def visible_masks(inside: torch.Tensor) -> torch.Tensor:
     """(B,K,s,s) bool: inside shape k and inside no later (nearer) shape."""
-    later = torch.flip(torch.cumsum(torch.flip(inside.int(), [1]), 1), [1]) - inside.int()  # count of j > k
-    return inside & (later == 0)
+    return inside & ~in_any_later(inside)
 
 
 def paint(p: dict, sd: torch.Tensor, size: int) -> torch.Tensor:
@@ -175,8 +180,7 @@ def paint(p: dict, sd: torch.Tensor, size: int) -> torch.Tensor:
 def outline(sd: torch.Tensor, width: float, size: int) -> torch.Tensor:
     """Visible edges: |sd_k| within width/2 of shape k's boundary, not inside a later shape. (B,3,s,s)."""
     line = (1 - ((sd.abs() - width / 2) * size)).clamp(0, 1)                # (B,K,s,s), anti-aliased
-    hidden = torch.flip(torch.cummax(torch.flip((sd < -width / 2).int(), [1]), 1).values, [1])
-    hidden = torch.cat([hidden[:, 1:], torch.zeros_like(hidden[:, :1])], 1).bool()   # inside any j > k
+    hidden = in_any_later(sd < -width / 2)
     edge = torch.where(hidden, torch.zeros_like(line), line).amax(1, keepdim=True)
     return edge.expand(-1, 3, -1, -1).contiguous()
 

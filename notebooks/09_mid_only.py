@@ -45,7 +45,7 @@ import json
 import numpy as np
 from cnref.experiments import RESULTS
 for name, rs in by.items():
-    rate = [(r["history"][-1]["elapsed_s"] - r["history"][0]["elapsed_s"]) / r["history"][-1]["step"] for r in rs]
+    rate = [report.value(r, "s_per_step", None) for r in rs]
     print(f"{name:<10} wall s/step of the runs (incl. validation): {np.mean(rate):.3f} (min {min(rate):.3f}, max {max(rate):.3f})")
 for name in ("train_cpu.json", "sd15_cpu.json"):
     path = RESULTS / "bench" / name
