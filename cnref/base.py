@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .checks import check_choice, fail
-from .data import vocabulary
+from .data import DATASETS, vocabulary
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -34,6 +34,7 @@ class BaseConfig:
     max_tokens: int = 16                             # SD: 77
     cond_factor: int = 1                             # condition resolution / sample resolution (SD: 8)
     offset_noise: float = 0.1                        # see DESIGN.md section 2: fixes dull colours
+    data: str = "fill50k"                            # what it was trained on (and its vocabulary): see DATASETS
     # SD's schedule
     beta_start: float = 0.00085
     beta_end: float = 0.012
@@ -54,9 +55,13 @@ class BaseConfig:
                           text_width=64, text_layers=4, cond_factor=8)
 
     @staticmethod
-    def preset(name: str) -> "BaseConfig":
+    def preset(name: str, data: str = "fill50k") -> "BaseConfig":
+        """A preset's architecture for a dataset. Scenes prompts run to 15 words (3 shapes with two-word
+        colours), more than Fill50K's 16 tokens hold with <bos>/<eos>: 24 tokens."""
         check_choice("preset", name, {"smoke", "cpu", "gpu"})
-        return getattr(BaseConfig, name)()
+        check_choice("data", data, DATASETS)
+        cfg = getattr(BaseConfig, name)()
+        return cfg if data == "fill50k" else replace(cfg, data=data, max_tokens=24)
 
 
 def build_unet(cfg: BaseConfig):
@@ -73,7 +78,7 @@ def build_tokenizer(cfg: BaseConfig):
     """A word-level tokenizer over the data vocabulary, built offline (no hub download)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
-    vocab = {w: i for i, w in enumerate(SPECIAL + vocabulary())}
+    vocab = {w: i for i, w in enumerate(SPECIAL + vocabulary(cfg.data))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(
@@ -147,7 +152,7 @@ class MiniSD(nn.Module):
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no base weights at {path}; rebuild them with "
-                                    f"`python -m cnref.train base --preset cpu` (see README)")
+                                    f"`python -m cnref.train base --preset <preset> [--data scenes]` (see README)")
         with safe_open(str(path), "pt") as f:
             conf = json.loads(f.metadata()["config"])
         cfg = BaseConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
@@ -156,14 +161,15 @@ class MiniSD(nn.Module):
         return model
 
 
-def base_path(preset: str) -> Path:
+def base_path(preset: str, data: str = "fill50k") -> Path:
     check_choice("preset", preset, {"smoke", "cpu", "gpu"})
-    return WEIGHTS_DIR / f"base_{preset}.safetensors"
+    check_choice("data", data, DATASETS)
+    return WEIGHTS_DIR / (f"base_{preset}.safetensors" if data == "fill50k" else f"base_{preset}_{data}.safetensors")
 
 
-def load_base(preset: str = "cpu") -> MiniSD:
-    """The shipped, locked base of a preset (offline: read from the package)."""
-    return MiniSD.load(base_path(preset)).lock()
+def load_base(preset: str = "cpu", data: str = "fill50k") -> MiniSD:
+    """The shipped, locked base of a preset and dataset (offline: read from the package)."""
+    return MiniSD.load(base_path(preset, data)).lock()
 
 
 def sd15_unet(width: int = 320, cross_attention_dim: int = 768, sample_size: int = 64, heads: int = 8,

@@ -35,10 +35,28 @@ def prompt_for(fill: int, background: int) -> str:
     return f"{COLOR_NAMES[fill]} circle with {COLOR_NAMES[background]} background"
 
 
-def vocabulary() -> list[str]:
-    """Every word a Fill50K prompt (or a prompt-setting ablation) can contain."""
+DATASETS = {"fill50k", "scenes"}
+
+
+def vocabulary(data: str = "fill50k") -> list[str]:
+    """Every word a prompt of the dataset (or of a prompt-setting ablation) can contain."""
+    check_choice("data", data, DATASETS)
+    if data == "scenes":
+        from .scenes import scene_vocabulary
+        return scene_vocabulary()
     words = {w for name in COLOR_NAMES for w in name.split()} | {"circle", "with", "background"}
     return sorted(words)
+
+
+def dataset(data: str, *, size: int, cond_factor: int, seed: int, n: int | None = None,
+            condition: str = "outline"):
+    """The procedural set by name: Fill50K (its condition is the outline) or Scenes (any condition type)."""
+    check_choice("data", data, DATASETS)
+    if data == "fill50k":
+        check_choice("condition", condition, {"outline"})
+        return Fill50K(size=size, cond_factor=cond_factor, seed=seed, n=n)
+    from .scenes import Scenes
+    return Scenes(size=size, cond_factor=cond_factor, condition=condition, seed=seed, n=n)
 
 
 @dataclass(frozen=True)
@@ -154,6 +172,7 @@ def grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> torch.Tensor:
 
 
 PROMPT_SETTINGS = {"perfect", "none", "insufficient", "conflicting"}
+SCENE_SETTINGS = {"perfect", "none"}      # issue 9: with and without a prompt
 
 
 def conflicting_colors(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,6 +188,9 @@ def with_setting(batch: dict, setting: str) -> dict:
     ("circle"), conflicting (other colours than the target's), perfect. `fill` / `background` are the
     colours the prompt asks for (conflicting: the prompt's, not the scene's)."""
     check_choice("setting", setting, PROMPT_SETTINGS)
+    if setting not in SCENE_SETTINGS and "fill" not in batch:
+        fail("setting", f"one of {sorted(SCENE_SETTINGS)} for a Scenes batch (its prompts name several shapes)",
+             repr(setting))
     out = dict(batch)
     k = len(batch["prompt"])
     if setting == "none":

@@ -19,6 +19,7 @@ import numpy as np
 
 from .checks import check_choice, fail
 from .controlnet import ControlNetConfig
+from .metrics import fidelity_fn
 from .provenance import provenance
 from .train import ControlNetTrainConfig, train_controlnet
 
@@ -87,6 +88,12 @@ def timestep_sampling(preset: str) -> list[Variant]:
     return [_with(preset, "uniform"), _with(preset, "high_t", timesteps="high_t")]
 
 
+def scenes(preset: str) -> list[Variant]:
+    """Issue 9: ControlNets on two condition types of the same procedural scenes (on the scenes base),
+    whose weights the guidance and composition studies load."""
+    return [_with(preset, c, data="scenes", condition=c) for c in ("outline", "segmentation")]
+
+
 def hint_encoders(preset: str) -> list[Variant]:
     """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor."""
     return [_with(preset, "official"), _with(preset, "paper", controlnet={"hint": "paper"})]
@@ -94,7 +101,9 @@ def hint_encoders(preset: str) -> list[Variant]:
 
 ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,
              "dataset_size": dataset_size, "prompt_dropout": prompt_dropout, "mid_only": mid_only,
-             "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders}
+             "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders,
+             "scenes": scenes}
+KEEP_WEIGHTS = {"scenes"}      # ablations whose trained ControlNets later studies load (seed<k>.safetensors)
 
 
 def convergence_step(history: list[dict], key: str = "iou", min_jump: float = 0.1) -> int | None:
@@ -118,6 +127,16 @@ def config_dict(cfg: ControlNetTrainConfig) -> dict:
     return json.loads(json.dumps(asdict(cfg)))
 
 
+def same_config(old: dict | None, cfg: dict) -> bool:
+    """Whether a stored result's config is this one. Results written before a config field existed hold
+    no key for it: they ran with the field's default, which fills the gap."""
+    if old is None:
+        return False
+    d = config_dict(ControlNetTrainConfig())
+    full = {**d, **old, "controlnet": {**d["controlnet"], **old.get("controlnet", {})}}
+    return full == cfg
+
+
 def final_key(setting: str) -> str:
     """npz key of the final evaluation's images of one setting ("held_out/none" -> "final__held_out__none")."""
     return "final__" + setting.replace("/", "__")
@@ -138,7 +157,7 @@ def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
             r = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if r.get("complete") and r.get("config") == cfg and "reused_from" not in r and has_fid(r):
+        if r.get("complete") and same_config(r.get("config"), cfg) and "reused_from" not in r and has_fid(r):
             return p
     return None
 
@@ -149,7 +168,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
     path = result_path(ablation, cfg.preset, v.name, seed, root)
     if path.exists():
         old = json.loads(path.read_text())
-        if old.get("config") == config_dict(cfg) and old.get("complete"):
+        if same_config(old.get("config"), config_dict(cfg)) and old.get("complete"):
             log(f"skip   {path.relative_to(root.parent)} (finished)")
             return old
         if not force:
@@ -173,7 +192,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
     out = {"ablation": ablation, "variant": v.name, "preset": cfg.preset, "seed": seed,
            "provenance": prov, "config": config_dict(cfg), "complete": True,
            "history": hist, "final": hist[-1], "final_eval": module.final,
-           "convergence_step": convergence_step(hist),
+           "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1]),
            "train_seconds_this_process": round(time.perf_counter() - t0, 1)}
     cs = out["convergence_step"]
     out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if h["step"] == cs), None)
@@ -181,6 +200,8 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
     np.savez_compressed(path.with_suffix(".npz"), steps=np.array([h["step"] for h in hist]),
                         samples=np.stack([s.numpy() for s in module.samples]),
                         **{final_key(k): v.numpy() for k, v in module.final_images.items()})
+    if ablation in KEEP_WEIGHTS:
+        save_controlnet(module.controlnet, path.with_suffix(".safetensors"), out)
     path.write_text(json.dumps(out, indent=1))
     log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs}")
     return out
@@ -221,6 +242,26 @@ def reevaluate(path: Path, root: Path = RESULTS) -> dict:
     r["final_eval_provenance"] = provenance()
     path.write_text(json.dumps(r, indent=1))
     return r
+
+
+def save_controlnet(net, path: Path, result: dict) -> None:
+    from safetensors.torch import save_file
+    save_file({k: v.detach().contiguous() for k, v in net.state_dict().items()}, str(path),
+              metadata={"config": json.dumps(result["config"]), "provenance": json.dumps(result["provenance"])})
+
+
+def load_controlnet(result: dict, base, root: Path = RESULTS):
+    """The trained ControlNet of a finished run of a KEEP_WEIGHTS ablation, over `base`'s locked UNet."""
+    from safetensors.torch import load_file
+    from .controlnet import ControlNet
+    path = result_path(result["ablation"], result["preset"], result["variant"], result["seed"], root)
+    w = path.with_suffix(".safetensors")
+    if not w.exists():
+        fail("result", f"a run whose weights {w.name} were kept (ablations {sorted(KEEP_WEIGHTS)})",
+             f"{result['ablation']}/{result['variant']}/seed{result['seed']}")
+    net = ControlNet(base.unet, ControlNetConfig(**result["config"]["controlnet"]))
+    net.load_state_dict(load_file(str(w)), strict=True)
+    return net.eval()
 
 
 def load_samples(result: dict, root: Path = RESULTS):

@@ -19,7 +19,7 @@ from .base import BaseConfig, MiniSD, base_path
 from .checks import check_positive
 from .control import controlled_unet
 from .controlnet import ControlNet, ControlNetConfig, unlock_decoder
-from .data import TRAIN_SEED, VAL_SEED, Fill50K, batch_at
+from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset
 from .ema import EMA
 from .loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
 from .provenance import provenance
@@ -89,26 +89,30 @@ class BaseTrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     ckpt_every: int = 100
+    data: str = "fill50k"            # "fill50k" | "scenes" (issue 9's richer scenes: their own base)
 
     @staticmethod
-    def preset_default(preset: str, **over) -> "BaseTrainConfig":
-        """cpu: ~25 min on 2 cores. gpu: 1M images at 64x64 (~15 min on an H100, DESIGN.md section 2)."""
+    def preset_default(preset: str, data: str = "fill50k", **over) -> "BaseTrainConfig":
+        """cpu: ~25 min on 2 cores. gpu: 1M images at 64x64 (~15 min on an H100, DESIGN.md section 2).
+        Scenes (1-3 shapes, colours bound to shapes) are harder to learn than one disc: 1.5x the steps."""
         base = {"smoke": BaseTrainConfig(preset="smoke", steps=300, batch_size=32),
                 "cpu": BaseTrainConfig(preset="cpu"),
                 "gpu": BaseTrainConfig(preset="gpu", steps=4000, batch_size=256, ckpt_every=250)}[preset]
+        if data != "fill50k":
+            base = replace(base, data=data, steps=base.steps * 3 // 2)
         return replace(base, **over)
 
 
 class BasePretraining(L.LightningModule):
-    """Trains the mini SD (UNet + text encoder jointly) with Eq. 3 on procedural Fill50K."""
+    """Trains the mini SD (UNet + text encoder jointly) with Eq. 3 on a procedural set (Fill50K or Scenes)."""
 
     def __init__(self, cfg: BaseTrainConfig):
         super().__init__()
         self.cfg = cfg
-        self.base_cfg = BaseConfig.preset(cfg.preset)
+        self.base_cfg = BaseConfig.preset(cfg.preset, cfg.data)
         self.model = MiniSD(self.base_cfg)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.data = Fill50K(size=self.base_cfg.size, cond_factor=self.base_cfg.cond_factor, seed=TRAIN_SEED)
+        self.data = dataset(cfg.data, size=self.base_cfg.size, cond_factor=self.base_cfg.cond_factor, seed=TRAIN_SEED)
 
     def training_step(self, _, __):
         step, cfg = self.global_step, self.cfg
@@ -161,6 +165,8 @@ class ControlNetTrainConfig:
     prompt_dropout: float = 0.5      # the paper's 50%
     timesteps: str = "uniform"       # "uniform" | "high_t"
     n_train: int | None = None       # training-set size; None = fresh procedural samples every step
+    data: str = "fill50k"            # "fill50k" | "scenes" (on the scenes base)
+    condition: str = "outline"       # scenes: outline | canny | segmentation | depth | scribble
     controlnet: ControlNetConfig = ControlNetConfig()
     unlock_decoder: bool = False
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
@@ -196,7 +202,7 @@ class ControlNetTraining(L.LightningModule):
         from .base import load_base
         self.cfg = cfg
         self.automatic_optimization = False
-        self.base = base if base is not None else load_base(cfg.preset)
+        self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
         if cfg.controlnet.factor != bc.cond_factor:
@@ -204,8 +210,12 @@ class ControlNetTraining(L.LightningModule):
             fail("controlnet.factor", f"the base preset's cond_factor {bc.cond_factor}", cfg.controlnet.factor)
         self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
-        self.data = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=TRAIN_SEED, n=cfg.n_train)
-        self.val_batch = Fill50K(size=bc.size, cond_factor=bc.cond_factor, seed=VAL_SEED).batch(range(cfg.val_n))
+        if bc.data != cfg.data:
+            from .checks import fail
+            fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))
+        kw = dict(size=bc.size, cond_factor=bc.cond_factor, condition=cfg.condition)
+        self.data = dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw)
+        self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.val_n))
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
@@ -266,7 +276,7 @@ class ControlNetTraining(L.LightningModule):
     @torch.no_grad()
     def validate(self):
         from .data import prompts_for_setting
-        from .metrics import fidelity, summarize
+        from .metrics import fidelity_fn, summarize
         from .sample import generate
         if self.history and self.history[-1]["step"] == self.global_step:
             return
@@ -277,7 +287,7 @@ class ControlNetTraining(L.LightningModule):
                           [(self.controlnet, vb["cond"].to(self.device))], steps=cfg.val_steps, beta=cfg.val_beta,
                           seed=cfg.seed).float().cpu()
         self.controlnet.train(was_training)
-        row = {"step": self.global_step, **summarize(fidelity(images, vb)),
+        row = {"step": self.global_step, **summarize(fidelity_fn(cfg.data)[0](images, vb)),
                "loss": round(sum(self._losses) / len(self._losses), 6) if self._losses else None,
                "elapsed_s": round(self._elapsed(), 1)}
         self._losses = []
@@ -295,7 +305,8 @@ class ControlNetTraining(L.LightningModule):
         self.controlnet.eval()
         train = batch_at(self.data, 0, cfg.final_n, shuffle_seed=cfg.seed)     # conditions the model trained on
         out, self.final_images = evaluate_settings(self.base, self.controlnet, cfg.final_n, steps=cfg.val_steps,
-                                                   beta=cfg.val_beta, seed=cfg.seed + 1, train_batch=train)
+                                                   beta=cfg.val_beta, seed=cfg.seed + 1, train_batch=train,
+                                                   condition=cfg.condition)
         return out
 
     def configure_optimizers(self):
@@ -336,6 +347,7 @@ def main(argv=None):
     b.add_argument("--steps", type=int)
     b.add_argument("--batch-size", type=int)
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
     b.add_argument("--run-dir", type=Path)
     b.add_argument("--weights", type=Path, help="where to write the EMA weights (default: the package's)")
     c = sub.add_parser("controlnet", help="train one ControlNet (resumes from run-dir); --devices N runs DDP")
@@ -356,13 +368,13 @@ def main(argv=None):
              "abs_sum": float(flat.double().abs().sum()), "final": m.final}))
         return
     if a.what == "base":
-        cfg = BaseTrainConfig.preset_default(a.preset, seed=a.seed)
+        cfg = BaseTrainConfig.preset_default(a.preset, a.data, seed=a.seed)
         if a.steps:
             cfg = replace(cfg, steps=a.steps)
         if a.batch_size:
             cfg = replace(cfg, batch_size=a.batch_size)
-        run_dir = a.run_dir or Path("runs") / f"base_{a.preset}"
-        out = pretrain_base(cfg, run_dir, a.weights or base_path(a.preset))
+        run_dir = a.run_dir or Path("runs") / (f"base_{a.preset}" + ("" if a.data == "fill50k" else f"_{a.data}"))
+        out = pretrain_base(cfg, run_dir, a.weights or base_path(a.preset, a.data))
         print(f"wrote {out}")
 
 
