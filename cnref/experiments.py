@@ -183,7 +183,9 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
         path.write_text(json.dumps(out, indent=1))
         log(f"reuse  {same.relative_to(root)} -> {path.relative_to(root.parent)} (same config)")
         return out
-    run_dir = RUNS / ablation / cfg.preset / v.name / f"seed{seed}"
+    # checkpoints live with their results: another results root (tests, smoke notebooks) never resumes
+    # from the repository's runs/
+    run_dir = (RUNS if root == RESULTS else root / "_runs") / ablation / cfg.preset / v.name / f"seed{seed}"
     log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
     prov = provenance(seed=seed)          # at launch: the commit whose code runs
     t0 = time.perf_counter()
