@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -168,6 +169,7 @@ def run_study(study: str, preset: str, seed: int, root: Path = RESULTS, keep: in
     batches = scenes_batches(base, eng.final_n)
     fid = FID(base)
     prov = provenance(seed=seed)
+    t0 = time.perf_counter()
     rows, images = {}, {}
     for s in tqdm(settings(study, eng.val_beta), desc=f"{study} seed {seed}"):
         x = sample_setting(base, nets, batches, s, eng.val_steps, seed + 1)
@@ -177,6 +179,7 @@ def run_study(study: str, preset: str, seed: int, root: Path = RESULTS, keep: in
            "controlnets": sources, "results": rows}
     if study == "compose":
         out["multicontrolnet"] = multicontrolnet_check(base, nets, batches, seed=seed)
+    out["wall_s"] = round(time.perf_counter() - t0, 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **{k.replace("/", "__"): v for k, v in images.items()})
     path.write_text(json.dumps(out, indent=1))

@@ -35,10 +35,22 @@ def test_every_claim_names_existing_variants():
     for c in report.CLAIMS:
         names = {v.name for v in ABLATIONS[c.ablation]("cpu")}
         for ref in (c.a, c.b):
-            if ref == "bounds:base":
+            if ref in ("bounds:base", "bounds:base_scenes"):
+                continue
+            if ref.startswith("bench:"):
+                assert ref[6:] in ("cnref", "cnref_mid", "diffusers", "plain", "cnref_adamw_loop"), ref
                 continue
             abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
             assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
+        assert c.expect in (">", "<", "=")
+
+
+def test_every_study_claim_names_existing_settings():
+    from cnref.studies import STUDY_CLAIMS, settings
+    for c in STUDY_CLAIMS:
+        names = {s.name for s in settings(c.study, 3.0)} | {"multicontrolnet"}
+        for ref in (c.a, c.b):
+            assert ref in names or ref.startswith("const:"), (c, ref)
         assert c.expect in (">", "<", "=")
 
 
