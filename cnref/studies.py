@@ -297,6 +297,21 @@ def plot_sweep(ax, results: list[dict], names: list[str], xs: list[float], key: 
     return plot_spread(ax, curves, label)
 
 
+def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str = "fid", y: str = "edge_f1",
+                  marks: list | None = None):
+    """A trade-off curve: the settings `names` (e.g. one mode at rising beta) as points (mean over seeds,
+    bars = min-max) in the (x, y) plane, joined in order, the first and the rest labelled by `marks`."""
+    xs = np.array([[r["results"][n][x] for n in names] for r in results])
+    ys = np.array([[r["results"][n][y] for n in names] for r in results])
+    line, = ax.plot(xs.mean(0), ys.mean(0), "o-", label=label, ms=4)
+    ax.errorbar(xs.mean(0), ys.mean(0), xerr=[xs.mean(0) - xs.min(0), xs.max(0) - xs.mean(0)],
+                yerr=[ys.mean(0) - ys.min(0), ys.max(0) - ys.mean(0)], fmt="none", color=line.get_color(), alpha=0.4)
+    for m, px, py in zip(marks or [], xs.mean(0), ys.mean(0)):
+        ax.annotate(str(m), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(x); ax.set_ylabel(y)
+    return line
+
+
 def plot_cfg(results: list[dict], keys=("edge_f1", "color_ok", "fid")):
     """Fig. 5 as curves: each metric against the guidance scale, a line per mode, no prompt | perfect prompt."""
     import matplotlib.pyplot as plt

@@ -44,6 +44,19 @@ print(f"{len(rs)} trained seeds; seed 0's ControlNets: {rs[0]['controlnets']}; d
 # %%
 fig = studies.plot_cfg(rs); plt.show()
 
+# %% [markdown]
+# The same numbers as trade-offs: condition fidelity against image quality, each mode a path through
+# beta = 1, 3, 6, 9, 12 (numbers at the points). Up and to the left is better.
+
+# %%
+betas = (1, 3, 6, 9, 12)
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+for ax, p in zip(axes, ("none", "perfect")):
+    for m in ("both", "cond_only", "cond_only_weighted"):
+        studies.plot_tradeoff(ax, rs, [f"{m}/beta{b}/{p}" for b in betas], m, marks=betas)
+    ax.set_title(f"prompt: {p}"); ax.legend(fontsize=7)
+plt.tight_layout(); plt.show()
+
 # %%
 print(studies.study_table(rs))
 

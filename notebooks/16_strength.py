@@ -42,6 +42,9 @@ for ax, key in zip(axes, ("edge_f1", "color_ok", "fid")):
     studies.plot_sweep(ax, rs, names, xs, key, "outline ControlNet")
     ax.set_xlabel("strength s"); ax.set_title(key); ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
+fig, ax = plt.subplots(figsize=(6, 4))
+studies.plot_tradeoff(ax, rs, names, "strength 0 .. 2", marks=xs)
+ax.set_title("condition fidelity vs image quality"); plt.tight_layout(); plt.show()
 print(studies.study_table(rs))
 
 # %%
