@@ -7,7 +7,8 @@
 - `cnref`: cnref's ControlNet + `controlled_unet` + fused AdamW (what `cnref.train` runs);
 - `cnref_adamw_loop`: the same with the per-tensor AdamW loop the peer uses (what fusing gains);
 - `cnref_compile`: the same under torch.compile (compile time excluded: warm-up steps);
-- `cnref_mid`: cnref with middle-block-only connections (small-scale training).
+- `cnref_mid`: cnref with middle-block-only connections (small-scale training);
+- `cnref_ckpt`: cnref with gradient checkpointing in the ControlNet and the locked UNet (memory for time).
 Steps of the modes alternate (A B C D A B C D ...), so machine noise hits all alike; the median step time
 of each mode and its ratio to the peer are reported.
 """
@@ -64,10 +65,13 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
                             mid_block_additional_residual=mid).sample
                 loss = F.mse_loss(pred.float(), b["eps"].float(), reduction="mean")
                 loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        elif mode in ("cnref", "cnref_mid", "cnref_adamw_loop", "cnref_compile"):
+        elif mode in ("cnref", "cnref_mid", "cnref_adamw_loop", "cnref_compile", "cnref_ckpt"):
+            from .controlnet import set_gradient_checkpointing
             from .train import controlnet_optimizer
             net = ControlNet(unet, ControlNetConfig(factor=factor, connections="mid_only" if mode == "cnref_mid"
                                                     else "full")).train()
+            if mode == "cnref_ckpt":
+                set_gradient_checkpointing(net)
             # cnref's training optimizer (fused AdamW); cnref_adamw_loop: the peer's default, for the gain
             opt = torch.optim.AdamW(net.parameters(), lr=1e-5) if mode == "cnref_adamw_loop" \
                 else controlnet_optimizer(net.parameters(), 1e-5)
@@ -75,13 +79,17 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
             if mode == "cnref_compile":
                 u, fwd = torch.compile(unet), torch.compile(net)
 
-            def f(b, net=net, opt=opt, u=u, fwd=fwd):
+            def f(b, net=net, opt=opt, u=u, fwd=fwd, ckpt=mode == "cnref_ckpt"):
+                if ckpt:       # the UNet may be shared with other modes: checkpoint it only for this step
+                    set_gradient_checkpointing(unet, True)
                 pred = controlled_unet(u, b["z_t"], b["t"], b["c_t"], fwd(b["z_t"], b["t"], b["c_t"], b["cond"]))
                 loss = F.mse_loss(pred.float(), b["eps"].float())
                 loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
+                if ckpt:
+                    set_gradient_checkpointing(unet, False)
         else:
-            raise ValueError(f"`modes`: expected plain, diffusers, cnref, cnref_mid, cnref_adamw_loop or cnref_compile, "
-                             f"received {mode!r}")
+            raise ValueError(f"`modes`: expected plain, diffusers, cnref, cnref_mid, cnref_adamw_loop, cnref_compile "
+                             f"or cnref_ckpt, received {mode!r}")
         fns[mode] = f
     return fns
 
@@ -110,7 +118,7 @@ def bench_train(unet, factor: int, batch: int, repeats: int, modes: list[str], t
 
 
 # ------------------------------------------------------------------------ SD1.5 scale (issue 7)
-SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid"]
+SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid", "cnref_ckpt"]
 
 
 def _peak_memory_gib(device) -> float:
@@ -161,20 +169,40 @@ def sd15_mode(mode: str, width: int, batch: int, repeats: int, device: str, warm
             "peak_memory_gib": round(_peak_memory_gib(dev), 3), "step_s": [round(t, 4) for t in times]}
 
 
-def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MODES, timeout: int = 1800) -> dict:
-    """Each mode in a fresh process (clean peak memory), one after another, in this one command."""
+def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MODES, timeout: int = 1800,
+               rounds: int = 1) -> dict:
+    """Each mode in a fresh process (clean peak memory), one after another, in this one command; with
+    rounds > 1 the whole sequence repeats (A B C A B C ...), so that a slow spell of the machine hits every
+    mode, and each mode's step times pool over its rounds (per-round medians kept, with the ratio to the
+    peer in each round)."""
     import subprocess
     import sys
-    rows = {}
-    for mode in modes:
-        cmd = [sys.executable, "-m", "cnref.bench", "sd15-mode", "--mode", mode, "--width", str(width),
-               "--batch", str(batch), "--repeats", str(repeats), "--device", device]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if p.returncode == 0:
-            rows[mode] = json.loads(p.stdout.strip().splitlines()[-1])
-        else:   # killed for memory (-9) or failed: say so
-            rows[mode] = {"mode": mode, "error": f"exit {p.returncode}: {p.stderr.strip()[-300:]}"}
-        print(mode, rows[mode].get("img_per_s", rows[mode].get("error")), flush=True)
+    rows: dict = {}
+    for r in range(rounds):
+        for mode in modes:
+            cmd = [sys.executable, "-m", "cnref.bench", "sd15-mode", "--mode", mode, "--width", str(width),
+                   "--batch", str(batch), "--repeats", str(repeats), "--device", device]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            if p.returncode == 0:
+                row = json.loads(p.stdout.strip().splitlines()[-1])
+            else:   # killed for memory (-9) or failed: say so
+                row = {"mode": mode, "error": f"exit {p.returncode}: {p.stderr.strip()[-300:]}"}
+            print(f"round {r} {mode}", row.get("img_per_s", row.get("error")), flush=True)
+            if mode not in rows or "error" in rows[mode]:
+                rows[mode] = {**row, "round_median_s": [row["median_step_s"]] if "error" not in row else []}
+            elif "error" not in row:
+                old = rows[mode]
+                old["step_s"] += row["step_s"]
+                old["round_median_s"].append(row["median_step_s"])
+                old["peak_memory_gib"] = max(old["peak_memory_gib"], row["peak_memory_gib"])
+    for row in rows.values():
+        if "step_s" in row:
+            row["median_step_s"] = round(statistics.median(row["step_s"]), 4)
+            row["img_per_s"] = round(batch / row["median_step_s"], 4)
+    ref_rounds = rows.get("diffusers", {}).get("round_median_s", [])
+    for row in rows.values():
+        if row.get("round_median_s") and len(row["round_median_s"]) == len(ref_rounds):
+            row["speed_vs_diffusers_per_round"] = [round(a / b, 3) for a, b in zip(ref_rounds, row["round_median_s"])]
     ref = rows.get("diffusers", {}).get("median_step_s")
     plain = rows.get("plain", {})
     for r in rows.values():
@@ -183,7 +211,8 @@ def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MOD
         if "median_step_s" in r and "median_step_s" in plain:
             r["time_vs_plain"] = round(r["median_step_s"] / plain["median_step_s"], 3)
             r["memory_vs_plain"] = round(r["peak_memory_gib"] / plain["peak_memory_gib"], 3)
-    return {"width": width, "batch": batch, "repeats": repeats, "device_kind": device, "modes": rows}
+    return {"width": width, "batch": batch, "repeats": repeats, "rounds": rounds, "device_kind": device,
+            "modes": rows}
 
 
 # ------------------------------------------------------------------------ sampling (issue 9)
@@ -275,6 +304,7 @@ def main(argv=None):
     s15.add_argument("--repeats", type=int, default=5)
     s15.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     s15.add_argument("--modes", nargs="+", default=SD15_MODES)
+    s15.add_argument("--rounds", type=int, default=1, help="repeat the sequence of modes, interleaving them")
     s15.add_argument("--out", type=Path, required=True)
     sa = sub.add_parser("sample", help="sampling a validation grid: cnref vs the diffusers pipeline's loop")
     sa.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
@@ -301,7 +331,7 @@ def main(argv=None):
         print(json.dumps(sd15_mode(a.mode, a.width, a.batch, a.repeats, a.device)))
         return
     if a.what == "sd15":
-        runs = [bench_sd15(a.width, b, a.repeats, a.device, a.modes) for b in a.batch]
+        runs = [bench_sd15(a.width, b, a.repeats, a.device, a.modes, rounds=a.rounds) for b in a.batch]
         res = {"provenance": provenance(), "runs": runs}
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(res, indent=1))

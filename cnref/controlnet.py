@@ -138,6 +138,23 @@ class ControlNet(nn.Module):
         return tuple(skips), F.silu(self.lite_mid(h))
 
 
+def set_gradient_checkpointing(module: nn.Module, enable: bool = True) -> nn.Module:
+    """Activation checkpointing in every diffusers block inside `module` (a ControlNet's trainable copy, or
+    the locked UNet, whose decoder the loss backpropagates through to reach the residuals): activations
+    are recomputed in the backward pass instead of kept, trading about one more forward for memory.
+    The same switch diffusers' `enable_gradient_checkpointing` flips, for modules that are not ModelMixins."""
+    import torch.utils.checkpoint
+
+    def ckpt(block, *args):
+        return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
+    blocks = [m for m in module.modules() if hasattr(m, "gradient_checkpointing")]
+    if not blocks:
+        fail("module", "a module with diffusers blocks (attribute gradient_checkpointing)", type(module).__name__)
+    for m in blocks:
+        m._gradient_checkpointing_func, m.gradient_checkpointing = ckpt, enable
+    return module
+
+
 def unlock_decoder(unet) -> list[nn.Parameter]:
     """Large-scale training: make the locked UNet's decoder trainable too; returns its parameters."""
     params = []

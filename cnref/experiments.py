@@ -183,7 +183,9 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
         path.write_text(json.dumps(out, indent=1))
         log(f"reuse  {same.relative_to(root)} -> {path.relative_to(root.parent)} (same config)")
         return out
-    run_dir = RUNS / ablation / cfg.preset / v.name / f"seed{seed}"
+    # checkpoints live with their results: another results root (tests, smoke notebooks) never resumes
+    # from the repository's runs/
+    run_dir = (RUNS if root == RESULTS else root / "_runs") / ablation / cfg.preset / v.name / f"seed{seed}"
     log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
     prov = provenance(seed=seed)          # at launch: the commit whose code runs
     t0 = time.perf_counter()
@@ -276,15 +278,17 @@ SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampl
 
 def compute_report(preset: str, root: Path = RESULTS) -> dict:
     """The compute a preset's results cost: wall seconds of every trained (not reused) run, per ablation
-    and device (wall time includes validation and the final evaluation)."""
+    and device (wall time includes validation and the final evaluation), and of every study seed
+    (studies/<study>, issue 9)."""
     out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "by_ablation": {}, "devices": {}}
     for p in sorted(root.glob(f"*/{preset}/*/seed*.json")):
         r = json.loads(p.read_text())
         if "reused_from" in r:
             out["reused"] += 1
             continue
-        s = r.get("train_seconds_this_process") or 0.0
-        a = out["by_ablation"].setdefault(r["ablation"], {"runs": 0, "wall_s": 0.0})
+        s = r.get("train_seconds_this_process") or r.get("wall_s") or 0.0
+        name = r["ablation"] if "ablation" in r else f"studies/{r['study']}"
+        a = out["by_ablation"].setdefault(name, {"runs": 0, "wall_s": 0.0})
         a["runs"] += 1; a["wall_s"] = round(a["wall_s"] + s, 1)
         d = out["devices"].setdefault(r["provenance"]["device"], {"runs": 0, "wall_s": 0.0})
         d["runs"] += 1; d["wall_s"] = round(d["wall_s"] + s, 1)

@@ -59,9 +59,10 @@ def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dic
     return by
 
 
-def load_bounds(preset: str, root: Path = RESULTS) -> dict | None:
-    """Table 2's calibration rows (python -m cnref.evaluate bounds); in smoke mode computed on the spot."""
-    path = root / "bounds" / preset / "bounds.json"
+def load_bounds(preset: str, root: Path = RESULTS, data: str = "fill50k") -> dict | None:
+    """Table 2's calibration rows (python -m cnref.evaluate bounds [--data scenes]); in smoke mode computed
+    on the spot."""
+    path = root / "bounds" / preset / ("bounds.json" if data == "fill50k" else f"bounds_{data}.json")
     if not path.exists() and preset == "smoke":
         from .base import load_base
         from .evaluate import bounds
@@ -69,17 +70,21 @@ def load_bounds(preset: str, root: Path = RESULTS) -> dict | None:
         import torch
         cfg = ControlNetTrainConfig.preset_default("smoke")
         with torch.no_grad():
-            res = bounds(load_base("smoke"), cfg.final_n, steps=cfg.val_steps, beta=cfg.val_beta)
+            res = bounds(load_base("smoke", data), cfg.final_n, steps=cfg.val_steps, beta=cfg.val_beta)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(res))
     return json.loads(path.read_text()) if path.exists() else None
 
 
 def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> list[dict]:
-    """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" (the base
-    alone, one pseudo-run per sampling seed, with final_eval only)."""
-    if ref == "bounds:base":
-        b = load_bounds(preset, root)
+    """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" /
+    "bounds:base_scenes" (the Fill50K / scenes base alone, one pseudo-run per sampling seed, final_eval only)."""
+    if ref.startswith("bench:"):       # one pseudo-run per timed step of a mode of the interleaved bench
+        path = root / "bench" / f"train_{preset}.json"
+        mode = json.loads(path.read_text())["modes"].get(ref[6:], {}) if path.exists() else {}
+        return [{"step_s": t} for t in mode.get("step_s", [])]
+    if ref in ("bounds:base", "bounds:base_scenes"):
+        b = load_bounds(preset, root, "scenes" if ref.endswith("_scenes") else "fill50k")
         return [{"final_eval": rows, "seed": s} for s, rows in (b or {}).get("base", {}).items()]
     if ":" in ref:
         abl, var = ref.split(":")
@@ -90,6 +95,8 @@ def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> lis
 def value(r: dict, key: str, setting: str | None) -> float:
     """A run's number: a final-evaluation metric (setting "held_out/*" = mean over the four held-out prompt
     settings), or a top-level figure such as convergence_step (None = never: after the last step)."""
+    if key == "step_s":          # a bench pseudo-run: one timed training step
+        return float(r["step_s"])
     if key == "s_per_step":      # wall seconds per step over the run, validation included
         h = r["history"]
         return (h[-1]["elapsed_s"] - h[0]["elapsed_s"]) / max(1, h[-1]["step"] - h[0]["step"])
@@ -149,8 +156,9 @@ CLAIMS = [
           "dropout_0.5", "dropout_0", "=", setting="held_out/perfect", tol=0.05),
     Claim("mid_only", "Middle-block-only ControlNet still learns the condition: above the base alone",
           "v1 Sec. 4 (small-scale training)", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
-    Claim("mid_only", "Middle-only is faster per iteration (wall s/step of the runs, validation included)",
-          "v1: about 1.6x faster", "mid_only", "full", "<", key="s_per_step", setting=None),
+    Claim("mid_only", "Middle-only is faster per training step (step times interleaved with full in one "
+          "process: python -m cnref.bench train)", "v1: about 1.6x faster", "bench:cnref_mid", "bench:cnref", "<",
+          key="step_s", setting=None),
     Claim("mid_only", "Full connections beat middle-only on condition fidelity", "-",
           "full", "mid_only", ">", setting="held_out/perfect"),
     Claim("batch_vs_steps", "The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
@@ -163,6 +171,10 @@ CLAIMS = [
           "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
     Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
           "text vs code", "paper", "official", "=", setting="held_out/perfect", tol=0.05),
+    Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
+    Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (segmentation)", "segmentation", "bounds:base_scenes", ">", key="edge_f1"),
 ]
 
 
@@ -204,6 +216,8 @@ def evaluate_claim(c: Claim, preset: str, root: Path = RESULTS, by: dict | None 
 def fmt(s: dict | None, key: str) -> str:
     if s is None:
         return "-"
+    if key == "max_abs_diff":
+        return f"{s['max']:.1e} (max of n={s['n']})"
     d = 0 if key == "convergence_step" else 2 if key == "fid" else 3
     return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']})"
 
@@ -245,6 +259,8 @@ def table(by: dict[str, list[dict]], bnd: dict | None, key: str = "iou", setting
 
 def print_tables(by, bnd, keys=METRICS, settings=SETTINGS):
     names = {"iou": "condition fidelity: IoU (higher is better)",
+             "edge_f1": "condition fidelity: edge F1 vs the exact visible outline (higher is better)",
+             "color_ok": "prompt fidelity: shape colours right (share)",
              "fill_ok": "prompt fidelity: fill colour right (share)",
              "bg_ok": "prompt fidelity: background colour right (share)",
              "fid": "image quality: FID_64, base-UNet features (lower is better)"}
@@ -255,13 +271,15 @@ def print_tables(by, bnd, keys=METRICS, settings=SETTINGS):
 
 def print_runs(by: dict[str, list[dict]]):
     """One line per run: where it came from, its convergence step, final IoU and its training time."""
-    print(f"{'variant':<16}{'seed':>5}{'conv. step':>11}{'IoU@end':>9}{'wall s':>8}{'s/step':>8}  commit / reuse")
+    from .metrics import fidelity_fn
+    key = fidelity_fn(next(iter(by.values()))[0]["config"].get("data", "fill50k"))[1]
+    print(f"{'variant':<16}{'seed':>5}{'conv. step':>11}{key + '@end':>11}{'wall s':>8}{'s/step':>8}  commit / reuse")
     for name, rs in by.items():
         for r in rs:
             hist = r["history"]
             rate = value(r, "s_per_step", None)
             src = r.get("reused_from") or r["provenance"]["commit"][:12]
-            print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final']['iou']:>9.3f}"
+            print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final'][key]:>11.3f}"
                   f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")
     r0 = next(iter(by.values()))[0]
     print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
@@ -308,20 +326,26 @@ def final_images(r: dict, setting: str, root: Path = RESULTS) -> np.ndarray | No
 def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k: int = 8, seed: int = 0):
     """Rows: variants x prompt settings, k held-out conditions each (the first row: the conditions)."""
     import matplotlib.pyplot as plt
-    from .data import VAL_SEED, Fill50K
+    from .data import VAL_SEED, dataset
     from .plots import show_images
-    rows = [(f"{name} / {s.split('/')[1]}", final_images(next((r for r in rs if r["seed"] == seed), rs[0]), s, root))
-            for name, rs in by.items() for s in settings]
+    rows = []
+    for name, rs in by.items():
+        r = next((r for r in rs if r["seed"] == seed), rs[0])
+        rows += [(f"{name} / {s.split('/')[1]}", final_images(r, s, root)) for s in settings]
     rows = [(t, x[:k]) for t, x in rows if x is not None]
     if not rows:
         print("no final images in these results")
         return
     size = rows[0][1].shape[-1]
-    conds = Fill50K(size=size, seed=VAL_SEED).batch(range(k))["cond"]
-    conds = conds[:, :, ::conds.shape[-1] // size, ::conds.shape[-1] // size] * 2 - 1
-    fig, axes = plt.subplots(len(rows) + 1, 1, figsize=(k * 0.8, 0.95 * (len(rows) + 1)))
-    show_images(axes[0], conds, nrow=k, title="held-out conditions")
-    for ax, (t, x) in zip(axes[1:], rows):
+    kinds = dict.fromkeys((rs[0]["config"].get("data", "fill50k"), rs[0]["config"].get("condition", "outline"))
+                          for rs in by.values())
+    conds = []
+    for data, cond in kinds:
+        c = dataset(data, size=size, cond_factor=1, seed=VAL_SEED, condition=cond).batch(range(k))["cond"]
+        conds.append((f"held-out conditions ({cond})", c * 2 - 1))
+    rows = conds + rows
+    fig, axes = plt.subplots(len(rows), 1, figsize=(k * 0.8, 0.95 * len(rows)))
+    for ax, (t, x) in zip(np.atleast_1d(axes), rows):
         show_images(ax, x, nrow=k, title=t)
     plt.tight_layout()
     plt.show()
@@ -338,6 +362,13 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
         ours = f"{c.key} [{c.setting or 'per run'}]: {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
         link = f"[{nb.get(c.ablation, c.ablation)}](notebooks/{nb.get(c.ablation, '')}), " \
                f"[results](experiments/{c.ablation}/{preset}/)"
+        lines.append(f"| {c.text} | {c.paper} | {ours} | **{j['verdict']}** | {link} |")
+    from .studies import STUDY_CLAIMS, evaluate_study_claim
+    for c in STUDY_CLAIMS:
+        j = evaluate_study_claim(c, preset, root)
+        ours = f"{c.key}: {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
+        link = f"[{nb.get(c.study, c.study)}](notebooks/{nb.get(c.study, '')}), " \
+               f"[results](experiments/studies/{preset}/{c.study}/)"
         lines.append(f"| {c.text} | {c.paper} | {ours} | **{j['verdict']}** | {link} |")
     return "\n".join(lines)
 
@@ -356,6 +387,9 @@ def main(argv=None):
     else:
         for abl in dict.fromkeys(c.ablation for c in CLAIMS):
             print_verdicts(abl, a.preset)
+        from .studies import STUDIES, print_study_verdicts
+        for study in STUDIES:
+            print_study_verdicts(study, a.preset)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import torch
 from .base import BaseConfig, MiniSD, base_path
 from .checks import check_positive
 from .control import controlled_unet
-from .controlnet import ControlNet, ControlNetConfig, unlock_decoder
+from .controlnet import ControlNet, ControlNetConfig, set_gradient_checkpointing, unlock_decoder
 from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset
 from .ema import EMA
 from .loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
@@ -170,6 +170,7 @@ class ControlNetTrainConfig:
     controlnet: ControlNetConfig = ControlNetConfig()
     unlock_decoder: bool = False
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
+    gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
     seed: int = 0
     # validation sampling on a fixed held-out set
     val_every: int = 25
@@ -210,6 +211,9 @@ class ControlNetTraining(L.LightningModule):
             fail("controlnet.factor", f"the base preset's cond_factor {bc.cond_factor}", cfg.controlnet.factor)
         self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
+        if cfg.gradient_checkpointing:
+            set_gradient_checkpointing(self.controlnet)
+            set_gradient_checkpointing(self.base.unet)
         if bc.data != cfg.data:
             from .checks import fail
             fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))

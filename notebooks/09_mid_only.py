@@ -39,6 +39,9 @@ report.print_runs(by)
 
 # %% [markdown]
 # ## Time per iteration
+# The runs' wall times compare only between runs on the same machine (the variants may have run on
+# different ones: see the devices). The verdict uses the interleaved benchmark: each timed step of one mode
+# alternates with a step of the other in one process, so both see the same machine.
 
 # %%
 import json
@@ -46,7 +49,9 @@ import numpy as np
 from cnref.experiments import RESULTS
 for name, rs in by.items():
     rate = [report.value(r, "s_per_step", None) for r in rs]
-    print(f"{name:<10} wall s/step of the runs (incl. validation): {np.mean(rate):.3f} (min {min(rate):.3f}, max {max(rate):.3f})")
+    devices = sorted({r["provenance"]["device"] for r in rs})
+    print(f"{name:<10} wall s/step of the runs (incl. validation): {np.mean(rate):.3f} (min {min(rate):.3f}, "
+          f"max {max(rate):.3f}) on {devices}")
 for name in ("train_cpu.json", "sd15_cpu.json"):
     path = RESULTS / "bench" / name
     if not path.exists():

@@ -17,8 +17,12 @@ def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
     import json
     from cnref.bench import plot_sd15
     from cnref.provenance import provenance
-    res = bench_sd15(width=32, batch=1, repeats=1, device="cpu", modes=["plain", "diffusers", "cnref", "cnref_mid"])
+    res = bench_sd15(width=32, batch=1, repeats=1, device="cpu",
+                     modes=["plain", "diffusers", "cnref", "cnref_mid", "cnref_ckpt"], rounds=2)
     rows = res["modes"]
+    # two rounds of fresh processes: each mode's step times pool, with one median and ratio per round
+    assert all(len(r["step_s"]) == 2 and len(r["speed_vs_diffusers_per_round"]) == 2 for r in rows.values())
+    assert rows["cnref_ckpt"]["trainable_params"] == rows["cnref"]["trainable_params"]
     assert all("error" not in r for r in rows.values()), rows
     # SD1.5's topology at width 32: ControlNet training leaves the UNet's parameters untouched
     assert rows["plain"]["trainable_params"] == rows["plain"]["unet_params"]

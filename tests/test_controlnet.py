@@ -142,3 +142,28 @@ def test_gradient_flow_over_the_unet():
     opt.step()
     grads()
     assert any_nonzero(inner_hint)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients(unet):
+    """Recomputing activations in backward (cnref.controlnet.set_gradient_checkpointing, on the trainable
+    copy and the locked UNet) changes memory and time, not the gradients."""
+    from cnref.control import controlled_unet
+    from cnref.controlnet import set_gradient_checkpointing
+    z_t, t, c_t, cond = inputs(unet)
+    net = ControlNet(unet, ControlNetConfig())
+    torch.manual_seed(0)
+    for p in net.parameters():
+        p.data += 0.02 * torch.randn_like(p)
+    unet.requires_grad_(False).train()
+    net.train()
+    grads = []
+    for on in (False, True):
+        set_gradient_checkpointing(net, on); set_gradient_checkpointing(unet, on)
+        net.zero_grad()
+        controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)).square().mean().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
+    set_gradient_checkpointing(unet, False)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="module"):
+        set_gradient_checkpointing(torch.nn.Linear(2, 2))
