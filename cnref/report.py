@@ -222,16 +222,28 @@ def fmt(s: dict | None, key: str) -> str:
     return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']})"
 
 
+def measured(c, j: dict, where: str | None = None) -> str:
+    """Both groups' figures of a judged claim (an ablation's Claim or a studies.StudyClaim)."""
+    return f"{c.key}" + (f" [{where}]" if where else "") + f": {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
+
+
+def print_claim(c, j: dict, where: str | None = None) -> None:
+    """The verdict cell's text for one claim: the claim, what we measured, p, the verdict."""
+    p = f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j and c.expect != "=" else ""
+    print(f"Claim ({c.paper}): {c.text}.\n  measured {measured(c, j, where)}{p}\n  -> {j['verdict'].upper()}\n")
+
+
+def readme_row(c, j: dict, where: str | None, notebook: str, results: str) -> str:
+    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | " \
+           f"[{notebook}](notebooks/{notebook}), [results]({results}) |"
+
+
 def print_verdicts(ablation: str, preset: str, root: Path = RESULTS, by: dict | None = None) -> list[dict]:
     """The verdict cell of an ablation's notebook: every claim of it, both groups' figures, p and verdict."""
     out = []
     for c in (c for c in CLAIMS if c.ablation == ablation):
         j = evaluate_claim(c, preset, root, by)
-        where = c.setting or "per run"
-        print(f"Claim ({c.paper}): {c.text}.\n  measured {c.key} [{where}]: {c.a} {fmt(j['a'], c.key)} vs "
-              f"{c.b} {fmt(j['b'], c.key)}" + (f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}"
-                                                 if "p_mannwhitney" in j and c.expect != "=" else "")
-              + f"\n  -> {j['verdict'].upper()}\n")
+        print_claim(c, j, c.setting or "per run")
         out.append({"claim": c, **j})
     return out
 
@@ -359,17 +371,12 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
     nb = {p.stem.split("_", 1)[1]: p.name for p in (root.parent / "notebooks").glob("*.py")}
     for c in CLAIMS:
         j = evaluate_claim(c, preset, root)
-        ours = f"{c.key} [{c.setting or 'per run'}]: {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
-        link = f"[{nb.get(c.ablation, c.ablation)}](notebooks/{nb.get(c.ablation, '')}), " \
-               f"[results](experiments/{c.ablation}/{preset}/)"
-        lines.append(f"| {c.text} | {c.paper} | {ours} | **{j['verdict']}** | {link} |")
+        lines.append(readme_row(c, j, c.setting or "per run", nb.get(c.ablation, c.ablation),
+                                f"experiments/{c.ablation}/{preset}/"))
     from .studies import STUDY_CLAIMS, evaluate_study_claim
     for c in STUDY_CLAIMS:
         j = evaluate_study_claim(c, preset, root)
-        ours = f"{c.key}: {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
-        link = f"[{nb.get(c.study, c.study)}](notebooks/{nb.get(c.study, '')}), " \
-               f"[results](experiments/studies/{preset}/{c.study}/)"
-        lines.append(f"| {c.text} | {c.paper} | {ours} | **{j['verdict']}** | {link} |")
+        lines.append(readme_row(c, j, None, nb.get(c.study, c.study), f"experiments/studies/{preset}/{c.study}/"))
     return "\n".join(lines)
 
 

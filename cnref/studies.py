@@ -263,13 +263,11 @@ def evaluate_study_claim(c: StudyClaim, preset: str, root: Path = RESULTS) -> di
 
 
 def print_study_verdicts(study: str, preset: str, root: Path = RESULTS) -> list[dict]:
-    from .report import fmt
+    from .report import print_claim
     out = []
     for c in (c for c in STUDY_CLAIMS if c.study == study):
         j = evaluate_study_claim(c, preset, root)
-        p = f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j and c.expect != "=" else ""
-        print(f"Claim ({c.paper}): {c.text}.\n  measured {c.key}: {c.a} {fmt(j['a'], c.key)} vs {c.b} "
-              f"{fmt(j['b'], c.key)}{p}\n  -> {j['verdict'].upper()}\n")
+        print_claim(c, j)
         out.append({"claim": c, **j})
     return out
 
