@@ -9,6 +9,11 @@ from pathlib import Path
 
 
 def git_commit() -> str:
+    """HEAD (+dirty if cnref/ has changes). A copy without .git (the working tree a GPU machine gets) has
+    no commit of its own: CNREF_COMMIT, set by whoever copied it, names the one it came from."""
+    import os
+    if "CNREF_COMMIT" in os.environ:
+        return os.environ["CNREF_COMMIT"] + " (copy, per CNREF_COMMIT)"
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

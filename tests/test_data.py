@@ -102,3 +102,12 @@ def test_hf_dataset_and_diffusers_columns(tmp_path):
     assert (cols[4]["image"] - ref["image"][4]).abs().max() <= 2 / 255 + 1e-6
     with pytest.raises(ValueError, match=r"`caption_column`: expected a column of the dataset .*received 'caption'"):
         DiffusersColumns(ds, caption_column="caption")
+
+
+def test_images_do_not_depend_on_the_condition_resolution():
+    """The base trains on data rendered at cond_factor 1 (it never sees conditions): same images."""
+    from cnref.data import DATASETS, dataset
+    for name in DATASETS:
+        lo = dataset(name, size=16, cond_factor=1, seed=0).batch(range(4))
+        hi = dataset(name, size=16, cond_factor=4, seed=0).batch(range(4))
+        assert torch.equal(lo["image"], hi["image"]) and lo["prompt"] == hi["prompt"]

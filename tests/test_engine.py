@@ -39,6 +39,22 @@ def test_resume_is_exact(tmp_path):
     assert any(torch.count_nonzero(z.weight) > 0 for z in straight.controlnet.zero_convs())   # it trained
 
 
+def test_render_ahead_workers_keep_step_order():
+    """Beside a GPU, worker processes render batches ahead: the loader must still hand over exactly
+    data.batch_at's batches, in step order, from any start step (a resumed run)."""
+    from cnref.data import Fill50K, batch_at
+    from cnref.train import StepBatches
+    data = Fill50K(size=8, n=10)
+    batches = StepBatches(data, start=3, stop=10, batch_size=4, accumulate=2, shuffle_seed=1)
+    got = list(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=3))
+    assert [b["step"] for b in got] == list(range(3, 10))
+    for b in got:
+        for k, m in enumerate(b["micro"]):
+            ref = batch_at(data, b["step"] * 2 + k, 4, shuffle_seed=1)
+            assert torch.equal(m["image"], ref["image"]) and torch.equal(m["cond"], ref["cond"])
+            assert m["prompt"] == ref["prompt"]
+
+
 def test_accumulation_and_options_run(tmp_path):
     m = train_controlnet(_cfg(steps=2, accumulate=2, timesteps="high_t", n_train=8, unlock_decoder=True),
                          tmp_path / "c")
