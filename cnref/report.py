@@ -10,7 +10,9 @@ of runs (variants, each over seeds) in an expected direction. The verdict rule i
 - "a = b" within a stated tolerance: **confirmed** when the means differ by at most the tolerance,
   **refuted** when they differ by more and the seeds separate, otherwise **unclear**.
 
-A run whose IoU never rose (no convergence step) counts as converging after its last step.
+A run whose IoU never rose (no convergence step) counts as converging after its last step, and that figure
+is a lower bound (censored): it can put its group above the other, never below, so a comparison that rests
+on it (a shorter run "converging later" than a longer run's convergence step) is **unclear**, not refuted.
 `python -m cnref.report readme --preset cpu` prints the README's claims table from the committed results.
 """
 from __future__ import annotations
@@ -184,13 +186,20 @@ def stats(xs: list[float]) -> dict:
             "min": float(a.min()), "max": float(a.max()), "values": [round(float(x), 4) for x in a]}
 
 
-def judge(c: Claim, xa: list[float], xb: list[float]) -> dict:
-    """The verdict rule of the module docstring, on the per-seed values of the two groups."""
+def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=()) -> dict:
+    """The verdict rule of the module docstring, on the per-seed values of the two groups. censored_*: which
+    values are only lower bounds (a run that never converged: its steps + 1)."""
     from scipy.stats import mannwhitneyu
     if not xa or not xb:
         return {"verdict": "pending (no results)", "a": None, "b": None}
     sa, sb = stats(xa), stats(xb)
-    above, below = sa["min"] > sb["max"], sa["max"] < sb["min"]
+    ca, cb = sum(map(bool, censored_a)), sum(map(bool, censored_b))
+    if ca:
+        sa["censored"] = ca
+    if cb:
+        sb["censored"] = cb
+    # a group's minimum is a valid lower bound even when censored; its maximum only when nothing is
+    above, below = sa["min"] > sb["max"] and not cb, sa["max"] < sb["min"] and not ca
     out = {"a": sa, "b": sb, "diff": sa["mean"] - sb["mean"]}
     if len(xa) > 1 and len(xb) > 1:
         alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
@@ -199,8 +208,11 @@ def judge(c: Claim, xa: list[float], xb: list[float]) -> dict:
         good, bad = (above, below) if c.expect == ">" else (below, above)
         out["verdict"] = "confirmed" if good else "refuted" if bad else "unclear (seeds overlap)"
     else:
-        close = abs(out["diff"]) <= c.tol
-        out["verdict"] = "confirmed" if close else "refuted" if (above or below) else "unclear (seeds overlap)"
+        close = abs(out["diff"]) <= c.tol and not (ca or cb)
+        out["verdict"] = "confirmed" if close else "refuted" if (above or below) and abs(out["diff"]) > c.tol \
+            else "unclear (seeds overlap)"
+    if out["verdict"].startswith("unclear") and (ca or cb):
+        out["verdict"] = "unclear (censored: runs that never converged within their steps)"
     if min(len(xa), len(xb)) < 3:
         out["verdict"] += f" [only {min(len(xa), len(xb))} seed(s)]"
     return out
@@ -208,9 +220,10 @@ def judge(c: Claim, xa: list[float], xb: list[float]) -> dict:
 
 def evaluate_claim(c: Claim, preset: str, root: Path = RESULTS, by: dict | None = None) -> dict:
     by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
-    xa = [value(r, c.key, c.setting) for r in runs_of(c.a, by, preset, root)]
-    xb = [value(r, c.key, c.setting) for r in runs_of(c.b, by, preset, root)]
-    return judge(c, xa, xb)
+    ra, rb = runs_of(c.a, by, preset, root), runs_of(c.b, by, preset, root)
+    never = lambda rs: [c.key == "convergence_step" and c.setting is None and r.get(c.key) is None for r in rs]
+    return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, c.key, c.setting) for r in rb],
+                 never(ra), never(rb))
 
 
 def fmt(s: dict | None, key: str) -> str:
@@ -219,7 +232,8 @@ def fmt(s: dict | None, key: str) -> str:
     if key == "max_abs_diff":
         return f"{s['max']:.1e} (max of n={s['n']})"
     d = 0 if key == "convergence_step" else 2 if key == "fid" else 3
-    return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']})"
+    never = f", {s['censored']} never converged: >= steps+1" if s.get("censored") else ""
+    return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']}{never})"
 
 
 def measured(c, j: dict, where: str | None = None) -> str:

@@ -108,3 +108,19 @@ def test_committed_results_carry_provenance():
         assert p.with_suffix(".npz").exists() and r["results"], p
         for src in r["controlnets"].values():            # the trained ControlNets it sampled from
             assert (RESULTS / src).exists(), (p, src)
+
+
+def test_runs_that_never_converged_are_lower_bounds():
+    """A run that never converged counts as steps+1, a lower bound: it can show its group converging later
+    only if nothing in the other group is censored, and never refutes an equality by itself."""
+    eq, lt = claim("=", 25), claim("<")
+    # 125-step runs that never converged vs 500-step runs converging at 275: not a refutation
+    j = report.judge(eq, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)
+    assert j["verdict"].startswith("unclear (censored") and j["a"]["censored"] == 3
+    assert "never converged" in report.fmt(j["a"], "convergence_step")
+    # but 500-step runs that never converged do refute "converges as early as" runs converging at 100
+    assert report.judge(eq, [501, 501, 501], [100, 125, 100], [True] * 3, [False] * 3)["verdict"] == "refuted"
+    assert report.judge(lt, [100, 125, 100], [501, 501, 501], [False] * 3, [True] * 3)["verdict"] == "confirmed"
+    assert report.judge(lt, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)["verdict"].startswith("unclear")
+    assert report.judge(eq, [275, 250, 275], [275, 250, 275], [False] * 3, [True, False, False])["verdict"] \
+        .startswith("unclear (censored")
