@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import check_choice, fail
+from .checks import check_choice, check_positive, fail
 from .controlnet import ControlNetConfig
 from .metrics import fidelity_fn
 from .provenance import provenance
@@ -195,7 +196,8 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path = RESULTS, force: b
            "provenance": prov, "config": config_dict(cfg), "complete": True,
            "history": hist, "final": hist[-1], "final_eval": module.final,
            "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1]),
-           "train_seconds_this_process": round(time.perf_counter() - t0, 1)}
+           "train_seconds_this_process": round(time.perf_counter() - t0, 1),
+           "concurrent_processes": int(os.environ.get("CNREF_CONCURRENT", "1"))}
     cs = out["convergence_step"]
     out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if h["step"] == cs), None)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,6 +298,27 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
     return out
 
 
+def _is_option_value(argv: list[str], i: int, options: tuple[str, ...]) -> bool:
+    """argv[i] is one of `options` or one of the values that follow it."""
+    j = i
+    while j >= 0 and not argv[j].startswith("--"):
+        j -= 1
+    return j >= 0 and argv[j] in options
+
+
+def run_parallel(argv: list[str], seeds: list[int], jobs: int) -> int:
+    """The same command with the seeds split over `jobs` processes started at once: one small run leaves a
+    GPU idle between kernel launches (the gpu preset's main process is launch-bound). Each result records
+    `concurrent_processes`, so its timings are read for what they are."""
+    import os
+    import subprocess
+    groups = [g for g in (seeds[k::jobs] for k in range(jobs)) if g]
+    env = {**os.environ, "CNREF_CONCURRENT": str(len(groups))}
+    procs = [subprocess.Popen([sys.executable, "-m", "cnref.experiments", *argv, "--seeds", *map(str, g)], env=env)
+             for g in groups]
+    return max(p.wait() for p in procs)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cnref.experiments", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -312,11 +335,20 @@ def main(argv=None):
     su = sub.add_parser("suite", help="every training ablation of issue 8, in order (resumes, skips, reuses)")
     su.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     su.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--root", type=Path, help="results folder (default: experiments/; with --smoke runs/smoke/...)")
+    for p in (r, su):
+        p.add_argument("--jobs", type=int, default=1, help="split the seeds over this many processes at once "
+                       "(several small runs fill one GPU better than one; each result records how many shared it)")
     co = sub.add_parser("compute", help="how much wall time the committed results of a preset cost")
     co.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     rv = sub.add_parser("reeval", help="recompute final evaluations from checkpoints (current code)")
     rv.add_argument("results", type=Path, nargs="+")
     a = ap.parse_args(argv)
+    if getattr(a, "jobs", 1) != 1:
+        check_positive("jobs", a.jobs, integer=True)
+        argv = list(sys.argv[1:] if argv is None else argv)
+        sys.exit(run_parallel([x for i, x in enumerate(argv) if not _is_option_value(argv, i, ("--jobs", "--seeds"))],
+                              a.seeds, a.jobs))
     if a.cmd == "reeval":
         for p in a.results:
             print(p, reevaluate(p)["final_eval"])
@@ -334,7 +366,7 @@ def main(argv=None):
             print(name, [v.name for v in f("cpu")])
         return
     preset = "smoke" if a.smoke else a.preset
-    root = RUNS / "smoke" / "experiments" if a.smoke else RESULTS
+    root = a.root or (RUNS / "smoke" / "experiments" if a.smoke else RESULTS)
     over = {"steps": a.steps} if a.steps else {}
     run(a.ablation, preset, a.seeds, a.variants, root, a.force, **over)
 

@@ -84,3 +84,16 @@ def test_convergence_rule():
     assert convergence_step(h) == 40         # midpoint of 0.2 and 0.657 is 0.43
     flat = [{"step": s, "iou": 0.2 + 0.001 * s} for s in range(0, 100, 10)]
     assert convergence_step(flat) is None
+
+
+def test_jobs_split_the_seeds_over_processes(tmp_path):
+    """--jobs 2: two processes at once, one seed each; each result says it shared the machine."""
+    from cnref.experiments import main
+    with pytest.raises(SystemExit) as e:
+        main(["run", "sudden_convergence", "--smoke", "--root", str(tmp_path), "--seeds", "0", "1", "--jobs", "2"])
+    assert e.value.code == 0
+    for s in (0, 1):
+        r = json.loads((tmp_path / "sudden_convergence" / "smoke" / "controlnet" / f"seed{s}.json").read_text())
+        assert r["complete"] and r["seed"] == s and r["concurrent_processes"] == 2
+    with pytest.raises(ValueError, match="jobs"):
+        main(["run", "sudden_convergence", "--smoke", "--root", str(tmp_path), "--jobs", "0"])
