@@ -81,7 +81,10 @@ def batch_vs_steps(preset: str) -> list[Variant]:
     base = ControlNetTrainConfig.preset_default(preset)
     return [_with(preset, "batch_16", batch_size=base.batch_size // 4, steps=base.steps * 4, val_every=base.val_every * 4),
             _with(preset, "batch_64"),
-            _with(preset, "batch_256", accumulate=4, steps=base.steps // 4, val_every=max(1, base.val_every // 4))]
+            _with(preset, "batch_256", accumulate=4, steps=base.steps // 4, val_every=max(1, base.val_every // 4)),
+            # 125 steps end before batch 64's convergence step: only as many steps (4x the compute) can show
+            # whether the jump comes at the same step
+            _with(preset, "batch_256_long", accumulate=4)]
 
 
 def timestep_sampling(preset: str) -> list[Variant]:

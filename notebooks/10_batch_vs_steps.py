@@ -18,11 +18,14 @@
 # 30x over the first steps) beats more steps at a small batch; a logical batch above 256 brings little. We
 # train at equal compute (32,000 images): batch 16 for 2,000 steps, batch 64 for 500 (the default run) and
 # batch 256 (64 x 4 accumulated) for 125, and read the convergence step in optimizer steps and in images.
+# 125 steps end before batch 64 converges (step 275), so whether the jump comes at the same *step* needs batch
+# 256 for as many steps as batch 64: `batch_256_long` (500 steps, 4x the compute). A run that never converged
+# is censored: its "convergence step" is only a lower bound (see `cnref.report`).
 #
 # **Device and time:** full mode reads the committed results in `experiments/batch_vs_steps/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run batch_vs_steps --preset cpu
 # --seeds 0 1 2`:
-# 9 runs (3 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
+# 12 runs (4 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each, batch_256_long ~4x that (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
