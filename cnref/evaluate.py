@@ -96,19 +96,20 @@ def main(argv=None):
     bd.add_argument("--out", type=Path)
     a = ap.parse_args(argv)
     torch.set_grad_enabled(False)
+    device = "cuda" if torch.cuda.is_available() else "cpu"     # sampling follows the base's device
     if a.what == "bounds":
         from .train import ControlNetTrainConfig
         cfg = ControlNetTrainConfig.preset_default(a.preset)     # the final evaluation's set and sampler
         res = {"provenance": provenance(), "preset": a.preset, "data": a.data, "n": cfg.final_n,
                "ddim_steps": cfg.val_steps, "beta": cfg.val_beta,
-               **bounds(load_base(a.preset, a.data), cfg.final_n, steps=cfg.val_steps, beta=cfg.val_beta)}
+               **bounds(load_base(a.preset, a.data).to(device), cfg.final_n, steps=cfg.val_steps, beta=cfg.val_beta)}
         name = "bounds.json" if a.data == "fill50k" else f"bounds_{a.data}.json"
         out = a.out or ROOT / "experiments" / "bounds" / a.preset / name
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
         print(json.dumps({k: res[k] for k in ("ground_truth", "base")}, indent=1))
         return
-    res = base_quality(load_base(a.preset), a.n, a.betas, a.steps)
+    res = base_quality(load_base(a.preset).to(device), a.n, a.betas, a.steps)
     res = {"provenance": provenance(), "preset": a.preset, "n": a.n, "ddim_steps": a.steps, "results": res}
     print(json.dumps(res["results"], indent=1))
     out = a.out or ROOT / "experiments" / "base" / a.preset / "quality.json"

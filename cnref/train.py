@@ -92,6 +92,7 @@ def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(
     from lightning.pytorch.loggers import CSVLogger
     check_positive("devices", devices, integer=True)
     cuda = torch.cuda.is_available()
+    keep_earlier_log(run_dir)
     return dict(
         max_steps=steps, accelerator="gpu" if cuda else "cpu", devices=devices,
         **({"strategy": "ddp"} if devices > 1 else {}),
@@ -100,6 +101,16 @@ def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "ckpt"), every_n_train_steps=ckpt_every,
                                    save_last=True, save_top_k=1), *extra_callbacks],
         enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0)
+
+
+def keep_earlier_log(run_dir: Path) -> None:
+    """Lightning's CSVLogger deletes the metrics.csv of a directory it logs into, so a resumed run would
+    lose the curve of its earlier launches (the gpu base lost its loss curve that way): keep each as
+    metrics.<k>.csv."""
+    old = run_dir / "metrics.csv"
+    if old.exists():
+        k = len(list(run_dir.glob("metrics.*.csv")))
+        old.rename(run_dir / f"metrics.{k}.csv")
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
