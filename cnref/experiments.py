@@ -313,7 +313,6 @@ def run_parallel(argv: list[str], seeds: list[int], jobs: int) -> int:
     """The same command with the seeds split over `jobs` processes started at once: one small run leaves a
     GPU idle between kernel launches (the gpu preset's main process is launch-bound). Each result records
     `concurrent_processes`, so its timings are read for what they are."""
-    import os
     import subprocess
     groups = [g for g in (seeds[k::jobs] for k in range(jobs)) if g]
     env = {**os.environ, "CNREF_CONCURRENT": str(len(groups))}
@@ -334,11 +333,11 @@ def main(argv=None):
     r.add_argument("--variants", nargs="+")
     r.add_argument("--steps", type=int, help="override the preset's step count (the result says so)")
     r.add_argument("--force", action="store_true", help="replace results made with another config")
+    r.add_argument("--root", type=Path, help="results folder (default: experiments/; with --smoke runs/smoke/...)")
     sub.add_parser("list", help="list the ablations and their variants")
     su = sub.add_parser("suite", help="every training ablation of issue 8, in order (resumes, skips, reuses)")
     su.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     su.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    r.add_argument("--root", type=Path, help="results folder (default: experiments/; with --smoke runs/smoke/...)")
     for p in (r, su):
         p.add_argument("--jobs", type=int, default=1, help="split the seeds over this many processes at once "
                        "(several small runs fill one GPU better than one; each result records how many shared it)")
