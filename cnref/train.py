@@ -15,7 +15,7 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from .base import BaseConfig, MiniSD, base_path
+from .base import SHIPPED_MAX_BYTES, BaseConfig, MiniSD, base_path
 from .checks import check_positive
 from .control import controlled_unet
 from .controlnet import ControlNet, ControlNetConfig, set_gradient_checkpointing, unlock_decoder
@@ -184,7 +184,8 @@ class BasePretraining(L.LightningModule):
 
 
 def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
-    """Train (or resume) the base, then write its EMA weights to `weights` with provenance."""
+    """Train (or resume) the base, then write its EMA weights to `weights` with provenance: float32 in
+    `run_dir`, and at `weights` compacted to the shipped size limit where float32 would not fit."""
     check_positive("steps", cfg.steps, integer=True)
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -192,7 +193,8 @@ def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
     trainer = L.Trainer(**trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every))
     trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
     prov = provenance(config=asdict(cfg), steps_done=trainer.global_step)
-    module.ema.shadow.save(weights, meta={"provenance": json.dumps(prov)})
+    module.ema.shadow.save(run_dir / "ema_float32.safetensors", meta={"provenance": json.dumps(prov)})
+    module.ema.shadow.save(weights, meta={"provenance": json.dumps(prov)}, max_bytes=SHIPPED_MAX_BYTES)
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
     return weights
 
