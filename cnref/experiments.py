@@ -284,8 +284,9 @@ SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampl
 def compute_report(preset: str, root: Path = RESULTS) -> dict:
     """The compute a preset's results cost: wall seconds of every trained (not reused) run, per ablation
     and device (wall time includes validation and the final evaluation), and of every study seed
-    (studies/<study>, issue 9)."""
-    out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "by_ablation": {}, "devices": {}}
+    (studies/<study>, issue 9). `suite_s`/`suite_runs`: the part that is issue 8's suite (`SUITE`)."""
+    out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "suite_s": 0.0, "suite_runs": 0,
+                 "by_ablation": {}, "devices": {}}
     for p in sorted(root.glob(f"*/{preset}/*/seed*.json")):
         r = json.loads(p.read_text())
         if "reused_from" in r:
@@ -298,6 +299,8 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
         d = out["devices"].setdefault(r["provenance"]["device"], {"runs": 0, "wall_s": 0.0})
         d["runs"] += 1; d["wall_s"] = round(d["wall_s"] + s, 1)
         out["total_s"] = round(out["total_s"] + s, 1); out["runs"] += 1
+        if name in SUITE:
+            out["suite_s"] = round(out["suite_s"] + s, 1); out["suite_runs"] += 1
     return out
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .checks import fail
 from .experiments import ABLATIONS, RESULTS, final_key, load_results, result_path, run
 
 HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
@@ -395,16 +396,47 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def compute_lines(preset: str, root: Path = RESULTS) -> str:
+    """The README's compute summary under the table (from `experiments.compute_report`)."""
+    from .experiments import compute_report
+    c = compute_report(preset, root)
+    lines = [f"**Compute so far** (`python -m cnref.experiments compute --preset {preset}`): {c['runs']} trained "
+             f"runs and study seeds, {c['total_s'] / 3600:.2f} h of wall time in all ({c['reused']} results reused "
+             f"from identical configs); issue 8's suite: {c['suite_runs']} runs, {c['suite_s'] / 3600:.2f} h "
+             f"(target <= 4 h):"]
+    for d, v in c["devices"].items():
+        lines.append(f"- {d}: {v['runs']} runs, {v['wall_s'] / 60:.0f} min ({v['wall_s'] / 60 / v['runs']:.1f} min a run)")
+    for a, v in sorted(c["by_ablation"].items()):
+        lines.append(f"- `{a}`: {v['runs']} runs, {v['wall_s'] / 60:.0f} min")
+    return "\n".join(lines)
+
+
+MARKS = ("<!-- claims-table:start -->", "<!-- claims-table:end -->")
+
+
+def write_readme(path: Path, preset: str = "cpu", root: Path = RESULTS) -> None:
+    """Replace what lies between the README's two MARKS with the claims table and the compute summary."""
+    s = path.read_text()
+    if not all(m in s for m in MARKS):
+        fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
+    a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
+    path.write_text(s[:a] + "\n" + readme_rows(preset, root) + "\n\n" + compute_lines(preset, root) + "\n" + s[b:])
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m cnref.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
-    r = sub.add_parser("readme", help="print the README's claims table")
+    r = sub.add_parser("readme", help="print the README's claims table (--write: put it and the compute "
+                                      "summary into README.md between its markers)")
     r.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
+    r.add_argument("--write", type=Path, metavar="README")
     v = sub.add_parser("verdicts", help="print every claim's figures and verdict")
     v.add_argument("--preset", default="cpu", choices=["cpu", "gpu"])
     a = ap.parse_args(argv)
-    if a.what == "readme":
+    if a.what == "readme" and a.write:
+        write_readme(a.write, a.preset)
+    elif a.what == "readme":
         print(readme_rows(a.preset))
     else:
         for abl in dict.fromkeys(c.ablation for c in CLAIMS):

@@ -82,6 +82,9 @@ def test_claims_and_tables_from_result_files(tmp_path):
     assert "0.750 ± 0.050" in t and "0.350 ± 0.050" in t
     cr = compute_report("cpu", tmp_path)
     assert cr["runs"] == 3 and cr["reused"] == 3 and cr["total_s"] == 300.0
+    fake(tmp_path, "scenes", "outline", 0, 0.8)                      # issue 9's, outside the suite
+    cr = compute_report("cpu", tmp_path)
+    assert cr["total_s"] == 400.0 and cr["suite_s"] == 300.0 and cr["suite_runs"] == 3
 
 
 def test_committed_results_carry_provenance():
