@@ -304,14 +304,6 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
     return out
 
 
-def _is_option_value(argv: list[str], i: int, options: tuple[str, ...]) -> bool:
-    """argv[i] is one of `options` or one of the values that follow it."""
-    j = i
-    while j >= 0 and not argv[j].startswith("--"):
-        j -= 1
-    return j >= 0 and argv[j] in options
-
-
 def run_parallel(argv: list[str], seeds: list[int], jobs: int) -> int:
     """The same command with the seeds split over `jobs` processes started at once: one small run leaves a
     GPU idle between kernel launches (the gpu preset's main process is launch-bound). Each result records
@@ -319,8 +311,9 @@ def run_parallel(argv: list[str], seeds: list[int], jobs: int) -> int:
     import subprocess
     groups = [g for g in (seeds[k::jobs] for k in range(jobs)) if g]
     env = {**os.environ, "CNREF_CONCURRENT": str(len(groups))}
-    procs = [subprocess.Popen([sys.executable, "-m", "cnref.experiments", *argv, "--seeds", *map(str, g)], env=env)
-             for g in groups]
+    # argparse keeps an option's last value: the appended --jobs/--seeds override the user's
+    procs = [subprocess.Popen([sys.executable, "-m", "cnref.experiments", *argv, "--jobs", "1",
+                               "--seeds", *map(str, g)], env=env) for g in groups]
     return max(p.wait() for p in procs)
 
 
@@ -352,8 +345,7 @@ def main(argv=None):
     if getattr(a, "jobs", 1) != 1:
         check_positive("jobs", a.jobs, integer=True)
         argv = list(sys.argv[1:] if argv is None else argv)
-        sys.exit(run_parallel([x for i, x in enumerate(argv) if not _is_option_value(argv, i, ("--jobs", "--seeds"))],
-                              a.seeds, a.jobs))
+        sys.exit(run_parallel(argv, a.seeds, a.jobs))
     if a.cmd == "reeval":
         for p in a.results:
             print(p, reevaluate(p)["final_eval"])

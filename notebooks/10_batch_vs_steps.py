@@ -20,7 +20,8 @@
 # batch 256 (64 x 4 accumulated) for 125, and read the convergence step in optimizer steps and in images.
 # 125 steps end before batch 64 converges (step 275), so whether the jump comes at the same *step* needs batch
 # 256 for as many steps as batch 64: `batch_256_long` (500 steps, 4x the compute). A run that never converged
-# is censored: its "convergence step" is only a lower bound (see `cnref.report`).
+# is censored: its "convergence step" is only a lower bound (see `cnref.report`). Not tested: "above 256
+# brings little", which needs a logical batch of 1024 for as many steps (16x a default run on 2 cores).
 #
 # **Device and time:** full mode reads the committed results in `experiments/batch_vs_steps/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run batch_vs_steps --preset cpu
