@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import fail
-from .experiments import ABLATIONS, RESULTS, final_key, load_results, result_path, run
+from .experiments import ABLATIONS, RESULTS, compute_report, final_key, load_results, result_path, run
 
 HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
 SETTINGS = (*HELD_OUT, "train/perfect")
@@ -402,7 +402,6 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
 
 def compute_lines(preset: str, root: Path = RESULTS) -> str:
     """The README's compute summary under the table (from `experiments.compute_report`)."""
-    from .experiments import compute_report
     c = compute_report(preset, root)
     lines = [f"**Compute so far** (`python -m cnref.experiments compute --preset {preset}`): {c['runs']} trained "
              f"runs and study seeds, {c['total_s'] / 3600:.2f} h of wall time in all ({c['reused']} results reused "
