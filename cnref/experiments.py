@@ -84,7 +84,11 @@ def batch_vs_steps(preset: str) -> list[Variant]:
             _with(preset, "batch_256", accumulate=4, steps=base.steps // 4, val_every=max(1, base.val_every // 4)),
             # 125 steps end before batch 64's convergence step: only as many steps (4x the compute) can show
             # whether the jump comes at the same step
-            _with(preset, "batch_256_long", accumulate=4)]
+            _with(preset, "batch_256_long", accumulate=4),
+            # the docs: a logical batch above 256 brings little. Half the steps at 16x64 (8x batch 64's compute)
+            # against batch_256_long's first half: the lr is constant, so those steps are what a run of that
+            # length would have taken
+            _with(preset, "batch_1024", accumulate=16, steps=base.steps // 2)]
 
 
 def timestep_sampling(preset: str) -> list[Variant]:
