@@ -10,6 +10,11 @@ of runs (variants, each over seeds) in an expected direction. The verdict rule i
 - "a = b" within a stated tolerance: **confirmed** when the means differ by at most the tolerance,
   **refuted** when they differ by more and the seeds separate, otherwise **unclear**.
 
+A claim with `same_steps` compares runs of different lengths over the steps they share: each run's validation
+curve is cut at the shorter run's last step (the lr is constant, so a longer run's first steps are what a run of
+that length would have taken) and judged on it: IoU of that last validation (the validation prompt, 32 held-out
+conditions) or the convergence step of the cut curve.
+
 A run whose IoU never rose (no convergence step) counts as converging after its last step, and that figure
 is a lower bound (censored): it can put its group above the other, never below, so a comparison that rests
 on it (a shorter run "converging later" than a longer run's convergence step) is **unclear**, not refuted.
@@ -27,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from .checks import fail
-from .experiments import ABLATIONS, RESULTS, compute_report, final_key, load_results, result_path, run
+from .experiments import (ABLATIONS, RESULTS, compute_report, convergence_step, final_key, load_results, result_path,
+                          run)
 
 HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
 SETTINGS = (*HELD_OUT, "train/perfect")
@@ -125,6 +131,7 @@ class Claim:
     key: str = "iou"
     setting: str | None = "held_out/perfect"
     tol: float = 0.0           # for "="
+    same_steps: bool = False   # judge both groups on their validation curves up to the shorter run's last step
 
 
 CLAIMS = [
@@ -175,6 +182,12 @@ CLAIMS = [
           setting=None, tol=25),
     Claim("batch_vs_steps", "At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000",
           "docs/train.md", "batch_256", "batch_16", ">", setting="held_out/perfect"),
+    Claim("batch_vs_steps", "A batch above 256 brings little: 1024 converges at the step 256 does (within 25 steps; "
+          "curves cut at 1024's last step)", "docs/train.md", "batch_1024", "batch_256_long", "=",
+          key="convergence_step", setting=None, tol=25, same_steps=True),
+    Claim("batch_vs_steps", "A batch above 256 brings little: 1024's IoU at its last step within 0.05 of 256's at "
+          "that step", "docs/train.md", "batch_1024", "batch_256_long", "=", setting=None, tol=0.05,
+          same_steps=True),
     Claim("timestep_sampling", "High-t-biased timesteps converge earlier than uniform",
           "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
     Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
@@ -224,9 +237,24 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
     return out
 
 
+def cut(r: dict, last: int) -> dict:
+    """A run as its first `last` steps would have left it: the validation curve up to `last`, its last IoU and
+    its convergence step (see the module docstring, same_steps)."""
+    h = [x for x in r["history"] if x["step"] <= last]
+    if h[-1]["step"] != last:
+        fail("last", f"a validated step of run {r['variant']} seed {r['seed']}", last)
+    return {**r, "config": {**r["config"], "steps": last}, "history": h, "iou": h[-1]["iou"],
+            "convergence_step": convergence_step(h)}
+
+
 def evaluate_claim(c: Claim, preset: str, root: Path = RESULTS, by: dict | None = None) -> dict:
     by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
     ra, rb = runs_of(c.a, by, preset, root), runs_of(c.b, by, preset, root)
+    if not (ra and rb):
+        return judge(c, [], [])
+    if c.same_steps:
+        last = min(r["config"]["steps"] for r in ra + rb)
+        ra, rb = [cut(r, last) for r in ra], [cut(r, last) for r in rb]
     never = lambda rs: [c.key == "convergence_step" and c.setting is None and r.get(c.key) is None for r in rs]
     return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, c.key, c.setting) for r in rb],
                  never(ra), never(rb))
@@ -247,6 +275,12 @@ def measured(c, j: dict, where: str | None = None) -> str:
     return f"{c.key}" + (f" [{where}]" if where else "") + f": {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
 
 
+def source_of(c) -> str:
+    """What a claim's figures are taken from, for its printed line."""
+    return c.setting or ("per run, curves cut at the shorter run's end"
+                         if getattr(c, "same_steps", False) else "per run")
+
+
 def print_claim(c, j: dict, where: str | None = None) -> None:
     """The verdict cell's text for one claim: the claim, what we measured, p, the verdict."""
     p = f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j and c.expect != "=" else ""
@@ -263,7 +297,7 @@ def print_verdicts(ablation: str, preset: str, root: Path = RESULTS, by: dict | 
     out = []
     for c in (c for c in CLAIMS if c.ablation == ablation):
         j = evaluate_claim(c, preset, root, by)
-        print_claim(c, j, c.setting or "per run")
+        print_claim(c, j, source_of(c))
         out.append({"claim": c, **j})
     return out
 
@@ -391,7 +425,7 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
     nb = {p.stem.split("_", 1)[1]: p.name for p in (root.parent / "notebooks").glob("*.py")}
     for c in CLAIMS:
         j = evaluate_claim(c, preset, root)
-        lines.append(readme_row(c, j, c.setting or "per run", nb.get(c.ablation, c.ablation),
+        lines.append(readme_row(c, j, source_of(c), nb.get(c.ablation, c.ablation),
                                 f"experiments/{c.ablation}/{preset}/"))
     from .studies import STUDY_CLAIMS, evaluate_study_claim
     for c in STUDY_CLAIMS:

@@ -20,13 +20,16 @@
 # batch 256 (64 x 4 accumulated) for 125, and read the convergence step in optimizer steps and in images.
 # 125 steps end before batch 64 converges (step 275), so whether the jump comes at the same *step* needs batch
 # 256 for as many steps as batch 64: `batch_256_long` (500 steps, 4x the compute). A run that never converged
-# is censored: its "convergence step" is only a lower bound (see `cnref.report`). Not tested: "above 256
-# brings little", which needs a logical batch of 1024 for as many steps (16x a default run on 2 cores).
+# is censored: its "convergence step" is only a lower bound (see `cnref.report`). "Above 256 brings little":
+# `batch_1024` (64 x 16 accumulated) for 250 steps (8x the default run's compute) against batch_256_long's
+# first 250 steps. The lr is constant, so those are the steps a 250-step batch-256 run would have taken; both
+# curves are cut at step 250 and judged on their convergence step and their IoU there.
 #
 # **Device and time:** full mode reads the committed results in `experiments/batch_vs_steps/<preset>/` (seconds; set
 # `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run batch_vs_steps --preset cpu
 # --seeds 0 1 2`:
-# 12 runs (4 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each, batch_256_long ~4x that (machine-dependent); it skips finished runs, resumes an
+# 15 runs (5 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each, batch_256_long ~4x that and batch_1024 ~6x
+# (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 

@@ -68,6 +68,28 @@ def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False):
     p.write_text(json.dumps(r))
 
 
+def curve_run(variant, seed, steps, ious):
+    """A run validated every 25 steps with the given IoU curve."""
+    return {"variant": variant, "seed": seed, "config": {"steps": steps}, "convergence_step": None,
+            "history": [{"step": 25 * k, "iou": v} for k, v in enumerate(ious)]}
+
+
+def test_same_steps_claims_cut_the_longer_runs_curve():
+    # a long run that rises at step 50 and keeps climbing after step 100, a short one that rises at step 75
+    long = curve_run("b", 0, 200, [0.2, 0.2, 0.6, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9])
+    short = curve_run("a", 0, 100, [0.2, 0.2, 0.2, 0.6, 0.7])
+    cut = report.cut(long, 100)
+    assert [h["step"] for h in cut["history"]] == [0, 25, 50, 75, 100] and cut["iou"] == 0.7
+    # plateau of the cut curve = mean(0.6, 0.6, 0.7): the midpoint ~0.43 is crossed at step 50
+    assert cut["convergence_step"] == 50 and cut["config"]["steps"] == 100
+    assert report.cut(short, 100)["convergence_step"] == 75
+    with pytest.raises(ValueError, match="last"):
+        report.cut(long, 110)                  # not a validated step
+    flat = report.cut(curve_run("a", 1, 100, [0.2] * 5), 100)
+    assert flat["convergence_step"] is None    # never rose: censored at steps + 1 by value()
+    assert report.value(flat, "convergence_step", None) == 101
+
+
 def test_claims_and_tables_from_result_files(tmp_path):
     for s, (a, b) in enumerate([(0.8, 0.3), (0.7, 0.35), (0.75, 0.4)]):
         fake(tmp_path, "lite", "controlnet", s, a, reused=True)
