@@ -288,9 +288,12 @@ SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampl
 def compute_report(preset: str, root: Path = RESULTS) -> dict:
     """The compute a preset's results cost: wall seconds of every trained (not reused) run, per ablation
     and device (wall time includes validation and the final evaluation), and of every study seed
-    (studies/<study>, issue 9). `suite_s`/`suite_runs`: the part that is issue 8's suite (`SUITE`)."""
+    (studies/<study>, issue 9). `suite_s`/`suite_runs`: the part that is issue 8's suite (`SUITE`); `long`: the
+    suite's runs that see more images than the preset's default run (follow-ups such as lite_x4)."""
+    d = ControlNetTrainConfig.preset_default(preset)
+    default_images = d.steps * d.accumulate * d.batch_size
     out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "suite_s": 0.0, "suite_runs": 0,
-                 "by_ablation": {}, "devices": {}}
+                 "long": {"runs": 0, "wall_s": 0.0, "variants": []}, "by_ablation": {}, "devices": {}}
     for p in sorted(root.glob(f"*/{preset}/*/seed*.json")):
         r = json.loads(p.read_text())
         if "reused_from" in r:
@@ -305,6 +308,11 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
         out["total_s"] = round(out["total_s"] + s, 1); out["runs"] += 1
         if name in SUITE:
             out["suite_s"] = round(out["suite_s"] + s, 1); out["suite_runs"] += 1
+            c = r["config"]
+            if c["steps"] * c["accumulate"] * c["batch_size"] > default_images:
+                lg = out["long"]
+                lg["runs"] += 1; lg["wall_s"] = round(lg["wall_s"] + s, 1)
+                lg["variants"] = sorted({*lg["variants"], r["variant"]})
     return out
 
 

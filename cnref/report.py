@@ -440,7 +440,8 @@ def compute_lines(preset: str, root: Path = RESULTS) -> str:
     lines = [f"**Compute so far** (`python -m cnref.experiments compute --preset {preset}`): {c['runs']} trained "
              f"runs and study seeds, {c['total_s'] / 3600:.2f} h of wall time in all ({c['reused']} results reused "
              f"from identical configs); issue 8's suite: {c['suite_runs']} runs, {c['suite_s'] / 3600:.2f} h "
-             f"(target <= 4 h):"]
+             f"(target <= 4 h), of which {c['long']['runs']} runs, {c['long']['wall_s'] / 3600:.2f} h, are the "
+             f"follow-ups that see more images than a default run ({', '.join(c['long']['variants']) or 'none'}):"]
     for d, v in c["devices"].items():
         lines.append(f"- {d}: {v['runs']} runs, {v['wall_s'] / 60:.0f} min ({v['wall_s'] / 60 / v['runs']:.1f} min a run)")
     for a, v in sorted(c["by_ablation"].items()):

@@ -54,12 +54,12 @@ def test_every_study_claim_names_existing_settings():
         assert c.expect in (">", "<", "=")
 
 
-def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False):
+def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False, steps=500):
     p = root / ablation / "cpu" / variant / f"seed{seed}.json"
     p.parent.mkdir(parents=True, exist_ok=True)
     ev = {s: {"iou": iou, "fill_ok": 1.0, "bg_ok": 1.0, "fid": 5.0} for s in report.SETTINGS}
     r = {"ablation": ablation, "variant": variant, "preset": "cpu", "seed": seed, "final_eval": ev,
-         "config": {"steps": 500}, "convergence_step": 275, "train_seconds_this_process": seconds,
+         "config": {"steps": steps, "batch_size": 64, "accumulate": 1}, "convergence_step": 275, "train_seconds_this_process": seconds,
          "provenance": {"device": "cpu: test", "commit": "abc"},
          "history": [{"step": 0, "iou": 0.2, "elapsed_s": 0.0}, {"step": 500, "iou": iou, "elapsed_s": seconds}],
          "final": {"step": 500, "iou": iou}}
@@ -107,6 +107,10 @@ def test_claims_and_tables_from_result_files(tmp_path):
     fake(tmp_path, "scenes", "outline", 0, 0.8)                      # issue 9's, outside the suite
     cr = compute_report("cpu", tmp_path)
     assert cr["total_s"] == 400.0 and cr["suite_s"] == 300.0 and cr["suite_runs"] == 3
+    assert cr["long"] == {"runs": 0, "wall_s": 0.0, "variants": []}
+    fake(tmp_path, "lite", "lite_x4", 0, 0.8, seconds=400.0, steps=2000)   # 4x the default run's images
+    cr = compute_report("cpu", tmp_path)
+    assert cr["suite_s"] == 700.0 and cr["long"] == {"runs": 1, "wall_s": 400.0, "variants": ["lite_x4"]}
 
 
 def test_committed_results_carry_provenance():
