@@ -290,8 +290,8 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
     and device (wall time includes validation and the final evaluation), and of every study seed
     (studies/<study>, issue 9). `suite_s`/`suite_runs`: the part that is issue 8's suite (`SUITE`); `long`: the
     suite's runs that see more images than the preset's default run (follow-ups such as lite_x4)."""
-    d = ControlNetTrainConfig.preset_default(preset)
-    default_images = d.steps * d.accumulate * d.batch_size
+    default = ControlNetTrainConfig.preset_default(preset)
+    default_images = default.steps * default.accumulate * default.batch_size
     out: dict = {"total_s": 0.0, "runs": 0, "reused": 0, "suite_s": 0.0, "suite_runs": 0,
                  "long": {"runs": 0, "wall_s": 0.0, "variants": []}, "by_ablation": {}, "devices": {}}
     for p in sorted(root.glob(f"*/{preset}/*/seed*.json")):

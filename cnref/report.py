@@ -277,8 +277,7 @@ def measured(c, j: dict, where: str | None = None) -> str:
 
 def source_of(c) -> str:
     """What a claim's figures are taken from, for its printed line."""
-    return c.setting or ("per run, curves cut at the shorter run's end"
-                         if getattr(c, "same_steps", False) else "per run")
+    return c.setting or ("per run, curves cut at the shorter run's end" if c.same_steps else "per run")
 
 
 def print_claim(c, j: dict, where: str | None = None) -> None:
