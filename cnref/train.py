@@ -16,7 +16,7 @@ import lightning as L
 import torch
 
 from .base import SHIPPED_MAX_BYTES, BaseConfig, MiniSD, base_path
-from .checks import check_positive
+from .checks import check_choice, check_positive
 from .control import controlled_unet
 from .controlnet import ControlNet, ControlNetConfig, set_gradient_checkpointing, unlock_decoder
 from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset
@@ -86,17 +86,25 @@ def check_step(batch: dict, step: int) -> list[dict]:
     return batch["micro"]
 
 
-def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(), devices: int = 1) -> dict:
-    """devices > 1: one process per device, DDP (NCCL on GPUs, gloo on CPUs)."""
+PRECISIONS = {"32-true", "bf16-mixed"}
+
+
+def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(), devices: int = 1,
+                   precision: str | None = None) -> dict:
+    """devices > 1: one process per device, DDP (NCCL on GPUs, gloo on CPUs). precision None: bf16-mixed
+    where a GPU supports it, else 32-true (the base's choice; a ControlNet run names its own)."""
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
     check_positive("devices", devices, integer=True)
     cuda = torch.cuda.is_available()
+    if precision is None:
+        precision = "bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true"
+    check_choice("precision", precision, PRECISIONS)
     keep_earlier_log(run_dir)
     return dict(
         max_steps=steps, accelerator="gpu" if cuda else "cpu", devices=devices,
         **({"strategy": "ddp"} if devices > 1 else {}),
-        precision="bf16-mixed" if cuda and torch.cuda.is_bf16_supported() else "32-true",
+        precision=precision,
         logger=CSVLogger(str(run_dir), name="", version=""), default_root_dir=str(run_dir),
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "ckpt"), every_n_train_steps=ckpt_every,
                                    save_last=True, save_top_k=1), *extra_callbacks],
@@ -216,6 +224,7 @@ class ControlNetTrainConfig:
     unlock_decoder: bool = False
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
     gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
+    precision: str = "32-true"       # Lightning's; the gpu preset trains (and validates) in "bf16-mixed"
     seed: int = 0
     # validation sampling on a fixed held-out set
     val_every: int = 25
@@ -234,7 +243,8 @@ class ControlNetTrainConfig:
                                          val_keep=4, final_n=4, ckpt_every=2)
         elif preset == "gpu":
             base = ControlNetTrainConfig(preset="gpu", steps=1500, batch_size=64, val_every=50, val_n=64,
-                                         val_steps=20, controlnet=ControlNetConfig(factor=8))
+                                         val_steps=20, controlnet=ControlNetConfig(factor=8),
+                                         precision="bf16-mixed")
         else:
             base = ControlNetTrainConfig(preset="cpu")
         return replace(base, **over)
@@ -378,9 +388,12 @@ def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | N
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     module = ControlNetTraining(cfg, base)
-    kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every, devices=devices)
+    kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every, devices=devices, precision=cfg.precision)
     trainer = L.Trainer(**kw)
     trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
+    # Lightning's teardown leaves the module on the CPU: the final evaluation ran there on a GPU lease
+    # (16 busy cores, the GPU idle, unfinished when the lease ended)
+    module.to(trainer.strategy.root_device)
     if not module.history or module.history[-1]["step"] != cfg.steps:
         module.validate()     # resumed at the end: make sure the final validation is there
     module.final = module.final_eval()

@@ -73,3 +73,9 @@ def test_bad_hint_encoder_arguments():
         hint_encoder("nope", 8, 8)
     with pytest.raises(ValueError, match=r"`factor`: expected a power of two <= 16, received 32"):
         hint_encoder("paper", 8, 32)
+
+
+def test_training_precision_is_checked(tmp_path):
+    from cnref.train import trainer_kwargs
+    with pytest.raises(ValueError, match=r"`precision`.*bf16-mixed.*'16-mixed'"):
+        trainer_kwargs(tmp_path, steps=1, ckpt_every=1, precision="16-mixed")
