@@ -24,12 +24,12 @@ from .sample import generate
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def settings_batches(base, n: int, train_batch: dict | None = None, condition: str = "outline"
-                     ) -> list[tuple[str, dict]]:
+def settings_batches(base, n: int, train_batch: dict | None = None, condition: str = "outline",
+                     cond_factor: int | None = None) -> list[tuple[str, dict]]:
     """(name, batch) for each evaluation set: held-out conditions under each prompt setting of the base's
     dataset (Fill50K: the paper's four; scenes: perfect and none), and training conditions with the perfect
-    prompt when train_batch is given."""
-    held = dataset(base.cfg.data, size=base.cfg.size, cond_factor=base.cfg.cond_factor, seed=VAL_SEED,
+    prompt when train_batch is given. cond_factor None: the base's."""
+    held = dataset(base.cfg.data, size=base.cfg.size, cond_factor=cond_factor or base.cfg.cond_factor, seed=VAL_SEED,
                    condition=condition).batch(range(n))
     settings = PROMPT_SETTINGS if base.cfg.data == "fill50k" else SCENE_SETTINGS
     sets = [(f"held_out/{s}", with_setting(held, s)) for s in sorted(settings)]
@@ -38,15 +38,15 @@ def settings_batches(base, n: int, train_batch: dict | None = None, condition: s
 
 @torch.no_grad()
 def evaluate_settings(base, controlnet, n: int, *, steps: int, beta: float, seed: int,
-                      train_batch: dict | None = None, fid: FID | None = None, condition: str = "outline"
-                      ) -> tuple[dict, dict]:
+                      train_batch: dict | None = None, fid: FID | None = None, condition: str = "outline",
+                      cond_factor: int | None = None) -> tuple[dict, dict]:
     """Metrics (fidelity means + FID) and the uint8 images of each evaluation set. controlnet=None samples
     the base alone; with no prompt and no control the colours are free, and the metrics say so."""
     fid = fid or FID(base)
     measure = fidelity_fn(base.cfg.data)[0]
     out, images_u8 = {}, {}
     dev = base.alpha_bar.device
-    for name, b in settings_batches(base, n, train_batch, condition):
+    for name, b in settings_batches(base, n, train_batch, condition, cond_factor):
         nets = [(controlnet, b["cond"].to(dev))] if controlnet is not None else []
         images = generate(base, b["prompt"], nets, steps=steps, beta=beta, seed=seed).float().cpu()
         out[name] = {**summarize(measure(images, b)), "fid": fid(images)}

@@ -85,6 +85,37 @@ def load_bounds(preset: str, root: Path = RESULTS, data: str = "fill50k") -> dic
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def history_from_lightning_csv(path: Path, val_every: int) -> list[dict]:
+    """The validation history of a run whose result file was never written, from the metrics.csv that
+    Lightning's CSVLogger kept. A validation at step s (a multiple of val_every) is logged from that step's
+    training_step and appears in the rows of the next logging steps, so a new value of val/elapsed_s marks
+    it: its step is (row step + 1) rounded down to val_every. `loss` is the mean training loss logged since
+    the previous validation (None at the first)."""
+    import csv
+    out, prev, losses = [], None, []
+    for row in csv.DictReader(path.open()):
+        if row.get("train/loss"):
+            losses.append(float(row["train/loss"]))
+        if not row.get("val/elapsed_s") or row["val/elapsed_s"] == prev:
+            continue
+        prev = row["val/elapsed_s"]
+        h = {"step": (int(row["step"]) + 1) // val_every * val_every,
+             **{k[4:]: float(v) for k, v in row.items() if k.startswith("val/") and v}}
+        h["loss"] = round(sum(losses[:-1]) / len(losses[:-1]), 6) if out and len(losses) > 1 else None
+        losses = losses[-1:]
+        out.append(h)
+    return out
+
+
+def load_lease(folder: Path) -> list[dict]:
+    """The runs of a GPU lease that ended before they wrote their results (experiments/leases/<date>_<kind>/):
+    one pseudo-result per seed<k>.metrics.csv, with its history and the folder's provenance.json."""
+    prov = json.loads((folder / "provenance.json").read_text())
+    return [{"seed": int(p.name[4:].split(".")[0]), "complete": False, "provenance": prov, "config": prov["config"],
+             "history": history_from_lightning_csv(p, prov["config"]["val_every"])}
+            for p in sorted(folder.glob("seed*.metrics.csv"))]
+
+
 def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> list[dict]:
     """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" /
     "bounds:base_scenes" (the Fill50K / scenes base alone, one pseudo-run per sampling seed, final_eval only)."""

@@ -225,6 +225,8 @@ class ControlNetTrainConfig:
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
     gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
     precision: str = "32-true"       # Lightning's; the gpu preset trains (and validates) in "bf16-mixed"
+    cond_factor: int | None = None   # condition resolution / image resolution; None: the base preset's (the
+                                     # base never sees conditions, so a ControlNet may train at another)
     seed: int = 0
     # validation sampling on a fixed held-out set
     val_every: int = 25
@@ -261,9 +263,11 @@ class ControlNetTraining(L.LightningModule):
         self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
-        if cfg.controlnet.factor != bc.cond_factor:
+        self.cond_factor = cfg.cond_factor or bc.cond_factor
+        if cfg.controlnet.factor != self.cond_factor:
             from .checks import fail
-            fail("controlnet.factor", f"the base preset's cond_factor {bc.cond_factor}", cfg.controlnet.factor)
+            fail("controlnet.factor", f"the run's cond_factor {self.cond_factor} (cond_factor, else the base "
+                 f"preset's)", cfg.controlnet.factor)
         self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
         if cfg.gradient_checkpointing:
@@ -272,7 +276,7 @@ class ControlNetTraining(L.LightningModule):
         if bc.data != cfg.data:
             from .checks import fail
             fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))
-        kw = dict(size=bc.size, cond_factor=bc.cond_factor, condition=cfg.condition)
+        kw = dict(size=bc.size, cond_factor=self.cond_factor, condition=cfg.condition)
         self.data = dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw)
         self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.val_n))
         self.history: list[dict] = []
@@ -364,7 +368,7 @@ class ControlNetTraining(L.LightningModule):
         train = batch_at(self.data, 0, cfg.final_n, shuffle_seed=cfg.seed)     # conditions the model trained on
         out, self.final_images = evaluate_settings(self.base, self.controlnet, cfg.final_n, steps=cfg.val_steps,
                                                    beta=cfg.val_beta, seed=cfg.seed + 1, train_batch=train,
-                                                   condition=cfg.condition)
+                                                   condition=cfg.condition, cond_factor=self.cond_factor)
         return out
 
     def configure_optimizers(self):

@@ -137,3 +137,17 @@ def test_pretrain_base_writes_float32_and_the_shipped_form(tmp_path):
     assert json.loads((tmp_path / "run" / "provenance.json").read_text())["steps_done"] == 2
     for v, w in zip(full.state_dict().values(), shipped.state_dict().values()):
         assert torch.equal(v, w)                                  # the smoke base fits: stored as float32
+
+
+def test_cond_factor_overrides_the_bases_condition_resolution():
+    """A ControlNet may train at another condition resolution than its base preset's: its training,
+    validation and final-evaluation conditions are all rendered at size * cond_factor."""
+    from cnref.controlnet import ControlNetConfig
+    from cnref.evaluate import settings_batches
+    from cnref.train import ControlNetTrainConfig, ControlNetTraining
+    cfg = ControlNetTrainConfig.preset_default("smoke", cond_factor=8, controlnet=ControlNetConfig(factor=8))
+    m = ControlNetTraining(cfg)
+    s = m.base.cfg.size
+    assert m.base.cfg.cond_factor != 8
+    assert m.val_batch["cond"].shape[-1] == m.data.batch([0])["cond"].shape[-1] == 8 * s
+    assert {b["cond"].shape[-1] for _, b in settings_batches(m.base, 2, cond_factor=m.cond_factor)} == {8 * s}

@@ -79,3 +79,11 @@ def test_training_precision_is_checked(tmp_path):
     from cnref.train import trainer_kwargs
     with pytest.raises(ValueError, match=r"`precision`.*bf16-mixed.*'16-mixed'"):
         trainer_kwargs(tmp_path, steps=1, ckpt_every=1, precision="16-mixed")
+
+
+def test_controlnet_factor_must_match_the_runs_cond_factor():
+    from cnref.controlnet import ControlNetConfig
+    from cnref.train import ControlNetTrainConfig, ControlNetTraining
+    cfg = ControlNetTrainConfig.preset_default("smoke", cond_factor=8, controlnet=ControlNetConfig(factor=1))
+    with pytest.raises(ValueError, match=r"`controlnet.factor`: expected the run's cond_factor 8.*received 1"):
+        ControlNetTraining(cfg)

@@ -153,3 +153,19 @@ def test_runs_that_never_converged_are_lower_bounds():
     assert report.judge(lt, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)["verdict"].startswith("unclear")
     assert report.judge(eq, [275, 250, 275], [275, 250, 275], [False] * 3, [True, False, False])["verdict"] \
         .startswith("unclear (censored")
+
+
+def test_history_from_lightning_csv_reads_one_row_per_validation(tmp_path):
+    """Lightning logs every 10 steps and repeats a validation's values until the next one; the last
+    validation (at step 40 = steps) is logged from the training_step of step 39. A CSV written that way
+    (val_every 20, validations at 0, 20, 40) gives back those three validations."""
+    from cnref.report import history_from_lightning_csv
+    val = {0: (0.2, 5.0), 20: (0.5, 15.0), 40: (0.9, 25.0)}        # step -> (iou, elapsed_s)
+    lines = ["epoch,step,train/loss,val/elapsed_s,val/iou"]
+    for step in (9, 19, 29, 39):
+        v = val[40] if step == 39 else val[max(s for s in val if s <= step)]
+        lines.append(f"0,{step},{step / 100},{v[1]},{v[0]}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    h = history_from_lightning_csv(tmp_path / "m.csv", val_every=20)
+    assert [(r["step"], r["iou"], r["elapsed_s"]) for r in h] == [(0, 0.2, 5.0), (20, 0.5, 15.0), (40, 0.9, 25.0)]
+    assert h[0]["loss"] is None and h[1]["loss"] == pytest.approx((0.09 + 0.19) / 2)
