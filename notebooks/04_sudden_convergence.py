@@ -120,3 +120,58 @@ if steps_:
           f"convergence step {min(steps_)}-{max(steps_)} (rule above) in {len(steps_)}/{len(results)} seeds.")
 else:
     print(f"Measured ({PRESET} preset): no seed rose by 0.1 IoU; no convergence detected.")
+
+# %% [markdown]
+# ## The `gpu` preset: its first lease, cut short
+# 64x64 images, conditions at 512x512 through the official 8x hint encoder, batch 64, bf16 autocast; three
+# seeds sharing one H100 (`experiments/leases/2026-11-25_h100/`). Training finished (1500 steps, 14 minutes),
+# the final evaluation did not: Lightning had moved the model back to the CPU (fixed since), the lease ended
+# and no result file was written. What came back is each seed's validation curve (Lightning's metrics.csv),
+# drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
+
+# %%
+from cnref.report import load_bounds, load_lease
+
+lease = load_lease(RESULTS / "leases" / "2026-11-25_h100")
+gb = load_bounds("gpu")
+gt = gb["ground_truth"]["held_out/perfect"]["iou"]
+base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
+fig, ax = plt.subplots(figsize=(7, 3.6))
+plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in lease], "IoU, 3 seeds")
+ax.axhline(gt, ls=":", color="green", label=f"ground truth {gt:.2f}")
+ax.axhline(base, ls=":", color="red", label=f"base alone {base:.2f}")
+ax.set_ylim(0, 1.02); ax.set_xlabel("step"); ax.set_title("gpu preset, perfect prompt: held-out IoU while training")
+ax.legend(); plt.tight_layout(); plt.show()
+rise = [max(h["iou"] for h in r["history"]) - r["history"][0]["iou"] for r in lease]
+print(f"gpu preset, {len(lease)} seeds, {lease[0]['history'][-1]['step']} steps: IoU {[round(r['history'][0]['iou'], 3) for r in lease]} "
+      f"at step 0 -> {[round(r['history'][-1]['iou'], 3) for r in lease]} at the end; largest rise {max(rise):.3f} "
+      f"(the rule needs 0.1). Base alone {base:.3f}. No convergence within 1500 steps at this scale: the cpu "
+      f"preset converges by step 275; the diagnostics below test two of the differences.")
+
+# %% [markdown]
+# ## Diagnostics: which difference from the cpu preset stops the gpu one?
+# The gpu preset differs from the cpu one in precision (bf16 autocast), condition resolution (8x, through the
+# official hint encoder's three stride-2 convs) and scale. The first two can be tested at the cpu preset's
+# scale on 2 CPU cores: `python -m cnref.experiments run precision --preset cpu` (fp32 vs bf16-mixed) and
+# `python -m cnref.experiments run cond_factor --preset cpu --variants factor_1 factor_4` (conditions at 1x
+# vs 4x the image; 8x costs 12x a 1x step here). Each one's first variant is the default run, reused.
+
+# %%
+diag = {} if SMOKE else {a: load_results(a, PRESET) for a in ("precision", "cond_factor")}
+diag = {a: {v: [r for r in rs if r["variant"] == v] for v in dict.fromkeys(r["variant"] for r in rs)}
+        for a, rs in diag.items() if rs}
+if diag:
+    fig, axes = plt.subplots(1, len(diag), figsize=(6.5 * len(diag), 3.6), squeeze=False)
+    for ax, (a, by) in zip(axes[0], diag.items()):
+        for v, rs in by.items():
+            plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs],
+                        f"{v} ({len(rs)} seed{'s' * (len(rs) > 1)})")
+        ax.set_ylim(0, 1); ax.set_xlabel("step"); ax.set_title(f"{PRESET} preset, {a}: held-out IoU"); ax.legend()
+    plt.tight_layout(); plt.show()
+    for a, by in diag.items():
+        for v, rs in by.items():
+            print(f"{a}/{v}: convergence steps {[r['convergence_step'] for r in rs]}, final IoU "
+                  f"{np.mean([r['final']['iou'] for r in rs]):.2f} (min {min(r['final']['iou'] for r in rs):.2f}, "
+                  f"max {max(r['final']['iou'] for r in rs):.2f})")
+else:
+    print("diagnostics: no results at this preset (smoke mode trains nothing here)")
