@@ -107,9 +107,10 @@ def history_from_lightning_csv(path: Path, val_every: int) -> list[dict]:
     return out
 
 
-def load_lease(folder: Path) -> list[dict]:
-    """The runs of a GPU lease that ended before they wrote their results (experiments/leases/<date>_<kind>/):
-    one pseudo-result per seed<k>.metrics.csv, with its history and the folder's provenance.json."""
+def load_cut_short(folder: Path) -> list[dict]:
+    """Runs stopped before they wrote their results (a GPU lease that ended, a CPU run out of session time):
+    one pseudo-result per seed<k>.metrics.csv in the folder, with its history and the folder's provenance.json
+    (experiments/leases/<date>_<kind>/, experiments/cut_short/<date>_<ablation>_<variant>_<preset>/)."""
     prov = json.loads((folder / "provenance.json").read_text())
     return [{"seed": int(p.name[4:].split(".")[0]), "complete": False, "provenance": prov, "config": prov["config"],
              "history": history_from_lightning_csv(p, prov["config"]["val_every"])}

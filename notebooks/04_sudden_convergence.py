@@ -130,9 +130,9 @@ else:
 # drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
 
 # %%
-from cnref.report import load_bounds, load_lease
+from cnref.report import load_bounds, load_cut_short
 
-lease = load_lease(RESULTS / "leases" / "2026-11-25_h100")
+lease = load_cut_short(RESULTS / "leases" / "2026-11-25_h100")
 gb = load_bounds("gpu")
 gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
