@@ -164,8 +164,7 @@ if diag:
     fig, axes = plt.subplots(1, len(diag), figsize=(6.5 * len(diag), 3.6), squeeze=False)
     for ax, (a, by) in zip(axes[0], diag.items()):
         for v, rs in by.items():
-            plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs],
-                        f"{v} ({len(rs)} seed{'s' * (len(rs) > 1)})")
+            plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs], v)
         ax.set_ylim(0, 1); ax.set_xlabel("step"); ax.set_title(f"{PRESET} preset, {a}: held-out IoU"); ax.legend()
     plt.tight_layout(); plt.show()
     for a, by in diag.items():
