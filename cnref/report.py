@@ -94,16 +94,14 @@ def history_from_lightning_csv(path: Path, val_every: int) -> list[dict]:
     import csv
     out, prev, losses = [], None, []
     for row in csv.DictReader(path.open()):
+        if row.get("val/elapsed_s") and row["val/elapsed_s"] != prev:
+            prev = row["val/elapsed_s"]
+            out.append({"step": (int(row["step"]) + 1) // val_every * val_every,
+                        **{k[4:]: float(v) for k, v in row.items() if k.startswith("val/") and v},
+                        "loss": round(sum(losses) / len(losses), 6) if out and losses else None})
+            losses = []
         if row.get("train/loss"):
             losses.append(float(row["train/loss"]))
-        if not row.get("val/elapsed_s") or row["val/elapsed_s"] == prev:
-            continue
-        prev = row["val/elapsed_s"]
-        h = {"step": (int(row["step"]) + 1) // val_every * val_every,
-             **{k[4:]: float(v) for k, v in row.items() if k.startswith("val/") and v}}
-        h["loss"] = round(sum(losses[:-1]) / len(losses[:-1]), 6) if out and len(losses) > 1 else None
-        losses = losses[-1:]
-        out.append(h)
     return out
 
 

@@ -130,14 +130,14 @@ else:
 # drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
 
 # %%
-from cnref.report import load_bounds, load_cut_short
+from cnref.report import group, load_bounds, load_cut_short, plot_curves
 
 lease = load_cut_short(RESULTS / "leases" / "2026-11-25_h100")
 gb = load_bounds("gpu")
 gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
 fig, ax = plt.subplots(figsize=(7, 3.6))
-plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in lease], "IoU, 3 seeds")
+plot_curves(ax, {"IoU": lease}, keys=("iou",))
 ax.axhline(gt, ls=":", color="green", label=f"ground truth {gt:.2f}")
 ax.axhline(base, ls=":", color="red", label=f"base alone {base:.2f}")
 ax.set_ylim(0, 1.02); ax.set_xlabel("step"); ax.set_title("gpu preset, perfect prompt: held-out IoU while training")
@@ -157,15 +157,13 @@ print(f"gpu preset, {len(lease)} seeds, {lease[0]['history'][-1]['step']} steps:
 # vs 4x the image; 8x costs 12x a 1x step here). Each one's first variant is the default run, reused.
 
 # %%
-diag = {} if SMOKE else {a: load_results(a, PRESET) for a in ("precision", "cond_factor")}
-diag = {a: {v: [r for r in rs if r["variant"] == v] for v in dict.fromkeys(r["variant"] for r in rs)}
-        for a, rs in diag.items() if rs}
+diag = {} if SMOKE else {a: group(load_results(a, PRESET), a, PRESET) for a in ("precision", "cond_factor")}
+diag = {a: by for a, by in diag.items() if by}
 if diag:
     fig, axes = plt.subplots(1, len(diag), figsize=(6.5 * len(diag), 3.6), squeeze=False)
     for ax, (a, by) in zip(axes[0], diag.items()):
-        for v, rs in by.items():
-            plot_spread(ax, [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs], v)
-        ax.set_ylim(0, 1); ax.set_xlabel("step"); ax.set_title(f"{PRESET} preset, {a}: held-out IoU"); ax.legend()
+        plot_curves(ax, by, keys=("iou",))
+        ax.set_ylim(0, 1); ax.set_title(f"{PRESET} preset, {a}: held-out IoU")
     plt.tight_layout(); plt.show()
     for a, by in diag.items():
         for v, rs in by.items():
