@@ -215,7 +215,8 @@ for p, r in vis.items():
 # Reading (full mode, from the line above): at 64x64 the disc stays readable from z_t far higher into the
 # schedule than at 32x32 (a disc has 4x the pixels to average the noise over), so the share of training examples
 # where the condition decides the disc is about half the cpu preset's. That predicts a slower convergence at
-# the gpu scale, not no rise at all in 1500 steps (5x the cpu preset's convergence step), so it is one
-# suspect among three, not the explanation. It also predicts that high-t sampling, which at 32x32 gave no clear
-# gain (notebook 11), should matter at 64x64: with it the gpu preset's open share is back at the cpu preset's
-# uniform-t level. Both tests are queued for the next GPU lease (README, "Queued runs").
+# the gpu scale, not no rise at all in 1500 steps (5x the cpu preset's convergence step). The cpu scale also
+# argues against the open share setting the pace: high-t sampling doubles it at 32x32, and the convergence
+# step did not halve (notebook 11: 200-300 vs 275). So it is a weak suspect, with a cheap test: high-t sampling
+# brings the gpu preset's open share back to the cpu preset's uniform-t level. Queued for the next GPU lease
+# (README, "Queued runs").
