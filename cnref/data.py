@@ -98,7 +98,7 @@ class Fill50K:
         """Render samples: image (B,3,s,s) in [-1,1], cond (B,3,s*f,s*f) in [0,1], mask (B,1,s,s), prompt."""
         p = self.params(indices)
         d = _distance(p, self.size)                                   # |pixel - centre|, unit coords
-        alpha = ((p["r"][:, None, None] - d) * self.size + 0.5).clamp(0, 1)[:, None]  # anti-aliased disc
+        alpha = disc_alpha(p["cx"], p["cy"], p["r"], self.size)[:, None]
         fill, bg = COLORS[p["fill"]][:, :, None, None], COLORS[p["background"]][:, :, None, None]
         image = alpha * fill + (1 - alpha) * bg
         s_c = self.size * self.cond_factor
@@ -115,6 +115,11 @@ class Fill50K:
         if self.n is None:
             raise TypeError("an unbounded Fill50K (n=None) has no length")
         return self.n
+
+
+def disc_alpha(cx: torch.Tensor, cy: torch.Tensor, r: torch.Tensor, size: int) -> torch.Tensor:
+    """Anti-aliased disc masks (K, size, size) in [0, 1]: one pixel of linear ramp across the edge."""
+    return ((r[:, None, None] - _distance({"cx": cx, "cy": cy}, size)) * size + 0.5).clamp(0, 1)
 
 
 def _distance(p: dict, size: int) -> torch.Tensor:

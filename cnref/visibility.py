@@ -28,19 +28,12 @@ from tqdm.auto import tqdm
 
 from .base import BaseConfig, train_scheduler
 from .checks import check_choice, check_positive, fail
-from .data import COLORS, VAL_SEED, Fill50K
+from .data import COLORS, VAL_SEED, Fill50K, disc_alpha
 from .loss import add_noise, sample_noise
 from .provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 4096          # templates per matmul: bounds memory at 64x64 (4096 x 4096 floats)
-
-
-def disc_alpha(cx: torch.Tensor, cy: torch.Tensor, r: torch.Tensor, size: int) -> torch.Tensor:
-    """Anti-aliased disc masks (K, size, size), as `Fill50K.batch` draws them."""
-    xs = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    d = torch.sqrt((xs[None, None, :] - cx[:, None, None]) ** 2 + (xs[None, :, None] - cy[:, None, None]) ** 2)
-    return ((r[:, None, None] - d) * size + 0.5).clamp(0, 1)
 
 
 def disc_grid(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from cnref.base import BaseConfig, train_scheduler
-from cnref.data import COLORS, Fill50K
+from cnref.data import COLORS, Fill50K, disc_alpha
 from cnref.loss import add_noise, sample_noise, sample_timesteps
-from cnref.visibility import (disc_alpha, disc_grid, mask_iou, ml_disc, open_share, timestep_density,
+from cnref.visibility import (disc_grid, mask_iou, ml_disc, open_share, timestep_density,
                               visibility)
 
 
