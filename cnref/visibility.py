@@ -30,6 +30,7 @@ from .base import BaseConfig, train_scheduler
 from .checks import check_choice, check_positive, fail
 from .data import COLORS, VAL_SEED, Fill50K, disc_alpha
 from .loss import add_noise, sample_noise
+from .metrics import iou
 from .provenance import provenance
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,11 +76,6 @@ def ml_disc(z_t: torch.Tensor, alpha_bar_t, fill: torch.Tensor, background: torc
     return cx[arg], cy[arg], r[arg]
 
 
-def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    a, b = a.flatten(1), b.flatten(1)
-    return (a & b).sum(1) / (a | b).sum(1).clamp(min=1)
-
-
 @torch.no_grad()
 def visibility(cfg: BaseConfig, timesteps, n: int = 64, seed: int = 0) -> dict:
     """IoU of the ML disc from z_t with the true disc, per timestep (held-out discs, the base's schedule and
@@ -103,10 +99,10 @@ def visibility(cfg: BaseConfig, timesteps, n: int = 64, seed: int = 0) -> dict:
     eps = sample_noise(b["image"].repeat(k, 1, 1, 1), cfg.offset_noise, generator=g)
     z_t = add_noise(b["image"].repeat(k, 1, 1, 1), eps, ts, alpha_bar)    # the forward process, as in training
     est = disc_alpha(*ml_disc(z_t, alpha_bar[ts], fill.repeat(k, 1), bg.repeat(k, 1), grid), cfg.size) > 0.5
-    iou = mask_iou(est, true.repeat(k, 1, 1)).view(k, n)
-    rows = [{"t": int(t), "alpha_bar": round(float(alpha_bar[int(t)]), 6), "iou": round(iou[j].mean().item(), 4),
-             "iou_std": round(iou[j].std().item(), 4)} for j, t in enumerate(timesteps)]
-    chance = mask_iou(true, true.roll(1, dims=0)).mean().item()
+    ious = iou(est, true.repeat(k, 1, 1)).view(k, n)
+    rows = [{"t": int(t), "alpha_bar": round(float(alpha_bar[int(t)]), 6), "iou": round(ious[j].mean().item(), 4),
+             "iou_std": round(ious[j].std().item(), 4)} for j, t in enumerate(timesteps)]
+    chance = iou(true, true.roll(1, dims=0)).mean().item()
     return {"size": cfg.size, "n": n, "seed": seed, "offset_noise": cfg.offset_noise,
             "chance_iou": round(chance, 4), "rows": rows}
 

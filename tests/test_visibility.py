@@ -9,7 +9,8 @@ import torch
 from cnref.base import BaseConfig, train_scheduler
 from cnref.data import COLORS, Fill50K, disc_alpha
 from cnref.loss import add_noise, sample_noise, sample_timesteps
-from cnref.visibility import (disc_grid, mask_iou, ml_disc, open_share, timestep_density,
+from cnref.metrics import iou
+from cnref.visibility import (disc_grid, ml_disc, open_share, timestep_density,
                               visibility)
 
 
@@ -46,7 +47,7 @@ def test_ml_disc_finds_the_disc_in_a_clean_image():
     fill, bg = COLORS[b["fill"]], COLORS[b["background"]]
     est = disc_alpha(*ml_disc(b["image"], 1.0, fill, bg), 32) > 0.5
     true = disc_alpha(p["cx"], p["cy"], p["r"], 32) > 0.5
-    assert mask_iou(est, true).min() >= 0.85          # grid-limited: centres on pixels, radii in 0.01 steps
+    assert iou(est, true).min() >= 0.85          # grid-limited: centres on pixels, radii in 0.01 steps
 
 
 @pytest.mark.parametrize("kind", ["uniform", "high_t"])
