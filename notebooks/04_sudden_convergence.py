@@ -153,8 +153,10 @@ print(f"gpu preset, {len(lease)} seeds, {lease[0]['history'][-1]['step']} steps:
 # The gpu preset differs from the cpu one in precision (bf16 autocast), condition resolution (8x, through the
 # official hint encoder's three stride-2 convs) and scale. The first two can be tested at the cpu preset's
 # scale on 2 CPU cores: `python -m cnref.experiments run precision --preset cpu` (fp32 vs bf16-mixed) and
-# `python -m cnref.experiments run cond_factor --preset cpu --variants factor_1 factor_4` (conditions at 1x
-# vs 4x the image; 8x costs 12x a 1x step here). Each one's first variant is the default run, reused.
+# `python -m cnref.experiments run cond_factor --preset cpu --variants factor_1 factor_4 factor_8` (conditions at
+# 1x, 4x and 8x the image; an 8x step costs about 8x a 1x step here, so 8x has one seed). Each one's first
+# variant is the default run, reused. The printout gives each variant's last step: runs of different lengths
+# are compared on the curves, at equal steps.
 
 # %%
 diag = {} if SMOKE else {a: group(load_results(a, PRESET), a, PRESET) for a in ("precision", "cond_factor")}
@@ -167,7 +169,8 @@ if diag:
     plt.tight_layout(); plt.show()
     for a, by in diag.items():
         for v, rs in by.items():
-            print(f"{a}/{v}: convergence steps {[r['convergence_step'] for r in rs]}, final IoU "
+            last = "/".join(str(k) for k in sorted({r["final"]["step"] for r in rs}))
+            print(f"{a}/{v}: convergence steps {[r['convergence_step'] for r in rs]}, IoU at step {last}: "
                   f"{np.mean([r['final']['iou'] for r in rs]):.2f} (min {min(r['final']['iou'] for r in rs):.2f}, "
                   f"max {max(r['final']['iou'] for r in rs):.2f})")
 else:
