@@ -222,6 +222,16 @@ CLAIMS = [
           "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
     Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
           "text vs code", "paper", "official", "=", setting="held_out/perfect", tol=0.05),
+    # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset
+    Claim("precision", "bf16 autocast converges at the step fp32 does (within 25 steps)",
+          "- (diagnostic: the gpu preset trains in bf16)", "bf16", "fp32", "=", key="convergence_step",
+          setting=None, tol=25),
+    Claim("cond_factor", "Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_4", "<", key="convergence_step",
+          setting=None),
+    Claim("cond_factor", "... and earlier than at 8x (SD's factor, the gpu preset's)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_8", "<", key="convergence_step",
+          setting=None),
     Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
@@ -452,6 +462,7 @@ def readme_rows(preset: str, root: Path = RESULTS) -> str:
     lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | notebook, results |",
              "|---|---|---|---|---|"]
     nb = {p.stem.split("_", 1)[1]: p.name for p in (root.parent / "notebooks").glob("*.py")}
+    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}    # its diagnostics section
     for c in CLAIMS:
         j = evaluate_claim(c, preset, root)
         lines.append(readme_row(c, j, source_of(c), nb.get(c.ablation, c.ablation),

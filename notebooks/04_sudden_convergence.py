@@ -173,6 +173,9 @@ if diag:
             print(f"{a}/{v}: convergence steps {[r['convergence_step'] for r in rs]}, IoU at step {last}: "
                   f"{np.mean([r['final']['iou'] for r in rs]):.2f} (min {min(r['final']['iou'] for r in rs):.2f}, "
                   f"max {max(r['final']['iou'] for r in rs):.2f})")
+    from cnref.report import print_verdicts
+    for a, by in diag.items():
+        print_verdicts(a, PRESET, by=by)
 else:
     print("diagnostics: no results at this preset (smoke mode trains nothing here)")
 
