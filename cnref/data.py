@@ -97,13 +97,13 @@ class Fill50K:
     def batch(self, indices) -> dict:
         """Render samples: image (B,3,s,s) in [-1,1], cond (B,3,s*f,s*f) in [0,1], mask (B,1,s,s), prompt."""
         p = self.params(indices)
-        d = _distance(p, self.size)                                   # |pixel - centre|, unit coords
-        alpha = disc_alpha(p["cx"], p["cy"], p["r"], self.size)[:, None]
+        d = _distance(p["cx"], p["cy"], self.size)                    # |pixel - centre|, unit coords
+        alpha = _edge_ramp(p["r"], d, self.size)[:, None]             # anti-aliased disc
         fill, bg = COLORS[p["fill"]][:, :, None, None], COLORS[p["background"]][:, :, None, None]
         image = alpha * fill + (1 - alpha) * bg
         s_c = self.size * self.cond_factor
         width = 1.5 * self.cond_factor / s_c                          # outline width, unit coords
-        d_c = _distance(p, s_c)
+        d_c = _distance(p["cx"], p["cy"], s_c)
         outline = (1 - ((d_c - p["r"][:, None, None]).abs() - width / 2) * s_c).clamp(0, 1)
         cond = outline[:, None].expand(-1, 3, -1, -1).contiguous()
         mask = (d <= p["r"][:, None, None])[:, None]
@@ -118,14 +118,18 @@ class Fill50K:
 
 
 def disc_alpha(cx: torch.Tensor, cy: torch.Tensor, r: torch.Tensor, size: int) -> torch.Tensor:
-    """Anti-aliased disc masks (K, size, size) in [0, 1]: one pixel of linear ramp across the edge."""
-    return ((r[:, None, None] - _distance({"cx": cx, "cy": cy}, size)) * size + 0.5).clamp(0, 1)
+    """Anti-aliased disc masks (K, size, size) in [0, 1], as `Fill50K.batch` draws them."""
+    return _edge_ramp(r, _distance(cx, cy, size), size)
 
 
-def _distance(p: dict, size: int) -> torch.Tensor:
+def _edge_ramp(r: torch.Tensor, d: torch.Tensor, size: int) -> torch.Tensor:
+    """Disc coverage from distances to the centre: one pixel of linear ramp across the edge."""
+    return ((r[:, None, None] - d) * size + 0.5).clamp(0, 1)
+
+
+def _distance(cx: torch.Tensor, cy: torch.Tensor, size: int) -> torch.Tensor:
     xs = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    return torch.sqrt((xs[None, None, :] - p["cx"][:, None, None]) ** 2
-                      + (xs[None, :, None] - p["cy"][:, None, None]) ** 2)
+    return torch.sqrt((xs[None, None, :] - cx[:, None, None]) ** 2 + (xs[None, :, None] - cy[:, None, None]) ** 2)
 
 
 def batch_at(data: Fill50K, step: int, batch_size: int, shuffle_seed: int = 0) -> dict:

@@ -23,6 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -96,8 +97,8 @@ def visibility(cfg: BaseConfig, timesteps, n: int = 64, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     ts = torch.tensor([int(t) for t in timesteps]).repeat_interleave(n)     # every held-out disc at every t
     k = len(timesteps)
-    eps = sample_noise(b["image"].repeat(k, 1, 1, 1), cfg.offset_noise, generator=g)
-    z_t = add_noise(b["image"].repeat(k, 1, 1, 1), eps, ts, alpha_bar)    # the forward process, as in training
+    x_0 = b["image"].repeat(k, 1, 1, 1)
+    z_t = add_noise(x_0, sample_noise(x_0, cfg.offset_noise, generator=g), ts, alpha_bar)   # as in training
     est = disc_alpha(*ml_disc(z_t, alpha_bar[ts], fill.repeat(k, 1), bg.repeat(k, 1), grid), cfg.size) > 0.5
     ious = iou(est, true.repeat(k, 1, 1)).view(k, n)
     rows = [{"t": int(t), "alpha_bar": round(float(alpha_bar[int(t)]), 6), "iou": round(ious[j].mean().item(), 4),
@@ -110,7 +111,6 @@ def visibility(cfg: BaseConfig, timesteps, n: int = 64, seed: int = 0) -> dict:
 def timestep_density(kind: str, T: int):
     """P(t) for t = 0..T-1 under `cnref.loss.sample_timesteps`: uniform 1/T, or high_t's
     t = T-1-floor(T u^2), which gives P(t) = sqrt((T-t)/T) - sqrt((T-1-t)/T)."""
-    import numpy as np
     check_choice("kind", kind, {"uniform", "high_t"})
     t = np.arange(T)
     if kind == "uniform":
@@ -121,7 +121,6 @@ def timestep_density(kind: str, T: int):
 def open_share(result: dict, kind: str = "uniform", T: int = 1000) -> float:
     """The share of training examples (t drawn as `kind` draws it) where z_t leaves the disc open:
     E_t[(IoU_0 - IoU_t) / (IoU_0 - chance)], clipped to [0, 1], IoU_t interpolated between measured t."""
-    import numpy as np
     ts = np.array([row["t"] for row in result["rows"]])
     ious = np.array([row["iou"] for row in result["rows"]])
     if ts[0] != 0:

@@ -130,7 +130,7 @@ else:
 # drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
 
 # %%
-from cnref.report import group, load_bounds, load_cut_short, plot_curves
+from cnref.report import group, load_bounds, load_cut_short, plot_curves, print_verdicts
 
 lease = load_cut_short(RESULTS / "leases" / "2026-11-25_h100")
 gb = load_bounds("gpu")
@@ -173,7 +173,6 @@ if diag:
             print(f"{a}/{v}: convergence steps {[r['convergence_step'] for r in rs]}, IoU at step {last}: "
                   f"{np.mean([r['final']['iou'] for r in rs]):.2f} (min {min(r['final']['iou'] for r in rs):.2f}, "
                   f"max {max(r['final']['iou'] for r in rs):.2f})")
-    from cnref.report import print_verdicts
     for a, by in diag.items():
         print_verdicts(a, PRESET, by=by)
 else:
