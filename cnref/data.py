@@ -59,6 +59,15 @@ def dataset(data: str, *, size: int, cond_factor: int, seed: int, n: int | None 
     return Scenes(size=size, cond_factor=cond_factor, condition=condition, seed=seed, n=n)
 
 
+def sample_indices(indices, n: int | None) -> np.ndarray:
+    """The samples that dataset indices name: index i is sample i % n of a finite set of n, or sample i of
+    an unbounded one (n None)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    if idx.ndim != 1 or (idx < 0).any():
+        fail("indices", "a 1-d sequence of non-negative integers", f"{idx!r}")
+    return idx if n is None else idx % n
+
+
 @dataclass(frozen=True)
 class Fill50K:
     """A (possibly infinite) procedural Fill50K set; `n=None` draws fresh samples for every index."""
@@ -77,11 +86,7 @@ class Fill50K:
 
     def params(self, indices) -> dict[str, torch.Tensor]:
         """Circle parameters in unit coordinates, one numpy SeedSequence per (seed, index)."""
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.ndim != 1 or (idx < 0).any():
-            fail("indices", "a 1-d sequence of non-negative integers", f"{idx!r}")
-        if self.n is not None:
-            idx = idx % self.n
+        idx = sample_indices(indices, self.n)
         rows = []
         for i in idx.tolist():
             rng = np.random.default_rng([self.seed, i])

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .checks import check_choice, check_positive, fail
-from .data import COLOR_NAMES, COLORS, TRAIN_SEED
+from .data import COLOR_NAMES, COLORS, TRAIN_SEED, sample_indices
 
 SHAPES = ("circle", "square", "triangle")
 CONDITIONS = ("outline", "canny", "segmentation", "depth", "scribble")
@@ -64,11 +64,7 @@ class Scenes:
 
     def params(self, indices) -> dict[str, torch.Tensor]:
         """Per scene: K = max_shapes slots (absent shapes have shape -1), in drawing order."""
-        idx = np.asarray(indices, dtype=np.int64)
-        if idx.ndim != 1 or (idx < 0).any():
-            fail("indices", "a 1-d sequence of non-negative integers", f"{idx!r}")
-        if self.n is not None:
-            idx = idx % self.n
+        idx = sample_indices(indices, self.n)
         K = self.max_shapes
         out = {k: np.zeros((len(idx), K)) for k in ("cx", "cy", "r", "angle")}
         out["shape"] = -np.ones((len(idx), K), dtype=np.int64)
