@@ -481,7 +481,12 @@ def compute_lines(preset: str, root: Path = RESULTS) -> str:
              f"runs and study seeds, {c['total_s'] / 3600:.2f} h of wall time in all ({c['reused']} results reused "
              f"from identical configs); issue 8's suite: {c['suite_runs']} runs, {c['suite_s'] / 3600:.2f} h "
              f"(target <= 4 h), of which {c['long']['runs']} runs, {c['long']['wall_s'] / 3600:.2f} h, are the "
-             f"follow-ups that see more images than a default run ({', '.join(c['long']['variants']) or 'none'}):"]
+             f"follow-ups that see more images than a default run ({', '.join(c['long']['variants']) or 'none'})"]
+    ex = c["extra_seeds"]
+    if ex["runs"]:
+        lines[0] += (f"; outside the suite, {ex['runs']} runs on seeds {', '.join(map(str, ex['seeds']))} of its "
+                     f"ablations, {ex['wall_s'] / 3600:.2f} h, added where 3 seeds left a verdict unclear")
+    lines[0] += ":"
     for d, v in c["devices"].items():
         lines.append(f"- {d}: {v['runs']} runs, {v['wall_s'] / 60:.0f} min ({v['wall_s'] / 60 / v['runs']:.1f} min a run)")
     for a, v in sorted(c["by_ablation"].items()):

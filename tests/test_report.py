@@ -111,6 +111,10 @@ def test_claims_and_tables_from_result_files(tmp_path):
     fake(tmp_path, "lite", "lite_x4", 0, 0.8, seconds=400.0, steps=2000)   # 4x the default run's images
     cr = compute_report("cpu", tmp_path)
     assert cr["suite_s"] == 700.0 and cr["long"] == {"runs": 1, "wall_s": 400.0, "variants": ["lite_x4"]}
+    fake(tmp_path, "lite", "lite", 3, 0.4, seconds=50.0)             # a seed beyond the suite's 3
+    cr = compute_report("cpu", tmp_path)
+    assert cr["suite_s"] == 700.0 and cr["suite_runs"] == 4 and cr["total_s"] == 850.0
+    assert cr["extra_seeds"] == {"runs": 1, "wall_s": 50.0, "seeds": [3]}
 
 
 def test_committed_results_carry_provenance():
