@@ -303,6 +303,12 @@ SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampl
 SUITE_SEEDS = (0, 1, 2)                        # the suite's seeds (issue 8: "3 seeds each")
 
 
+def tally(bucket: dict, wall_s: float) -> None:
+    """One more run of wall_s seconds in a compute bucket ({"runs", "wall_s"})."""
+    bucket["runs"] += 1
+    bucket["wall_s"] = round(bucket["wall_s"] + wall_s, 1)
+
+
 def compute_report(preset: str, root: Path = RESULTS) -> dict:
     """The compute a preset's results cost: wall seconds of every trained (not reused) run, per ablation
     and device (wall time includes validation and the final evaluation), and of every study seed
@@ -321,22 +327,20 @@ def compute_report(preset: str, root: Path = RESULTS) -> dict:
             continue
         s = r.get("train_seconds_this_process") or r.get("wall_s") or 0.0
         name = r["ablation"] if "ablation" in r else f"studies/{r['study']}"
-        a = out["by_ablation"].setdefault(name, {"runs": 0, "wall_s": 0.0})
-        a["runs"] += 1; a["wall_s"] = round(a["wall_s"] + s, 1)
-        d = out["devices"].setdefault(r["provenance"]["device"], {"runs": 0, "wall_s": 0.0})
-        d["runs"] += 1; d["wall_s"] = round(d["wall_s"] + s, 1)
+        tally(out["by_ablation"].setdefault(name, {"runs": 0, "wall_s": 0.0}), s)
+        tally(out["devices"].setdefault(r["provenance"]["device"], {"runs": 0, "wall_s": 0.0}), s)
         out["total_s"] = round(out["total_s"] + s, 1); out["runs"] += 1
-        if name in SUITE and r["seed"] not in SUITE_SEEDS:
-            ex = out["extra_seeds"]
-            ex["runs"] += 1; ex["wall_s"] = round(ex["wall_s"] + s, 1)
-            ex["seeds"] = sorted({*ex["seeds"], r["seed"]})
-        elif name in SUITE:
-            out["suite_s"] = round(out["suite_s"] + s, 1); out["suite_runs"] += 1
-            c = r["config"]
-            if c["steps"] * c["accumulate"] * c["batch_size"] > default_images:
-                lg = out["long"]
-                lg["runs"] += 1; lg["wall_s"] = round(lg["wall_s"] + s, 1)
-                lg["variants"] = sorted({*lg["variants"], r["variant"]})
+        if name not in SUITE:
+            continue
+        if r["seed"] not in SUITE_SEEDS:
+            tally(out["extra_seeds"], s)
+            out["extra_seeds"]["seeds"] = sorted({*out["extra_seeds"]["seeds"], r["seed"]})
+            continue
+        out["suite_s"] = round(out["suite_s"] + s, 1); out["suite_runs"] += 1
+        c = r["config"]
+        if c["steps"] * c["accumulate"] * c["batch_size"] > default_images:
+            tally(out["long"], s)
+            out["long"]["variants"] = sorted({*out["long"]["variants"], r["variant"]})
     return out
 
 
