@@ -4,66 +4,19 @@ SD's structure at a size a 2-core CPU can train: a diffusers `UNet2DConditionMod
 levels and 2 layers per block (SD's exact 12 encoder skips + 1 middle block = 13 ControlNet
 connections), a small transformers `CLIPTextModel` with an offline word-level tokenizer, SD's noise
 schedule (scaled-linear betas 0.00085..0.012, T = 1000, epsilon prediction). Pixel space stands in for
-SD's latent space: there is no VAE to train or ship.
+SD's latent space: there is no VAE to train or ship. Its presets are in `cnref.presets`; how its weights
+are stored and shipped, in `cnref.shipping`.
 """
 from __future__ import annotations
-
-import json
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checks import check_choice, fail
-from .data import DATASETS, vocabulary
+from .checks import fail
+from .data import vocabulary
+from .presets import BaseConfig
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-SHIPPED_MAX_BYTES = 16 * 2 ** 20      # DESIGN.md: a shipped checkpoint stays <= 16 MiB
-INT8_GROUP = 32
 SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
-
-
-@dataclass(frozen=True)
-class BaseConfig:
-    size: int = 32                                   # pixel-space sample size (SD: 64x64 latents)
-    channels: tuple = (32, 32, 64, 64)               # SD1.5: (320, 640, 1280, 1280)
-    cross_attention: tuple = (False, False, True, True)  # attention per level (SD: first three + middle)
-    heads: int = 4
-    norm_groups: int = 8
-    text_width: int = 32                             # SD1.5: 768
-    text_layers: int = 2
-    max_tokens: int = 16                             # SD: 77
-    cond_factor: int = 1                             # condition resolution / sample resolution (SD: 8)
-    offset_noise: float = 0.1                        # see DESIGN.md section 2: fixes dull colours
-    data: str = "fill50k"                            # what it was trained on (and its vocabulary): see DATASETS
-    # SD's schedule
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    num_train_timesteps: int = 1000
-
-    @staticmethod
-    def smoke() -> "BaseConfig":
-        return BaseConfig(size=16, channels=(8, 8, 16, 16), heads=2, norm_groups=4, text_width=16,
-                          text_layers=1)
-
-    @staticmethod
-    def cpu() -> "BaseConfig":
-        return BaseConfig()
-
-    @staticmethod
-    def gpu() -> "BaseConfig":
-        return BaseConfig(size=64, channels=(32, 64, 128, 128), cross_attention=(False, True, True, True),
-                          text_width=64, text_layers=4, cond_factor=8)
-
-    @staticmethod
-    def preset(name: str, data: str = "fill50k") -> "BaseConfig":
-        """A preset's architecture for a dataset. Scenes prompts run to 15 words (3 shapes with two-word
-        colours), more than Fill50K's 16 tokens hold with <bos>/<eos>: 24 tokens."""
-        check_choice("preset", name, {"smoke", "cpu", "gpu"})
-        check_choice("data", data, DATASETS)
-        cfg = getattr(BaseConfig, name)()
-        return cfg if data == "fill50k" else replace(cfg, data=data, max_tokens=24)
 
 
 def build_unet(cfg: BaseConfig):
@@ -138,97 +91,6 @@ class MiniSD(nn.Module):
         self.requires_grad_(False)
         self.eval()
         return self
-
-    def save(self, path: str | Path, meta: dict | None = None, max_bytes: int | None = None) -> None:
-        """float32 safetensors; with `max_bytes`, the smallest lossy storage that fits (see `compact_state`)."""
-        from safetensors.torch import save_file
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: (v.float() if v.is_floating_point() else v).detach().contiguous()
-                 for k, v in self.state_dict().items()}
-        meta = {"config": json.dumps(asdict(self.cfg)), **(meta or {})}
-        if max_bytes is not None and _nbytes(state) > max_bytes:
-            state, meta["stored_dtype"] = compact_state(state, max_bytes, meta)
-        save_file(state, str(path), metadata={k: str(v) for k, v in meta.items()})
-
-    @classmethod
-    def load(cls, path: str | Path) -> "MiniSD":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"no base weights at {path}; rebuild them with "
-                                    f"`python -m cnref.train base --preset <preset> [--data scenes]` (see README)")
-        with safe_open(str(path), "pt") as f:
-            conf = json.loads(f.metadata()["config"])
-        cfg = BaseConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in conf.items()})
-        model = cls(cfg)
-        model.load_state_dict(expand_state(load_file(str(path))))
-        return model
-
-
-def _nbytes(state: dict) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values())
-
-
-def compact_state(state: dict, max_bytes: int, metadata: dict | None = None,
-                  group: int = INT8_GROUP) -> tuple[dict, str]:
-    """Fit a float32 state into a safetensors file of `max_bytes` (header and `metadata` included):
-    everything in float16, then the largest weight tensors in int8 until it fits.
-
-    int8 is symmetric per group of `group` consecutive weights, w ≈ q · s with s = max|w_group| / 127
-    (s stored as float16 under `<name>.int8_scale`). Largest-first because the small tensors (embeddings,
-    norms, time MLP) are the sensitive ones: on the gpu base, int8 for every weight raised the eps loss by
-    4%, int8 for its ~30 largest tensors (about half the parameters) changed the eps prediction by an MSE
-    of 3e-8 against a loss of 1.8e-3. Returns the state and a description for the file's metadata.
-    """
-    from safetensors.torch import save
-    meta = {k: str(v) for k, v in (metadata or {}).items()}
-    out = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    header = len(save(out, meta)) - _nbytes(out) + 1024     # + room for the scales' entries and this note
-    by_size = sorted((k for k, v in state.items() if v.dim() >= 2 and v.is_floating_point()),
-                     key=lambda k: -state[k].numel())
-    quantized = []
-    for k in by_size:
-        if _nbytes(out) + header + 96 * len(quantized) <= max_bytes:
-            break
-        w = state[k]
-        rows = w.reshape(-1, group) if w.numel() % group == 0 else w.reshape(w.shape[0], -1)
-        s = (rows.abs().amax(dim=1, keepdim=True).clamp_min(1e-4) / 127).half().float()  # q from the stored s
-        out[k] = torch.round(rows / s).clamp(-127, 127).to(torch.int8).reshape(w.shape)
-        out[k + ".int8_scale"] = s.half()
-        quantized.append(k)
-    n = sum(state[k].numel() for k in quantized)
-    note = (f"float16; int8 (groups of {group}, float16 scales) for the {len(quantized)} largest weight "
-            f"tensors ({n} of {sum(v.numel() for v in state.values())} values); loading upcasts to float32")
-    size = len(save(out, {**meta, "stored_dtype": note}))
-    if size > max_bytes:
-        fail("max_bytes", f"room for the compacted state ({size} bytes)", max_bytes)
-    return out, note
-
-
-def expand_state(state: dict) -> dict:
-    """Inverse of `compact_state`: float32 tensors, int8 groups times their scales."""
-    out = {}
-    for k, v in state.items():
-        if k.endswith(".int8_scale"):
-            continue
-        if k + ".int8_scale" in state:
-            s = state[k + ".int8_scale"].float()
-            v = (v.float().reshape(s.shape[0], -1) * s).reshape(v.shape)
-        out[k] = v.float() if v.is_floating_point() else v
-    return out
-
-
-def base_path(preset: str, data: str = "fill50k") -> Path:
-    check_choice("preset", preset, {"smoke", "cpu", "gpu"})
-    check_choice("data", data, DATASETS)
-    return WEIGHTS_DIR / (f"base_{preset}.safetensors" if data == "fill50k" else f"base_{preset}_{data}.safetensors")
-
-
-def load_base(preset: str = "cpu", data: str = "fill50k") -> MiniSD:
-    """The shipped, locked base of a preset and dataset (offline: read from the package)."""
-    return MiniSD.load(base_path(preset, data)).lock()
 
 
 def sd15_unet(width: int = 320, cross_attention_dim: int = 768, sample_size: int = 64, heads: int = 8,

@@ -1,6 +1,6 @@
 """Training-step benchmarks, always as ratios measured in one run (modes interleaved, same process).
 
-`python -m cnref.bench train --preset cpu` compares, on the base architecture of a preset:
+`python -m cnref bench train --preset cpu` compares, on the base architecture of a preset:
 - `plain`: optimising the whole UNet without ControlNet (the paper's baseline);
 - `diffusers`: diffusers' `ControlNetModel.from_unet` + frozen UNet, in the loop of diffusers'
   examples/controlnet/train_controlnet.py (the peer);
@@ -14,19 +14,27 @@ of each mode and its ratio to the peer are reported.
 """
 from __future__ import annotations
 
-import argparse
+import copy
 import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
-from pathlib import Path
 
 import torch
+from diffusers import ControlNetModel
 from torch.nn import functional as F
 
+from .base import sample_scheduler, sd15_unet
 from .control import controlled_unet
-from .controlnet import ControlNet, ControlNetConfig
+from .controlnet import ControlNet, ControlNetConfig, set_gradient_checkpointing
+from .data import VAL_SEED, Fill50K
 from .hint import official_channels
-from .provenance import provenance
+from .interop import to_diffusers
+from .sample import generate
+from .shipping import load_base
+from .train import controlnet_optimizer
 
 
 def make_batch(unet, batch: int, factor: int, text_len: int, seed: int = 0) -> dict:
@@ -42,8 +50,6 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
     """One training-step closure per mode, each with its own AdamW. `plain` trains a copy of the UNet when
     other modes share it (interleaved runs); alone in a process it trains the UNet itself, so that no
     second 859.5M-parameter copy inflates its peak memory."""
-    import copy
-    from diffusers import ControlNetModel
     fns = {}
     for mode in modes:
         if mode == "plain":
@@ -66,8 +72,6 @@ def step_fns(unet, factor: int, modes: list[str], copy_plain: bool = True) -> di
                 loss = F.mse_loss(pred.float(), b["eps"].float(), reduction="mean")
                 loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
         elif mode in ("cnref", "cnref_mid", "cnref_adamw_loop", "cnref_compile", "cnref_ckpt"):
-            from .controlnet import set_gradient_checkpointing
-            from .train import controlnet_optimizer
             net = ControlNet(unet, ControlNetConfig(factor=factor, connections="mid_only" if mode == "cnref_mid"
                                                     else "full")).train()
             if mode == "cnref_ckpt":
@@ -124,13 +128,11 @@ SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid", "cnref_c
 def _peak_memory_gib(device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2 ** 30
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20      # kB -> GiB (Linux)
 
 
 def sd15_mode(mode: str, width: int, batch: int, repeats: int, device: str, warmup: int = 1) -> dict:
     """Time one mode in this (fresh) process: median step time, images/s, peak memory, trainable params."""
-    from .base import sd15_unet
     dev = torch.device(device)
     torch.manual_seed(0)
     unet = sd15_unet(width=width).to(dev)
@@ -175,12 +177,10 @@ def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MOD
     rounds > 1 the whole sequence repeats (A B C A B C ...), so that a slow spell of the machine hits every
     mode, and each mode's step times pool over its rounds (per-round medians kept, with the ratio to the
     peer in each round)."""
-    import subprocess
-    import sys
     rows: dict = {}
     for r in range(rounds):
         for mode in modes:
-            cmd = [sys.executable, "-m", "cnref.bench", "sd15-mode", "--mode", mode, "--width", str(width),
+            cmd = [sys.executable, "-m", "cnref", "bench", "sd15-mode", "--mode", mode, "--width", str(width),
                    "--batch", str(batch), "--repeats", str(repeats), "--device", device]
             p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
             if p.returncode == 0:
@@ -223,7 +223,6 @@ def pipeline_loop(base, controlnet, cond: torch.Tensor, prompts: list[str], step
     pixel-space base (the pipeline itself needs a VAE): CFG by batch doubling, the ControlNet on both
     halves with the hint repeated, residuals into the UNet, guidance, scheduler.step. `controlnet` is a
     diffusers ControlNetModel."""
-    from .base import sample_scheduler
     sched = sample_scheduler(base.cfg)
     sched.set_timesteps(steps)
     g = torch.Generator().manual_seed(seed)
@@ -242,21 +241,18 @@ def pipeline_loop(base, controlnet, cond: torch.Tensor, prompts: list[str], step
     return latents.clamp(-1, 1)
 
 
-def bench_sample(preset: str = "cpu", n: int = 64, steps: int = 20, beta: float = 9.0, repeats: int = 3) -> dict:
+def bench_sample(preset: str = "cpu", n: int = 64, steps: int = 20, beta: float = 9.0, repeats: int = 3,
+                 factor: int = 1) -> dict:
     """cnref.sample.generate vs the pipeline's loop (same weights, exported to diffusers), interleaved;
     also the largest pixel difference between their images (the same noise and schedule)."""
-    from .base import load_base
-    from .data import VAL_SEED, Fill50K
-    from .interop import to_diffusers
-    from .sample import generate
     base = load_base(preset)
-    net = ControlNet(base.unet, ControlNetConfig(factor=base.cfg.cond_factor)).eval()
+    net = ControlNet(base.unet, ControlNetConfig(factor=factor)).eval()
     with torch.no_grad():
         for p in net.parameters():          # an untrained ControlNet adds zero: give it weights that act
             if p.abs().sum() == 0:
                 p.normal_(0, 0.01, generator=torch.Generator().manual_seed(p.numel()))
     peer = to_diffusers(net, base.unet).eval()
-    b = Fill50K(size=base.cfg.size, cond_factor=base.cfg.cond_factor, seed=VAL_SEED).batch(range(n))
+    b = Fill50K(size=base.cfg.size, cond_factor=factor, seed=VAL_SEED).batch(range(n))
     fns = {"diffusers_pipeline_loop": lambda _: pipeline_loop(base, peer, b["cond"], b["prompt"], steps, beta, 0),
            "cnref": lambda _: generate(base, b["prompt"], [(net, b["cond"])], steps=steps, beta=beta, seed=0)}
     times = interleaved(fns, None, repeats, warmup=1)
@@ -268,85 +264,3 @@ def bench_sample(preset: str = "cpu", n: int = 64, steps: int = 20, beta: float 
             "modes": {k: {"median_s": round(med[k], 4), "img_per_s": round(n / med[k], 2),
                           "speed_vs_pipeline_loop": round(ref / med[k], 3), "s": [round(x, 4) for x in times[k]]}
                       for k in times}}
-
-
-def plot_sd15(path: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    from .plots import plot_sd15_bench
-    out = path.with_suffix(".png")
-    plot_sd15_bench(json.loads(path.read_text())).savefig(out, dpi=110)
-    print(f"wrote {out}")
-    return out
-
-
-def main(argv=None):
-    from .base import BaseConfig, build_unet
-    ap = argparse.ArgumentParser(prog="python -m cnref.bench", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="what", required=True)
-    t = sub.add_parser("train", help="ControlNet training step vs diffusers on a preset's base architecture")
-    t.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
-    t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--repeats", type=int, default=15)
-    t.add_argument("--modes", nargs="+", default=["diffusers", "cnref", "plain", "cnref_mid", "cnref_adamw_loop"])
-    t.add_argument("--out", type=Path)
-    m = sub.add_parser("sd15-mode", help="(internal) one mode at SD1.5 scale, in this process; prints JSON")
-    m.add_argument("--mode", choices=SD15_MODES, required=True)
-    for p_ in (m,):
-        p_.add_argument("--width", type=int, default=320)
-        p_.add_argument("--batch", type=int, default=1)
-        p_.add_argument("--repeats", type=int, default=5)
-        p_.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    s15 = sub.add_parser("sd15", help="all modes at SD1.5 scale, each in a fresh process")
-    s15.add_argument("--width", type=int, default=320, help="320 = SD1.5 (859.5M UNet parameters)")
-    s15.add_argument("--batch", type=int, nargs="+", default=[1])
-    s15.add_argument("--repeats", type=int, default=5)
-    s15.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    s15.add_argument("--modes", nargs="+", default=SD15_MODES)
-    s15.add_argument("--rounds", type=int, default=1, help="repeat the sequence of modes, interleaving them")
-    s15.add_argument("--out", type=Path, required=True)
-    sa = sub.add_parser("sample", help="sampling a validation grid: cnref vs the diffusers pipeline's loop")
-    sa.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
-    sa.add_argument("--n", type=int, default=64)
-    sa.add_argument("--steps", type=int, default=20)
-    sa.add_argument("--repeats", type=int, default=3)
-    sa.add_argument("--out", type=Path)
-    pl = sub.add_parser("plot", help="draw an sd15 result JSON into a PNG beside it")
-    pl.add_argument("json", type=Path)
-    a = ap.parse_args(argv)
-    if a.what == "sample":
-        res = {"provenance": provenance(), **bench_sample(a.preset, a.n, a.steps, repeats=a.repeats)}
-        for k, v in res["modes"].items():
-            print(f"{k:24s} {v['img_per_s']:8.1f} img/s  x{v['speed_vs_pipeline_loop']} vs the pipeline loop")
-        print("max |pixel difference|:", res["max_abs_pixel_diff"])
-        if a.out:
-            a.out.parent.mkdir(parents=True, exist_ok=True)
-            a.out.write_text(json.dumps(res, indent=1))
-        return
-    if a.what == "plot":
-        plot_sd15(a.json)
-        return
-    if a.what == "sd15-mode":
-        print(json.dumps(sd15_mode(a.mode, a.width, a.batch, a.repeats, a.device)))
-        return
-    if a.what == "sd15":
-        runs = [bench_sd15(a.width, b, a.repeats, a.device, a.modes, rounds=a.rounds) for b in a.batch]
-        res = {"provenance": provenance(), "runs": runs}
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
-        plot_sd15(a.out)
-        return
-    cfg = BaseConfig.preset(a.preset)
-    torch.manual_seed(0)
-    res = bench_train(build_unet(cfg), cfg.cond_factor, a.batch, a.repeats, a.modes, cfg.max_tokens)
-    res = {"provenance": provenance(), "preset": a.preset, **res}
-    for k, v in res["modes"].items():
-        print(f"{k:10s} {v['img_per_s']:8.1f} img/s  x{v['speed_vs_diffusers']} vs diffusers")
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(res, indent=1))
-
-
-if __name__ == "__main__":
-    main()

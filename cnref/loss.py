@@ -26,7 +26,7 @@ def sample_noise(z_0: torch.Tensor, offset: float = 0.0, generator: torch.Genera
     """eps ~ N(0, I), plus `offset` * N(0, 1) constant per image and channel (offset noise).
 
     Offset noise lets the model change an image's mean colour, which SD's betas otherwise leak at t = T
-    (DESIGN.md section 2); the regression target of Eq. 3 stays the noise that was added.
+    (Lin et al. 2023, "Common Diffusion Noise Schedules and Sample Steps are Flawed"); the regression target of Eq. 3 stays the noise that was added.
     """
     eps = torch.randn(z_0.shape, generator=generator, dtype=z_0.dtype).to(z_0.device)
     if offset:
@@ -36,7 +36,7 @@ def sample_noise(z_0: torch.Tensor, offset: float = 0.0, generator: torch.Genera
 
 def sample_timesteps(batch: int, T: int, kind: str = "uniform", generator: torch.Generator | None = None,
                      device=None) -> torch.Tensor:
-    """t ~ U{0..T-1} (the paper), or `high_t`: t = T-1-floor(T*u^2), biased to large t (issue #628)."""
+    """t ~ U{0..T-1} (the paper), or `high_t`: t = T-1-floor(T*u^2), biased to large t (ControlNet GitHub issue #628)."""
     check_choice("kind", kind, {"uniform", "high_t"})
     check_positive("batch", batch, integer=True)
     if kind == "uniform":
@@ -58,3 +58,22 @@ def eps_loss(eps: torch.Tensor, eps_pred: torch.Tensor) -> torch.Tensor:
     if eps.shape != eps_pred.shape:
         fail("eps_pred", f"shape {tuple(eps.shape)} (the noise's)", f"shape {tuple(eps_pred.shape)}")
     return torch.mean((eps.float() - eps_pred.float()) ** 2)
+
+
+def eq3_loss(eps_theta, encode_prompt, z_0: torch.Tensor, prompts: list[str], alpha_bar: torch.Tensor, *,
+             prompt_dropout: float, offset_noise: float, timesteps: str = "uniform",
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Eq. 3 end to end, for the base's pretraining and for a ControlNet's training alike:
+
+        c_t = text(drop(prompts));  eps ~ N(0, I) (+ offset);  t ~ U{0..T-1};
+        z_t = sqrt(alpha_bar_t) z_0 + sqrt(1 - alpha_bar_t) eps;  L = || eps - eps_theta(z_t, t, c_t) ||^2
+
+    eps_theta(z_t, t, c_t) is the model being trained (a ControlNet run closes over its condition c_f);
+    encode_prompt maps strings to c_t. The random draws come from `generator` in this order, so a run is
+    a pure function of its seeds.
+    """
+    c_t = encode_prompt(drop_prompts(prompts, prompt_dropout, generator))
+    eps = sample_noise(z_0, offset_noise, generator)
+    t = sample_timesteps(z_0.shape[0], len(alpha_bar), timesteps, generator, device=z_0.device)
+    z_t = add_noise(z_0, eps, t, alpha_bar)
+    return eps_loss(eps, eps_theta(z_t, t, c_t))

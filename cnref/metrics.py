@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_tensor
-from .data import COLORS
+from .checks import check_choice, check_tensor, fail
+from .data import COLORS, DATASETS, VAL_SEED, dataset
+from .data.scenes import canny
 
 
 def detect_disc(images: torch.Tensor, iters: int = 6) -> torch.Tensor:
@@ -99,7 +100,6 @@ def edge_f1(images: torch.Tensor, visible: torch.Tensor, px: int = 1) -> torch.T
     """Per-image F1 of OpenCV Canny edges of the image (the official annotator's thresholds) against the
     exact visible outline, each matched within px pixels. precision = detected edges near a true edge,
     recall = true edges near a detected edge; 0 when nothing is detected."""
-    from .scenes import canny
     check_tensor("images", images, ndim=4, channels=3)
     det = canny(images.float().cpu())[:, :1] > 0
     true = label_edges(visible)
@@ -140,8 +140,6 @@ def scene_fidelity(images: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]
 
 def fidelity_fn(data: str):
     """The fidelity metrics of a dataset, and the key whose curve gives the convergence step."""
-    from .data import DATASETS
-    from .checks import check_choice
     check_choice("data", data, DATASETS)
     return (fidelity, "iou") if data == "fill50k" else (scene_fidelity, "edge_f1")
 
@@ -190,7 +188,6 @@ class BaseFeatures(torch.nn.Module):
 
 def fid_reference(base) -> torch.Tensor:
     """The FID reference set: FID_REF_N held-out targets of the base's dataset, in [-1, 1]."""
-    from .data import VAL_SEED, dataset
     # conditions unused: rendering them at cond_factor 1 keeps the images (3 GB less at the gpu preset)
     data = dataset(base.cfg.data, size=base.cfg.size, cond_factor=1, seed=VAL_SEED)
     return data.batch(range(FID_REF_START, FID_REF_START + FID_REF_N))["image"]
@@ -212,7 +209,6 @@ class FID:
         """images: (B, 3, s, s) in [-1, 1]."""
         check_tensor("images", images, ndim=4, channels=3)
         if images.shape[0] < 2:
-            from .checks import fail
             fail("images", "at least 2 images (FID needs a covariance)", f"{images.shape[0]}")
         self.metric.reset()
         for i in range(0, len(images), self.chunk):

@@ -5,24 +5,30 @@ resumes from its last checkpoint and continues exactly as if it had never stoppe
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
-from dataclasses import asdict, dataclass, replace
+import os
+import time
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
 
-from .base import SHIPPED_MAX_BYTES, BaseConfig, MiniSD, base_path
-from .checks import check_choice, check_positive
+from .base import MiniSD
+from .checks import check_choice, check_positive, fail
 from .control import controlled_unet
-from .controlnet import ControlNet, ControlNetConfig, set_gradient_checkpointing, unlock_decoder
-from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset
+from .controlnet import ControlNet, set_gradient_checkpointing, unlock_decoder
+from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset, prompts_for_setting
 from .ema import EMA
-from .loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
+from .loss import eq3_loss
+from .metrics import fidelity_fn, summarize
+from .presets import BaseTrainConfig, ControlNetTrainConfig, preset
 from .provenance import provenance
+from .sample import generate
+from .shipping import SHIPPED_MAX_BYTES, load_base, save_base
 
 
 def controlnet_optimizer(params, lr: float) -> torch.optim.AdamW:
@@ -66,7 +72,6 @@ def loader_workers() -> int:
     """Processes that render batches ahead. None on CPU: the 2 cores belong to the model (rendering in the
     main process is what the committed cpu timings measured). Up to 8 beside a GPU, which would otherwise
     wait ~0.25 s per batch of 64 conditions at 512x512 (cond_factor 8)."""
-    import os
     return max(1, min(8, (os.cpu_count() or 2) - 2)) if torch.cuda.is_available() else 0
 
 
@@ -93,8 +98,6 @@ def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(
                    precision: str | None = None) -> dict:
     """devices > 1: one process per device, DDP (NCCL on GPUs, gloo on CPUs). precision None: bf16-mixed
     where a GPU supports it, else 32-true (the base's choice; a ControlNet run names its own)."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
     check_positive("devices", devices, integer=True)
     cuda = torch.cuda.is_available()
     if precision is None:
@@ -127,39 +130,13 @@ def last_checkpoint(run_dir: Path) -> str | None:
 
 
 # --------------------------------------------------------------------------------------- base model
-@dataclass(frozen=True)
-class BaseTrainConfig:
-    preset: str = "cpu"
-    steps: int = 2000
-    batch_size: int = 64
-    lr: float = 5e-4
-    warmup: int = 100
-    min_lr_ratio: float = 0.1
-    prompt_dropout: float = 0.1      # empty prompts, so that the base supports classifier-free guidance
-    ema_decay: float = 0.999
-    seed: int = 0
-    ckpt_every: int = 100
-    data: str = "fill50k"            # "fill50k" | "scenes" (issue 9's richer scenes: their own base)
-
-    @staticmethod
-    def preset_default(preset: str, data: str = "fill50k", **over) -> "BaseTrainConfig":
-        """cpu: ~25 min on 2 cores. gpu: 1M images at 64x64 (~15 min on an H100, DESIGN.md section 2).
-        Scenes (1-3 shapes, colours bound to shapes) are harder to learn than one disc: 1.5x the steps."""
-        base = {"smoke": BaseTrainConfig(preset="smoke", steps=300, batch_size=32),
-                "cpu": BaseTrainConfig(preset="cpu"),
-                "gpu": BaseTrainConfig(preset="gpu", steps=4000, batch_size=256, ckpt_every=250)}[preset]
-        if data != "fill50k":
-            base = replace(base, data=data, steps=base.steps * 3 // 2)
-        return replace(base, **over)
-
-
 class BasePretraining(L.LightningModule):
     """Trains the mini SD (UNet + text encoder jointly) with Eq. 3 on a procedural set (Fill50K or Scenes)."""
 
     def __init__(self, cfg: BaseTrainConfig):
         super().__init__()
         self.cfg = cfg
-        self.base_cfg = BaseConfig.preset(cfg.preset, cfg.data)
+        self.base_cfg = preset(cfg.preset, cfg.data).base
         self.model = MiniSD(self.base_cfg)
         self.ema = EMA(self.model, cfg.ema_decay)
         # the base never sees conditions: rendering them at cond_factor 1 leaves the images as they are
@@ -167,14 +144,12 @@ class BasePretraining(L.LightningModule):
 
     def training_step(self, batch, _):
         step, cfg = self.global_step, self.cfg
-        g = step_generator(cfg.seed, step)
         b, = check_step(batch, step)
-        z_0 = b["image"].to(self.device)
-        c_t = self.model.encode_prompt(drop_prompts(b["prompt"], cfg.prompt_dropout, g))
-        eps = sample_noise(z_0, self.base_cfg.offset_noise, g)
-        t = sample_timesteps(z_0.shape[0], self.base_cfg.num_train_timesteps, generator=g, device=self.device)
-        z_t = add_noise(z_0, eps, t, self.model.alpha_bar)
-        loss = eps_loss(eps, self.model.unet(z_t, t, c_t).sample)
+        unet = self.model.unet
+        loss = eq3_loss(lambda z_t, t, c_t: unet(z_t, t, c_t).sample, self.model.encode_prompt,
+                        b["image"].to(self.device), b["prompt"], self.model.alpha_bar,
+                        prompt_dropout=cfg.prompt_dropout, offset_noise=self.base_cfg.offset_noise,
+                        generator=step_generator(cfg.seed, step))
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -201,84 +176,33 @@ def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
     trainer = L.Trainer(**trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every))
     trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
     prov = provenance(config=asdict(cfg), steps_done=trainer.global_step)
-    module.ema.shadow.save(run_dir / "ema_float32.safetensors", meta={"provenance": json.dumps(prov)})
-    module.ema.shadow.save(weights, meta={"provenance": json.dumps(prov)}, max_bytes=SHIPPED_MAX_BYTES)
+    save_base(module.ema.shadow, run_dir / "ema_float32.safetensors", meta={"provenance": json.dumps(prov)})
+    save_base(module.ema.shadow, weights, meta={"provenance": json.dumps(prov)}, max_bytes=SHIPPED_MAX_BYTES)
     (run_dir / "provenance.json").write_text(json.dumps(prov, indent=2))
     return weights
 
 
 # ----------------------------------------------------------------------------------- ControlNet
-@dataclass(frozen=True)
-class ControlNetTrainConfig:
-    preset: str = "cpu"
-    steps: int = 500
-    batch_size: int = 64
-    accumulate: int = 1              # micro-batches per optimiser step (the official advice: a larger real batch)
-    lr: float = 1e-4
-    prompt_dropout: float = 0.5      # the paper's 50%
-    timesteps: str = "uniform"       # "uniform" | "high_t"
-    n_train: int | None = None       # training-set size; None = fresh procedural samples every step
-    data: str = "fill50k"            # "fill50k" | "scenes" (on the scenes base)
-    condition: str = "outline"       # scenes: outline | canny | segmentation | depth | scribble
-    controlnet: ControlNetConfig = ControlNetConfig()
-    unlock_decoder: bool = False
-    decoder_lr: float = 2e-6         # the official advice for sd_locked=False
-    gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
-    precision: str = "32-true"       # Lightning's; the gpu preset trains (and validates) in "bf16-mixed"
-    cond_factor: int | None = None   # condition resolution / image resolution; None: the base preset's (the
-                                     # base never sees conditions, so a ControlNet may train at another)
-    seed: int = 0
-    # validation sampling on a fixed held-out set
-    val_every: int = 25
-    val_n: int = 32
-    val_steps: int = 10              # DDIM steps
-    val_beta: float = 3.0            # CFG scale
-    val_prompt: str = "perfect"
-    val_keep: int = 8                # images per validation kept for the sample grid
-    final_n: int = 64                # final evaluation: samples per prompt setting
-    ckpt_every: int = 50
-
-    @staticmethod
-    def preset_default(preset: str, **over) -> "ControlNetTrainConfig":
-        if preset == "smoke":
-            base = ControlNetTrainConfig(preset="smoke", steps=4, batch_size=4, val_every=2, val_n=4, val_steps=2,
-                                         val_keep=4, final_n=4, ckpt_every=2)
-        elif preset == "gpu":
-            base = ControlNetTrainConfig(preset="gpu", steps=1500, batch_size=64, val_every=50, val_n=64,
-                                         val_steps=20, controlnet=ControlNetConfig(factor=8),
-                                         precision="bf16-mixed")
-        else:
-            base = ControlNetTrainConfig(preset="cpu")
-        return replace(base, **over)
-
-
 class ControlNetTraining(L.LightningModule):
     """Eq. 3 with a locked mini SD and a trainable cnref ControlNet; validation by sampling + re-detection."""
 
     def __init__(self, cfg: ControlNetTrainConfig, base: MiniSD | None = None):
         super().__init__()
-        from .base import load_base
         self.cfg = cfg
         self.automatic_optimization = False
         self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
-        self.cond_factor = cfg.cond_factor or bc.cond_factor
-        if cfg.controlnet.factor != self.cond_factor:
-            from .checks import fail
-            fail("controlnet.factor", f"the run's cond_factor {self.cond_factor} (cond_factor, else the base "
-                 f"preset's)", cfg.controlnet.factor)
         self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
         if cfg.gradient_checkpointing:
             set_gradient_checkpointing(self.controlnet)
             set_gradient_checkpointing(self.base.unet)
         if bc.data != cfg.data:
-            from .checks import fail
             fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))
-        kw = dict(size=bc.size, cond_factor=self.cond_factor, condition=cfg.condition)
+        kw = dict(size=bc.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
         self.data = dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw)
-        self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.val_n))
+        self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
@@ -294,11 +218,9 @@ class ControlNetTraining(L.LightningModule):
         self.history, self.samples, self.elapsed = st["history"], st["samples"], st["elapsed"]
 
     def _elapsed(self) -> float:
-        import time
         return self.elapsed + (time.perf_counter() - self._t0 if self._t0 else 0.0)
 
     def on_train_start(self):
-        import time
         self._t0 = time.perf_counter()
 
     def training_step(self, batch, _):
@@ -324,29 +246,28 @@ class ControlNetTraining(L.LightningModule):
             self.validate()
 
     def loss_on(self, b: dict, g: torch.Generator) -> torch.Tensor:
-        """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2 with 50% of the prompts dropped."""
-        bc = self.base.cfg
-        z_0, cond = b["image"].to(self.device), b["cond"].to(self.device)
-        with torch.no_grad():
-            c_t = self.base.encode_prompt(drop_prompts(b["prompt"], self.cfg.prompt_dropout, g))
-        eps = sample_noise(z_0, bc.offset_noise, g)
-        t = sample_timesteps(z_0.shape[0], bc.num_train_timesteps, self.cfg.timesteps, g, device=self.device)
-        z_t = add_noise(z_0, eps, t, self.base.alpha_bar)
-        control = self.controlnet(z_t, t, c_t, cond)
-        return eps_loss(eps, controlled_unet(self.base.unet, z_t, t, c_t, control))
+        """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2, the locked UNet plus the ControlNet's residuals."""
+        cond, unet = b["cond"].to(self.device), self.base.unet
+
+        def eps_theta(z_t, t, c_t):
+            return controlled_unet(unet, z_t, t, c_t, self.controlnet(z_t, t, c_t, cond))
+
+        @torch.no_grad()
+        def encode_prompt(prompts):       # the text encoder is locked too
+            return self.base.encode_prompt(prompts)
+        return eq3_loss(eps_theta, encode_prompt, b["image"].to(self.device), b["prompt"], self.base.alpha_bar,
+                        prompt_dropout=self.cfg.prompt_dropout, offset_noise=self.base.cfg.offset_noise,
+                        timesteps=self.cfg.timesteps, generator=g)
 
     @torch.no_grad()
     def validate(self):
-        from .data import prompts_for_setting
-        from .metrics import fidelity_fn, summarize
-        from .sample import generate
         if self.history and self.history[-1]["step"] == self.global_step:
             return
-        cfg, vb = self.cfg, self.val_batch
+        cfg, proto, vb = self.cfg, self.cfg.protocol, self.val_batch
         was_training = self.controlnet.training
         self.controlnet.eval()
-        images = generate(self.base, prompts_for_setting(vb, cfg.val_prompt),
-                          [(self.controlnet, vb["cond"].to(self.device))], steps=cfg.val_steps, beta=cfg.val_beta,
+        images = generate(self.base, prompts_for_setting(vb, proto.val_prompt),
+                          [(self.controlnet, vb["cond"].to(self.device))], steps=proto.val_steps, beta=proto.val_beta,
                           seed=cfg.seed).float().cpu()
         self.controlnet.train(was_training)
         row = {"step": self.global_step, **summarize(fidelity_fn(cfg.data)[0](images, vb)),
@@ -354,22 +275,8 @@ class ControlNetTraining(L.LightningModule):
                "elapsed_s": round(self._elapsed(), 1)}
         self._losses = []
         self.history.append(row)
-        self.samples.append(((images[: cfg.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        self.samples.append(((images[: proto.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
         self.log_dict({f"val/{k}": v for k, v in row.items() if k not in ("step", "loss") and v is not None})
-
-    @torch.no_grad()
-    def final_eval(self) -> dict:
-        """evaluate.evaluate_settings on held-out conditions under the paper's four prompt settings and on
-        training conditions; colour fidelity is against the prompt's colours (conflicting: the prompt's),
-        FID against the reference targets. The images are kept in self.final_images (uint8)."""
-        from .evaluate import evaluate_settings
-        cfg = self.cfg
-        self.controlnet.eval()
-        train = batch_at(self.data, 0, cfg.final_n, shuffle_seed=cfg.seed)     # conditions the model trained on
-        out, self.final_images = evaluate_settings(self.base, self.controlnet, cfg.final_n, steps=cfg.val_steps,
-                                                   beta=cfg.val_beta, seed=cfg.seed + 1, train_batch=train,
-                                                   condition=cfg.condition, cond_factor=self.cond_factor)
-        return out
 
     def configure_optimizers(self):
         groups = [{"params": list(self.controlnet.parameters()), "lr": self.cfg.lr}]
@@ -383,11 +290,11 @@ class ControlNetTraining(L.LightningModule):
 
 def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None,
                      devices: int = 1) -> ControlNetTraining:
-    """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history.
+    """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history
+    (the final evaluation is `cnref.evaluate.final_evaluation`, run by the lab's runner).
     devices > 1 splits each batch over that many DDP processes (the logical batch stays cfg.batch_size)."""
     check_positive("steps", cfg.steps, integer=True)
     if cfg.batch_size % devices:
-        from .checks import fail
         fail("devices", f"a divisor of batch_size {cfg.batch_size}", devices)
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -400,48 +307,4 @@ def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | N
     module.to(trainer.strategy.root_device)
     if not module.history or module.history[-1]["step"] != cfg.steps:
         module.validate()     # resumed at the end: make sure the final validation is there
-    module.final = module.final_eval()
     return module
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m cnref.train", description=__doc__)
-    sub = ap.add_subparsers(dest="what", required=True)
-    b = sub.add_parser("base", help="pretrain the mini SD base (resumes from run-dir)")
-    b.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
-    b.add_argument("--steps", type=int)
-    b.add_argument("--batch-size", type=int)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
-    b.add_argument("--run-dir", type=Path)
-    b.add_argument("--weights", type=Path, help="where to write the EMA weights (default: the package's)")
-    c = sub.add_parser("controlnet", help="train one ControlNet (resumes from run-dir); --devices N runs DDP")
-    c.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
-    c.add_argument("--steps", type=int)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--devices", type=int, default=1)
-    c.add_argument("--run-dir", type=Path, required=True)
-    a = ap.parse_args(argv)
-    if a.what == "controlnet":
-        cfg = ControlNetTrainConfig.preset_default(a.preset, seed=a.seed, **({"steps": a.steps} if a.steps else {}))
-        m = train_controlnet(cfg, a.run_dir, devices=a.devices)
-        # each process reports its own weights: under DDP they must be identical
-        flat = torch.cat([p.detach().flatten() for p in m.controlnet.parameters()])
-        rank = m.global_rank
-        (a.run_dir / f"weights_rank{rank}.json").write_text(json.dumps(
-            {"rank": rank, "world_size": m.trainer.world_size, "sum": float(flat.double().sum()),
-             "abs_sum": float(flat.double().abs().sum()), "final": m.final}))
-        return
-    if a.what == "base":
-        cfg = BaseTrainConfig.preset_default(a.preset, a.data, seed=a.seed)
-        if a.steps:
-            cfg = replace(cfg, steps=a.steps)
-        if a.batch_size:
-            cfg = replace(cfg, batch_size=a.batch_size)
-        run_dir = a.run_dir or Path("runs") / (f"base_{a.preset}" + ("" if a.data == "fill50k" else f"_{a.data}"))
-        out = pretrain_base(cfg, run_dir, a.weights or base_path(a.preset, a.data))
-        print(f"wrote {out}")
-
-
-if __name__ == "__main__":
-    main()

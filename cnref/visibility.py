@@ -15,26 +15,21 @@ template removes the offset's constant, and the log-likelihood of template a is 
 IoU near 1: z_t shows the disc, a ControlNet can add nothing at this t. IoU near chance (a random disc,
 about 0.15): the condition decides where the disc goes.
 
-    python -m cnref.visibility --presets cpu gpu     -> experiments/visibility/visibility.json
+    python -m cnref visibility --presets cpu gpu     -> experiments/visibility/visibility.json
 """
 from __future__ import annotations
-
-import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .base import BaseConfig, train_scheduler
+from .base import train_scheduler
+from .presets import BaseConfig
 from .checks import check_choice, check_positive, fail
 from .data import COLORS, VAL_SEED, Fill50K, disc_alpha
 from .loss import add_noise, sample_noise
 from .metrics import iou
-from .provenance import provenance
 
-ROOT = Path(__file__).resolve().parent.parent
 CHUNK = 4096          # templates per matmul: bounds memory at 64x64 (4096 x 4096 floats)
 
 
@@ -131,25 +126,3 @@ def open_share(result: dict, kind: str = "uniform", T: int = 1000) -> float:
 
 
 TIMESTEPS = (0, 100, 200, 300, 400, 500, 600, 700, 750, 800, 850, 900, 925, 950, 975, 999)
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m cnref.visibility", description=__doc__.split("\n")[0])
-    ap.add_argument("--presets", nargs="+", default=["cpu", "gpu"], choices=["smoke", "cpu", "gpu"])
-    ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=ROOT / "experiments" / "visibility" / "visibility.json")
-    a = ap.parse_args(argv)
-    res = {"provenance": provenance(seed=a.seed), "timesteps": list(TIMESTEPS),
-           "presets": {p: visibility(BaseConfig.preset(p), TIMESTEPS, a.n, a.seed) for p in a.presets}}
-    for p, r in res["presets"].items():
-        r["open_share"] = {kind: round(open_share(r, kind), 4) for kind in ("uniform", "high_t")}
-        print(f"{p} ({r['size']}x{r['size']}): chance {r['chance_iou']:.2f}; "
-              + ", ".join(f"t={row['t']}: {row['iou']:.2f}" for row in r["rows"])
-              + f"; open share: uniform t {r['open_share']['uniform']:.3f}, high_t {r['open_share']['high_t']:.3f}")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(res, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checks import check_choice, check_positive, fail
-from .data import COLOR_NAMES, COLORS, TRAIN_SEED, sample_indices
+from ..checks import check_choice, check_positive, fail
+from .fill50k import COLOR_NAMES, COLORS, TRAIN_SEED, sample_indices
 
 SHAPES = ("circle", "square", "triangle")
 CONDITIONS = ("outline", "canny", "segmentation", "depth", "scribble")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checks import check_positive, fail
-from .data import Fill50K
+from ..checks import check_positive, fail
+from .fill50k import Fill50K, to_pil
 
 
 def _to_tensor(img, size: int | None, unit: bool) -> torch.Tensor:
@@ -107,7 +107,6 @@ def to_hf_dataset(data: Fill50K, n: int, cache_dir: str | Path | None = None, ch
     """A fixed-size procedural Fill50K as an Arrow-backed `datasets.Dataset` with diffusers' columns
     (image, conditioning_image, text) plus fill / background indices for the metrics."""
     import datasets
-    from .data import to_pil
     check_positive("n", n, integer=True)
 
     def gen():
@@ -127,7 +126,6 @@ def to_hf_dataset(data: Fill50K, n: int, cache_dir: str | Path | None = None, ch
 
 def write_fill50k_folder(data: Fill50K, n: int, root: str | Path) -> Path:
     """Write a procedural set in the official folder format (to test the loader, or to share a set)."""
-    from .data import to_pil
     root = Path(root)
     (root / "source").mkdir(parents=True, exist_ok=True)
     (root / "target").mkdir(parents=True, exist_ok=True)

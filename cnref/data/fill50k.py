@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .checks import check_choice, check_positive, fail
+from ..checks import check_choice, check_positive, fail
 
 # CSS colour names (as the official fill50k prompts use), chosen to be far apart in RGB so that
 # prompt fidelity can be read off the nearest palette colour.
@@ -35,28 +35,10 @@ def prompt_for(fill: int, background: int) -> str:
     return f"{COLOR_NAMES[fill]} circle with {COLOR_NAMES[background]} background"
 
 
-DATASETS = {"fill50k", "scenes"}
-
-
-def vocabulary(data: str = "fill50k") -> list[str]:
-    """Every word a prompt of the dataset (or of a prompt-setting ablation) can contain."""
-    check_choice("data", data, DATASETS)
-    if data == "scenes":
-        from .scenes import scene_vocabulary
-        return scene_vocabulary()
+def vocabulary() -> list[str]:
+    """Every word a Fill50K prompt (or a prompt-setting ablation's prompt) can contain."""
     words = {w for name in COLOR_NAMES for w in name.split()} | {"circle", "with", "background"}
     return sorted(words)
-
-
-def dataset(data: str, *, size: int, cond_factor: int, seed: int, n: int | None = None,
-            condition: str = "outline"):
-    """The procedural set by name: Fill50K (its condition is the outline) or Scenes (any condition type)."""
-    check_choice("data", data, DATASETS)
-    if data == "fill50k":
-        check_choice("condition", condition, {"outline"})
-        return Fill50K(size=size, cond_factor=cond_factor, seed=seed, n=n)
-    from .scenes import Scenes
-    return Scenes(size=size, cond_factor=cond_factor, condition=condition, seed=seed, n=n)
 
 
 def sample_indices(indices, n: int | None) -> np.ndarray:

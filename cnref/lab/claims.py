@@ -1,0 +1,305 @@
+"""Claims and the verdict rule: every claim of the paper that an ablation or a study tests, judged one way.
+
+Every claim of the paper that an ablation tests is one `Claim` below: a metric compared between two groups
+of runs (variants, each over seeds) in an expected direction. The verdict rule is stated once, here:
+
+- "a > b" (or "a < b"): **confirmed** when the seeds separate completely in the expected direction (every
+  seed of one group beyond every seed of the other: with 3 vs 3 seeds the one-sided Mann-Whitney p is then
+  1/20 = 0.05, the smallest it can be); **refuted** when they separate the other way; otherwise
+  **unclear** (the seeds overlap), with both means shown.
+- "a = b" within a stated tolerance: **confirmed** when the means differ by at most the tolerance,
+  **refuted** when they differ by more and the seeds separate, otherwise **unclear**.
+
+A claim with `same_steps` compares runs of different lengths over the steps they share: each run's validation
+curve is cut at the shorter run's last step (the lr is constant, so a longer run's first steps are what a run of
+that length would have taken) and judged on it: IoU of that last validation (the validation prompt, 32 held-out
+conditions) or the convergence step of the cut curve.
+
+A run whose IoU never rose (no convergence step) counts as converging after its last step, and that figure
+is a lower bound (censored): it can put its group above the other, never below, so a comparison that rests
+on it (a shorter run "converging later" than a longer run's convergence step) is **unclear**, not refuted.
+`python -m cnref report readme --preset cpu` prints the README's claims table from the committed results.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from ..checks import fail
+from .ablations import ABLATIONS
+from .results import load_bounds, load_results, load_study, results_root
+
+HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
+SETTINGS = (*HELD_OUT, "train/perfect")
+
+
+def convergence_step(history: list[dict], key: str = "iou", min_jump: float = 0.1) -> int | None:
+    """The stated rule: the first validation step at which `key` crosses the midpoint between its value at
+    step 0 and its plateau (the mean of the last three validations). None if it never rises by min_jump."""
+    if len(history) < 4:
+        return None
+    start = history[0][key]
+    plateau = float(np.mean([h[key] for h in history[-3:]]))
+    if plateau - start < min_jump:
+        return None
+    mid = (start + plateau) / 2
+    return next(h["step"] for h in history if h[key] >= mid)
+
+
+def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dict]]:
+    order = [v.name for v in ABLATIONS[ablation](preset)]
+    by: dict[str, list[dict]] = {}
+    for r in sorted(results, key=lambda r: (order.index(r["variant"]) if r["variant"] in order else 99, r["seed"])):
+        by.setdefault(r["variant"], []).append(r)
+    return by
+
+
+def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> list[dict]:
+    """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" /
+    "bounds:base_scenes" (the Fill50K / scenes base alone, one pseudo-run per sampling seed, final_eval only)."""
+    if ref.startswith("bench:"):       # one pseudo-run per timed step of a mode of the interleaved bench
+        path = results_root(root) / "bench" / f"train_{preset}.json"
+        mode = json.loads(path.read_text())["modes"].get(ref[6:], {}) if path.exists() else {}
+        return [{"step_s": t} for t in mode.get("step_s", [])]
+    if ref in ("bounds:base", "bounds:base_scenes"):
+        b = load_bounds(preset, root, "scenes" if ref.endswith("_scenes") else "fill50k")
+        return [{"final_eval": rows, "seed": s} for s, rows in (b or {}).get("base", {}).items()]
+    if ":" in ref:
+        abl, var = ref.split(":")
+        return [r for r in load_results(abl, preset, root) if r["variant"] == var]
+    return by.get(ref, [])
+
+
+def value(r: dict, key: str, setting: str | None) -> float:
+    """A run's number: a final-evaluation metric (setting "held_out/*" = mean over the four held-out prompt
+    settings), or a top-level figure such as convergence_step (None = never: after the last step)."""
+    if key == "step_s":          # a bench pseudo-run: one timed training step
+        return float(r["step_s"])
+    if key == "s_per_step":      # wall seconds per step over the run, validation included
+        h = r["history"]
+        return (h[-1]["elapsed_s"] - h[0]["elapsed_s"]) / max(1, h[-1]["step"] - h[0]["step"])
+    if setting is None:
+        v = r.get(key)
+        if v is None and key == "convergence_step":
+            return float(r["config"]["steps"] + 1)
+        return float(v)
+    if setting == "held_out/*":
+        return float(np.mean([r["final_eval"][s][key] for s in HELD_OUT]))
+    return float(r["final_eval"][setting][key])
+
+
+# ---------------------------------------------------------------------------------------------- claims
+@dataclass(frozen=True)
+class Claim:
+    ablation: str              # the notebook / result folder it belongs to
+    text: str                  # the paper's (or official docs') claim, in a few words
+    paper: str                 # the paper's figure
+    a: str                     # run groups (see runs_of)
+    b: str
+    expect: str                # ">" | "<" | "="
+    key: str = "iou"
+    setting: str | None = "held_out/perfect"
+    tol: float = 0.0           # for "="
+    same_steps: bool = False   # judge both groups on their validation curves up to the shorter run's last step
+
+
+CLAIMS = [
+    Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
+          "zero", "gaussian_0.02", ">", setting="held_out/*"),
+    Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
+          "zero", "gaussian_0.2", ">", setting="held_out/*"),
+    Claim("zero_init", "Zero convs converge earlier than Gaussian-initialised convs (std 0.02)",
+          "Sec. 3.1 (no harmful noise at the start)", "zero", "gaussian_0.02", "<", key="convergence_step",
+          setting=None),
+    Claim("zero_init", "Gaussian init drops to about lite's level (IoU within 0.05)", "Fig. 8b vs 8c",
+          "gaussian_0.02", "lite:lite", "=", setting="held_out/*", tol=0.05),
+    Claim("lite", "Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/none"),
+    Claim("lite", "Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/insufficient"),
+    Claim("lite", "ControlNet > lite on condition fidelity (perfect prompt)", "Table 2: IoU 0.35 vs 0.32",
+          "controlnet", "lite", ">", setting="held_out/perfect"),
+    Claim("lite", "ControlNet < lite on FID (perfect prompt)", "Table 3: FID 15.27 vs 17.92",
+          "controlnet", "lite", "<", key="fid", setting="held_out/perfect"),
+    Claim("lite", "With a perfect prompt lite still learns the condition: above the base alone (500 steps)",
+          "Fig. 8c (images)", "lite", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("lite", "... and with 4x the steps (2000)", "Fig. 8c (images)",
+          "lite_x4", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("lite", "Lite fails with no prompt even with 4x the steps: ControlNet (500 steps) > lite_x4 (2000)",
+          "Fig. 8c (images)", "controlnet", "lite_x4", ">", setting="held_out/none"),
+    Claim("lite", "Lite is slower, not unable: ControlNet converges in fewer steps than lite_x4", "-",
+          "controlnet", "lite_x4", "<", key="convergence_step", setting=None),
+    Claim("dataset_size", "1k training images already work: above the base alone", "Fig. 10 (images)",
+          "n_1000", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("dataset_size", "1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
+          "n_1000", "n_unbounded", "=", setting="held_out/perfect", tol=0.05),
+    Claim("prompt_dropout", "50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
+          "dropout_0.5", "dropout_0", ">", setting="held_out/none"),
+    Claim("prompt_dropout", "50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
+          "dropout_0.5", "dropout_0", "=", setting="held_out/perfect", tol=0.05),
+    Claim("mid_only", "Middle-block-only ControlNet still learns the condition: above the base alone",
+          "v1 Sec. 4 (small-scale training)", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("mid_only", "Middle-only is faster per training step (step times interleaved with full in one "
+          "process: python -m cnref.bench train)", "v1: about 1.6x faster", "bench:cnref_mid", "bench:cnref", "<",
+          key="step_s", setting=None),
+    Claim("mid_only", "Full connections beat middle-only on condition fidelity", "-",
+          "full", "mid_only", ">", setting="held_out/perfect"),
+    Claim("batch_vs_steps", "The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
+          "docs/train.md", "batch_16", "batch_64", "=", key="convergence_step", setting=None, tol=25),
+    Claim("batch_vs_steps", "The convergence step does not depend on batch size: 256 vs 64 (within 25 steps; "
+          "both 500 steps)", "docs/train.md", "batch_256_long", "batch_64", "=", key="convergence_step",
+          setting=None, tol=25),
+    Claim("batch_vs_steps", "At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000",
+          "docs/train.md", "batch_256", "batch_16", ">", setting="held_out/perfect"),
+    Claim("batch_vs_steps", "A batch above 256 brings little: 1024 converges at the step 256 does (within 25 steps; "
+          "curves cut at 1024's last step)", "docs/train.md", "batch_1024", "batch_256_long", "=",
+          key="convergence_step", setting=None, tol=25, same_steps=True),
+    Claim("batch_vs_steps", "A batch above 256 brings little: 1024's IoU at its last step within 0.05 of 256's at "
+          "that step", "docs/train.md", "batch_1024", "batch_256_long", "=", setting=None, tol=0.05,
+          same_steps=True),
+    Claim("timestep_sampling", "High-t-biased timesteps converge earlier than uniform",
+          "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
+    Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
+          "text vs code", "paper", "official", "=", setting="held_out/perfect", tol=0.05),
+    # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset
+    Claim("precision", "bf16 autocast converges at the step fp32 does (within 25 steps)",
+          "- (diagnostic: the gpu preset trains in bf16)", "bf16", "fp32", "=", key="convergence_step",
+          setting=None, tol=25),
+    Claim("cond_factor", "Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_4", "<", key="convergence_step",
+          setting=None),
+    Claim("cond_factor", "... and earlier than at 8x (SD's factor, the gpu preset's)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_8", "<", key="convergence_step",
+          setting=None),
+    Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
+    Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (segmentation)", "segmentation", "bounds:base_scenes", ">", key="edge_f1"),
+]
+
+
+def stats(xs: list[float]) -> dict:
+    a = np.asarray(xs, dtype=float)
+    return {"n": len(a), "mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max()), "values": [round(float(x), 4) for x in a]}
+
+
+def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=()) -> dict:
+    """The verdict rule of the module docstring, on the per-seed values of the two groups. censored_*: which
+    values are only lower bounds (a run that never converged: its steps + 1)."""
+    if not xa or not xb:
+        return {"verdict": "pending (no results)", "a": None, "b": None}
+    sa, sb = stats(xa), stats(xb)
+    ca, cb = sum(map(bool, censored_a)), sum(map(bool, censored_b))
+    if ca:
+        sa["censored"] = ca
+    if cb:
+        sb["censored"] = cb
+    # a group's minimum is a valid lower bound even when censored; its maximum only when nothing is
+    above, below = sa["min"] > sb["max"] and not cb, sa["max"] < sb["min"] and not ca
+    out = {"a": sa, "b": sb, "diff": sa["mean"] - sb["mean"]}
+    if len(xa) > 1 and len(xb) > 1:
+        alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
+        out["p_mannwhitney"] = float(mannwhitneyu(xa, xb, alternative=alt).pvalue)
+    if c.expect in (">", "<"):
+        good, bad = (above, below) if c.expect == ">" else (below, above)
+        out["verdict"] = "confirmed" if good else "refuted" if bad else "unclear (seeds overlap)"
+    else:
+        close = abs(out["diff"]) <= c.tol and not (ca or cb)
+        out["verdict"] = "confirmed" if close else "refuted" if (above or below) and abs(out["diff"]) > c.tol \
+            else "unclear (seeds overlap)"
+    if out["verdict"].startswith("unclear") and (ca or cb):
+        out["verdict"] = "unclear (censored: runs that never converged within their steps)"
+    if min(len(xa), len(xb)) < 3:
+        out["verdict"] += f" [only {min(len(xa), len(xb))} seed(s)]"
+    return out
+
+
+def cut(r: dict, last: int) -> dict:
+    """A run as its first `last` steps would have left it: the validation curve up to `last`, its last IoU and
+    its convergence step (see the module docstring, same_steps)."""
+    h = [x for x in r["history"] if x["step"] <= last]
+    if h[-1]["step"] != last:
+        fail("last", f"a validated step of run {r['variant']} seed {r['seed']}", last)
+    return {**r, "config": {**r["config"], "steps": last}, "history": h, "iou": h[-1]["iou"],
+            "convergence_step": convergence_step(h)}
+
+
+def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | None = None) -> dict:
+    by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
+    ra, rb = runs_of(c.a, by, preset, root), runs_of(c.b, by, preset, root)
+    if not (ra and rb):
+        return judge(c, [], [])
+    if c.same_steps:
+        last = min(r["config"]["steps"] for r in ra + rb)
+        ra, rb = [cut(r, last) for r in ra], [cut(r, last) for r in rb]
+    never = lambda rs: [c.key == "convergence_step" and c.setting is None and r.get(c.key) is None for r in rs]
+    return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, c.key, c.setting) for r in rb],
+                 never(ra), never(rb))
+
+
+@dataclass(frozen=True)
+class StudyClaim:
+    """A claim about two settings of a study, judged per trained seed by `judge` (one rule for all).
+    a / b: setting names, "multicontrolnet" (the diffusers check) or "const:<x>"."""
+    study: str
+    text: str
+    paper: str
+    a: str
+    b: str
+    expect: str
+    key: str = "edge_f1"
+    tol: float = 0.0
+
+
+STUDY_CLAIMS = [
+    StudyClaim("cfg", "No prompt: with the control in both branches CFG does nothing (beta 9 = beta 1)",
+               "Sec. 3.4, Fig. 5b", "both/beta9/none", "both/beta1/none", "=", tol=0.005),
+    StudyClaim("cfg", "No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
+               "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">"),
+    StudyClaim("cfg", "... at a cost in image quality (FID above both branches, beta 9)", "Fig. 5c",
+               "cond_only/beta9/none", "both/beta9/none", ">", key="fid"),
+    StudyClaim("cfg", "CFG resolution weighting (w_i = 64/h_i) improves image quality over conditional-only "
+               "(FID, beta 9, no prompt)", "Fig. 5d", "cond_only_weighted/beta9/none", "cond_only/beta9/none", "<",
+               key="fid"),
+    StudyClaim("cfg", "CFG resolution weighting keeps the condition (edge F1 within 0.05 of conditional-only, "
+               "beta 9, no prompt)", "Fig. 5d", "cond_only_weighted/beta9/none", "cond_only/beta9/none", "=",
+               tol=0.05),
+    StudyClaim("cfg", "With the perfect prompt, where the control goes matters little (edge F1 within 0.05, "
+               "both vs conditional-only, beta 9)", "Sec. 3.4 (no prompt is the hard case)",
+               "both/beta9/perfect", "cond_only/beta9/perfect", "=", tol=0.05),
+    StudyClaim("guess", "diffusers' logspace(-1, 0, 13) guess scales behave like the official 0.825**(12-i) "
+               "(edge F1 within 0.02, beta 9)", "diffusers vs official code", "guess_diffusers/beta9",
+               "guess_official/beta9", "=", tol=0.02),
+    StudyClaim("guess", "Guess-mode scales give better images than uniform scales with no prompt (FID, beta 9)",
+               "official guess mode", "guess_official/beta9", "uniform/beta9", "<", key="fid"),
+    StudyClaim("strength", "Condition fidelity rises with control strength: s = 0.5 above s = 0 (the base alone)",
+               "diffusers' controlnet_conditioning_scale", "s0.5", "s0", ">"),
+    StudyClaim("strength", "... and s = 1 above s = 0.5", "diffusers' controlnet_conditioning_scale",
+               "s1", "s0.5", ">"),
+    StudyClaim("strength", "Over-strong control (s = 2) costs image quality: FID above s = 1", "common advice",
+               "s2", "s1", ">", key="fid"),
+    StudyClaim("compose", "Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
+               "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
+    StudyClaim("compose", "Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",
+               "Sec. 3.4 (no extra weighting)", "matched/none/sum", "matched/none/weighted", ">"),
+    StudyClaim("compose", "diffusers' MultiControlNetModel on the exported pair gives the same residuals "
+               "(max |diff| <= 1e-5)", "diffusers", "multicontrolnet", "const:0", "=", key="max_abs_diff", tol=1e-5),
+]
+
+
+def study_value(r: dict, name: str, key: str) -> float:
+    if name.startswith("const:"):
+        return float(name.split(":", 1)[1])
+    if name == "multicontrolnet":
+        return float(r["multicontrolnet"][key])
+    return float(r["results"][name][key])
+
+
+def evaluate_study_claim(c: StudyClaim, preset: str, root: Path | None = None) -> dict:
+    rs = load_study(c.study, preset, root)
+    return judge(c, [study_value(r, c.a, c.key) for r in rs], [study_value(r, c.b, c.key) for r in rs])

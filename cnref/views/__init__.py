@@ -1,0 +1,1 @@
+"""Views: tables, figures, the README's generated part, and one helper object per notebook."""

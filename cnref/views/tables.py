@@ -1,0 +1,118 @@
+"""Text views: the final evaluation's tables, one line per run, and the verdict lines of claims."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
+from ..metrics import fidelity_fn
+
+METRICS = ("iou", "fill_ok", "bg_ok", "fid")
+
+
+def table(by: dict[str, list[dict]], bnd: dict | None, key: str = "iou", settings=SETTINGS) -> str:
+    """The final evaluation's table for one metric: a row per variant (mean ± std over seeds), then the calibration rows
+    (ground truth: upper bound; the base alone: lower bound) from the same held-out set and sampler."""
+    w = 17
+    short = lambda s: s.replace("held_out/", "").replace("train/", "train ")
+    lines = [f"{key:<22}" + "".join(f"{short(s):>{w}}" for s in settings)]
+    cell = lambda xs: f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}".rjust(w)
+    for name, rs in by.items():
+        lines.append(f"{name + f' ({len(rs)} seeds)':<22}" + "".join(cell([value(r, key, s) for r in rs])
+                                                                      for s in settings))
+    if bnd:
+        gt = bnd["ground_truth"]
+        lines.append(f"{'ground truth (upper)':<22}" + "".join(
+            (f"{gt[s][key]:.3f}".rjust(w) if s in gt else "-".rjust(w)) for s in settings))
+        rows = list(bnd["base"].values())
+        lines.append(f"{'base alone (lower)':<22}" + "".join(
+            (cell([r[s][key] for r in rows]) if s in rows[0] else "-".rjust(w)) for s in settings))
+    return "\n".join(lines)
+
+
+def print_tables(by, bnd, keys=METRICS, settings=SETTINGS):
+    names = {"iou": "condition fidelity: IoU (higher is better)",
+             "edge_f1": "condition fidelity: edge F1 vs the exact visible outline (higher is better)",
+             "color_ok": "prompt fidelity: shape colours right (share)",
+             "fill_ok": "prompt fidelity: fill colour right (share)",
+             "bg_ok": "prompt fidelity: background colour right (share)",
+             "fid": "image quality: FID_64, base-UNet features (lower is better)"}
+    for k in keys:
+        print(names.get(k, k))
+        print(table(by, bnd, k, settings), end="\n\n")
+
+
+def print_runs(by: dict[str, list[dict]]):
+    """One line per run: where it came from, its convergence step, final IoU and its training time."""
+    key = fidelity_fn(next(iter(by.values()))[0]["config"].get("data", "fill50k"))[1]
+    print(f"{'variant':<16}{'seed':>5}{'conv. step':>11}{key + '@end':>11}{'wall s':>8}{'s/step':>8}  commit / reuse")
+    for name, rs in by.items():
+        for r in rs:
+            hist = r["history"]
+            rate = value(r, "s_per_step", None)
+            src = r.get("reused_from") or r["provenance"]["commit"][:12]
+            print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final'][key]:>11.3f}"
+                  f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")
+    r0 = next(iter(by.values()))[0]
+    print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
+
+
+def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok", "fid"), names=None) -> str:
+    """A row per setting: mean ± std over the trained seeds of each metric."""
+    names = names or list(results[0]["results"])
+    w = 16
+    lines = [f"{'setting (' + str(len(results)) + ' seeds)':<34}" + "".join(f"{k:>{w}}" for k in keys)]
+    for n in names:
+        cells = []
+        for k in keys:
+            xs = [r["results"][n][k] for r in results if k in r["results"][n]]
+            cells.append((f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}" if xs else "-")
+                         .rjust(w))
+        lines.append(f"{n:<34}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def fmt(s: dict | None, key: str) -> str:
+    if s is None:
+        return "-"
+    if key == "max_abs_diff":
+        return f"{s['max']:.1e} (max of n={s['n']})"
+    d = 0 if key == "convergence_step" else 2 if key == "fid" else 3
+    never = f", {s['censored']} never converged: >= steps+1" if s.get("censored") else ""
+    return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']}{never})"
+
+
+def measured(c, j: dict, where: str | None = None) -> str:
+    """Both groups' figures of a judged claim (a Claim or a StudyClaim)."""
+    return f"{c.key}" + (f" [{where}]" if where else "") + f": {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
+
+
+def source_of(c) -> str:
+    """What a claim's figures are taken from, for its printed line."""
+    return c.setting or ("per run, curves cut at the shorter run's end" if c.same_steps else "per run")
+
+
+def print_claim(c, j: dict, where: str | None = None) -> None:
+    """The verdict cell's text for one claim: the claim, what we measured, p, the verdict."""
+    p = f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j and c.expect != "=" else ""
+    print(f"Claim ({c.paper}): {c.text}.\n  measured {measured(c, j, where)}{p}\n  -> {j['verdict'].upper()}\n")
+
+
+def print_verdicts(ablation: str, preset: str, root: Path | None = None, by: dict | None = None) -> list[dict]:
+    """The verdict cell of an ablation's notebook: every claim of it, both groups' figures, p and verdict."""
+    out = []
+    for c in (c for c in CLAIMS if c.ablation == ablation):
+        j = evaluate_claim(c, preset, root, by)
+        print_claim(c, j, source_of(c))
+        out.append({"claim": c, **j})
+    return out
+
+
+def print_study_verdicts(study: str, preset: str, root: Path | None = None) -> list[dict]:
+    out = []
+    for c in (c for c in STUDY_CLAIMS if c.study == study):
+        j = evaluate_study_claim(c, preset, root)
+        print_claim(c, j)
+        out.append({"claim": c, **j})
+    return out
