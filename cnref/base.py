@@ -10,7 +10,10 @@ are stored and shipped, in `cnref.shipping`.
 from __future__ import annotations
 
 import torch
+from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from torch import nn
+from transformers import CLIPTextConfig, CLIPTextModel, PreTrainedTokenizerFast
 
 from .checks import fail
 from .data import vocabulary
@@ -20,7 +23,6 @@ SPECIAL = ["<pad>", "<bos>", "<eos>", "<unk>"]
 
 
 def build_unet(cfg: BaseConfig):
-    from diffusers import UNet2DConditionModel
     down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.cross_attention)
     up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(cfg.cross_attention))
     return UNet2DConditionModel(
@@ -31,8 +33,6 @@ def build_unet(cfg: BaseConfig):
 
 def build_tokenizer(cfg: BaseConfig):
     """A word-level tokenizer over the data vocabulary, built offline (no hub download)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
     vocab = {w: i for i, w in enumerate(SPECIAL + vocabulary(cfg.data))}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -43,7 +43,6 @@ def build_tokenizer(cfg: BaseConfig):
 
 
 def build_text_encoder(cfg: BaseConfig, vocab_size: int):
-    from transformers import CLIPTextConfig, CLIPTextModel
     ids = {w: i for i, w in enumerate(SPECIAL)}
     conf = CLIPTextConfig(vocab_size=vocab_size, hidden_size=cfg.text_width, intermediate_size=4 * cfg.text_width,
                           num_hidden_layers=cfg.text_layers, num_attention_heads=2,
@@ -53,7 +52,6 @@ def build_text_encoder(cfg: BaseConfig, vocab_size: int):
 
 
 def train_scheduler(cfg: BaseConfig):
-    from diffusers import DDPMScheduler
     return DDPMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start,
                          beta_end=cfg.beta_end, beta_schedule="scaled_linear", prediction_type="epsilon",
                          clip_sample=False)
@@ -61,7 +59,6 @@ def train_scheduler(cfg: BaseConfig):
 
 def sample_scheduler(cfg: BaseConfig):
     """DDIM with SD's inference settings (steps_offset=1, set_alpha_to_one=False)."""
-    from diffusers import DDIMScheduler
     return DDIMScheduler(num_train_timesteps=cfg.num_train_timesteps, beta_start=cfg.beta_start,
                          beta_end=cfg.beta_end, beta_schedule="scaled_linear", prediction_type="epsilon",
                          clip_sample=False, set_alpha_to_one=False, steps_offset=1)
@@ -100,7 +97,6 @@ def sd15_unet(width: int = 320, cross_attention_dim: int = 768, sample_size: int
     width=320, cross_attention_dim=768 is SD1.5 itself (859.5M parameters, random weights); a small
     width keeps the exact block structure (3 cross-attention levels + a plain one, 13 connections).
     """
-    from diffusers import UNet2DConditionModel
     return UNet2DConditionModel(
         sample_size=sample_size, in_channels=4, out_channels=4,
         block_out_channels=(width, 2 * width, 4 * width, 4 * width),

@@ -121,7 +121,7 @@ def bench_train(unet, factor: int, batch: int, repeats: int, modes: list[str], t
                           "step_s": [round(x, 5) for x in times[k]]} for k in times}}
 
 
-# ------------------------------------------------------------------------ SD1.5 scale (issue 7)
+# ------------------------------------------------------------------------ SD1.5 scale
 SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid", "cnref_ckpt"]
 
 
@@ -215,7 +215,7 @@ def bench_sd15(width: int, batch: int, repeats: int, device: str, modes=SD15_MOD
             "modes": rows}
 
 
-# ------------------------------------------------------------------------ sampling (issue 9)
+# ------------------------------------------------------------------------ sampling
 @torch.no_grad()
 def pipeline_loop(base, controlnet, cond: torch.Tensor, prompts: list[str], steps: int, beta: float,
                   seed: int) -> torch.Tensor:

@@ -1,7 +1,26 @@
-"""Input validation: every error names the argument, what was expected and what was received."""
+"""Input validation: every error names the argument, what was expected and what was received.
+
+Shape, dtype and type checks are always on (they read metadata only). Value checks (finite values, timesteps
+in range) read the data: on the CPU that is one pass over it, on a GPU a host sync per call and a graph
+break under torch.compile. So by default they run on CPU tensors only; `value_checks(True)` turns them on
+everywhere (debugging a GPU run), `value_checks(False)` off.
+"""
 from __future__ import annotations
 
 import torch
+
+_VALUES: dict[str, bool | None] = {"on": None}      # None: CPU tensors only
+
+
+def value_checks(enabled: bool | None) -> None:
+    """Whether checks look at values: True always, False never, None on CPU tensors only (the default)."""
+    _VALUES["on"] = enabled
+
+
+def looks_at_values(x: torch.Tensor) -> bool:
+    if torch.compiler.is_compiling():
+        return False
+    return x.device.type == "cpu" if _VALUES["on"] is None else bool(_VALUES["on"])
 
 
 def fail(name: str, expected: str, received) -> None:
@@ -15,7 +34,7 @@ def check_choice(name: str, value, choices) -> None:
 
 def check_tensor(name: str, x, *, ndim: int | None = None, channels: int | None = None,
                  batch: int | None = None, size: tuple[int, int] | None = None,
-                 floating: bool = True, finite: bool = True) -> None:
+                 floating: bool = True, finite: bool = True, dtype: torch.dtype | None = None) -> None:
     """Raise ValueError if `x` is not a tensor of the expected layout (B, C, H, W for ndim=4)."""
     if not torch.is_tensor(x):
         fail(name, "a torch.Tensor", type(x).__name__)
@@ -29,7 +48,9 @@ def check_tensor(name: str, x, *, ndim: int | None = None, channels: int | None 
         fail(name, f"{channels} channels", f"{x.shape[1]} channels (shape {tuple(x.shape)})")
     if size is not None and tuple(x.shape[-2:]) != tuple(size):
         fail(name, f"spatial size {tuple(size)}", f"{tuple(x.shape[-2:])} (shape {tuple(x.shape)})")
-    if finite and x.is_floating_point() and not torch.isfinite(x).all():
+    if dtype is not None and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        fail(name, f"dtype {dtype} (the model's; or run under torch.autocast)", f"dtype {x.dtype}")
+    if finite and x.is_floating_point() and looks_at_values(x) and not torch.isfinite(x).all():
         fail(name, "finite values", "NaN or inf")
 
 
@@ -43,3 +64,17 @@ def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool 
 def check_probability(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         fail(name, "a probability in [0, 1]", repr(value))
+
+
+def check_timesteps(name: str, t, batch: int, T: int) -> torch.Tensor:
+    """t as a (batch,) tensor: a scalar or one timestep per sample, in [0, T) (values checked as above)."""
+    t = torch.as_tensor(t)
+    if t.dtype == torch.bool or t.is_complex():
+        fail(name, "integer or float timesteps", f"dtype {t.dtype}")
+    t = t.expand(batch) if t.ndim <= 1 and t.numel() == 1 else t
+    if t.shape != (batch,):
+        fail(name, f"a scalar or {batch} timesteps", f"shape {tuple(t.shape)}")
+    if looks_at_values(t) and not ((t >= 0) & (t < T)).all():       # NaN fails both comparisons
+        bad = t[~((t >= 0) & (t < T))][0].item()
+        fail(name, f"timesteps in [0, {T})", bad)
+    return t

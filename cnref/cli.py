@@ -62,10 +62,16 @@ def _write(path: Path, res: dict) -> None:
     print(f"wrote {path}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (not the usage block): see --help for that."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m cnref", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="verb", required=True)
+    ap = Parser(prog="python -m cnref", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="verb", required=True, parser_class=Parser)
     sub.add_parser("list", help="the ablations and their variants")
     r = sub.add_parser("run", help="run (or resume, skip, reuse) the runs of an ablation")
     r.add_argument("ablation", choices=sorted(ABLATIONS))

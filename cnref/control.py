@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_choice, check_tensor, fail
+from .checks import check_choice, fail
 
 SCALE_KINDS = {"uniform", "guess_official", "guess_diffusers", "resolution"}
 

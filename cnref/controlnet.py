@@ -21,10 +21,11 @@ import copy
 from dataclasses import dataclass
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_choice, check_positive, check_tensor, fail
+from .checks import check_choice, check_positive, check_tensor, check_timesteps, fail
 from .control import Control
 from .hint import hint_encoder
 from .zero_conv import gaussian_, zero_conv
@@ -47,6 +48,9 @@ class ControlNetConfig:
         check_positive("factor", self.factor, integer=True)
         check_positive("cond_channels", self.cond_channels, integer=True)
         check_positive("gaussian_std", self.gaussian_std)
+        top = 8 if self.hint == "official" else 16
+        if self.factor & (self.factor - 1) or self.factor > top:
+            fail("factor", f"a power of two <= {top} (the {self.hint} hint encoder's stride-2 stages)", self.factor)
 
 
 def skip_shapes(unet) -> list[tuple[int, int]]:
@@ -60,10 +64,24 @@ def skip_shapes(unet) -> list[tuple[int, int]]:
     return shapes
 
 
+def check_servable(unet) -> None:
+    """The UNets this ControlNet serves: SD1.x/2.x-shaped, whose only conditioning is t and the text. A UNet
+    with class labels or added embeddings (SDXL's time_ids and pooled text) would get residuals computed
+    without them: refused."""
+    c = unet.config
+    extra = {"class_embed_type": c.class_embed_type, "num_class_embeds": c.num_class_embeds,
+             "addition_embed_type": c.addition_embed_type, "encoder_hid_dim": c.encoder_hid_dim}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    if extra:
+        fail("unet", "a UNet conditioned on t and text only (SD1.x/2.x-shaped)", f"a UNet with {extra}")
+
+
 class ControlNet(nn.Module):
-    def __init__(self, unet, cfg: ControlNetConfig = ControlNetConfig()):
+    def __init__(self, unet, cfg: ControlNetConfig = ControlNetConfig(), num_train_timesteps: int = 1000):
         super().__init__()
-        self.cfg = cfg
+        check_servable(unet)
+        self.cfg, self.num_train_timesteps = cfg, num_train_timesteps
+        self.text_width = unet.config.cross_attention_dim
         self.in_channels = unet.config.in_channels
         width = unet.config.block_out_channels[0]
         self.conv_in = copy.deepcopy(unet.conv_in)
@@ -97,11 +115,18 @@ class ControlNet(nn.Module):
 
     def forward(self, z_t: torch.Tensor, t, c_t: torch.Tensor, cond: torch.Tensor) -> Control:
         """The 13 residuals for the locked UNet, given noisy sample z_t, timestep t, text c_t, condition c_i."""
-        check_tensor("z_t", z_t, ndim=4, channels=self.in_channels)
+        dtype = self.conv_in.weight.dtype
+        check_tensor("z_t", z_t, ndim=4, channels=self.in_channels, dtype=dtype)
         b, _, h, w = z_t.shape
+        if b == 0:
+            fail("z_t", "a batch of at least one sample", "an empty batch")
         check_tensor("cond", cond, ndim=4, batch=b, channels=self.cfg.cond_channels,
-                     size=(h * self.cfg.factor, w * self.cfg.factor))
-        check_tensor("c_t", c_t, ndim=3, batch=b)
+                     size=(h * self.cfg.factor, w * self.cfg.factor), dtype=dtype)
+        check_tensor("c_t", c_t, ndim=3, batch=b, dtype=dtype)
+        if c_t.shape[-1] != self.text_width:
+            fail("c_t", f"text embeddings of width {self.text_width} (the UNet's cross_attention_dim)",
+                 f"width {c_t.shape[-1]} (shape {tuple(c_t.shape)})")
+        t = check_timesteps("t", t, b, self.num_train_timesteps).to(z_t.device)
         x = self.conv_in(z_t) + self.controlnet_cond_embedding(cond)   # x + Z(c; Θz1), c = E(c_i)
         skips, h_mid = self._lite(x) if self.cfg.lite else self._copy(x, t, c_t)
         if self.cfg.connections == "full":
@@ -112,10 +137,6 @@ class ControlNet(nn.Module):
 
     def _copy(self, h, t, c_t):
         """F(.; Θc): the trainable copy of the UNet encoder and middle block."""
-        t = torch.as_tensor(t, device=h.device)
-        t = t.expand(h.shape[0]) if t.ndim <= 1 and t.numel() == 1 else t
-        if t.shape != (h.shape[0],):
-            fail("t", f"a scalar or {h.shape[0]} timesteps", f"shape {tuple(t.shape)}")
         emb = self.time_embedding(self.time_proj(t).to(h.dtype))
         skips = (h,)
         for block in self.down_blocks:
@@ -143,8 +164,6 @@ def set_gradient_checkpointing(module: nn.Module, enable: bool = True) -> nn.Mod
     the locked UNet, whose decoder the loss backpropagates through to reach the residuals): activations
     are recomputed in the backward pass instead of kept, trading about one more forward for memory.
     The same switch diffusers' `enable_gradient_checkpointing` flips, for modules that are not ModelMixins."""
-    import torch.utils.checkpoint
-
     def ckpt(block, *args):
         return torch.utils.checkpoint.checkpoint(block.__call__, *args, use_reentrant=False)
     blocks = [m for m in module.modules() if hasattr(m, "gradient_checkpointing")]

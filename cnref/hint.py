@@ -1,10 +1,11 @@
 """The hint encoder E: c_f = E(c_i) maps an image-space condition to the UNet's feature space.
 
-Two readings of the paper disagree, so both are here, by name:
+Two readings of the paper disagree, so both are here, by name, side by side:
 
-- `official` (lllyasviel/ControlNet cldm.py, = diffusers' ControlNetConditioningEmbedding): eight 3x3
-  convs with SiLU, channels 3-16-16-32-32-96-96-256, stride 2 at 16->32, 32->96 and 96->256 (8x down),
-  then a zero-initialised 3x3 conv to the UNet width. For a factor f < 8 the channel list is cut to
+- `official` (lllyasviel/ControlNet cldm.py; diffusers' ControlNetConditioningEmbedding, against which
+  tests/test_controlnet.py checks it with the same weights): eight 3x3 convs with SiLU, channels
+  3-16-16-32-32-96-96-256, stride 2 at 16->32, 32->96 and 96->256 (8x down), then a zero-initialised
+  3x3 conv to the UNet width. Parameter names are diffusers', so export is a state-dict copy. For a factor f < 8 the channel list is cut to
   its first 1 + log2(f) entries (f = 1: 3 -> 16 -> width, no downsampling).
 - `paper` (section 3.2 text): four 4x4 convs, ReLU, 16/32/64/128 channels, Gaussian init. Four
   stride-2 layers give 16x, not the 8x that 512 -> 64 needs; here the first log2(f) layers have
@@ -19,7 +20,6 @@ from __future__ import annotations
 import math
 
 import torch
-from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
 from torch import nn
 from torch.nn import functional as F
 
@@ -43,17 +43,30 @@ def official_channels(factor: int) -> tuple[int, ...]:
     return OFFICIAL_CHANNELS[: 1 + _log2_factor(factor, 8)]
 
 
-class OfficialHintEncoder(ControlNetConditioningEmbedding):
-    """diffusers' module itself (same parameter names, so export is a state-dict copy), with checks."""
+class OfficialHintEncoder(nn.Module):
+    """E of the official code: c_f = Z1(SiLU(... SiLU(conv_in(c_i)))), each stage a 3x3 conv at its width
+    then a 3x3 stride-2 conv to the next (one per factor of 2), Z1 a zero-initialised 3x3 conv."""
     variant = "official"
 
     def __init__(self, out_channels: int, factor: int = 8, cond_channels: int = 3):
-        super().__init__(out_channels, cond_channels, official_channels(factor))
+        super().__init__()
+        chans = official_channels(factor)
+        self.conv_in = nn.Conv2d(cond_channels, chans[0], kernel_size=3, padding=1)
+        self.blocks = nn.ModuleList()
+        for c_in, c_out in zip(chans[:-1], chans[1:]):
+            self.blocks.append(nn.Conv2d(c_in, c_in, kernel_size=3, padding=1))
+            self.blocks.append(nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, stride=2))   # 2x down
+        self.conv_out = nn.Conv2d(chans[-1], out_channels, kernel_size=3, padding=1)       # Z1 of Eq. 2
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
         self.factor, self.cond_channels = factor, cond_channels
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         check_tensor("cond", c, ndim=4, channels=self.cond_channels)
-        return super().forward(c)
+        h = F.silu(self.conv_in(c))
+        for conv in self.blocks:
+            h = F.silu(conv(h))
+        return self.conv_out(h)
 
 
 class PaperHintEncoder(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
+from diffusers import ControlNetModel
 
 from .checks import fail
 from .controlnet import ControlNet, ControlNetConfig, skip_shapes
@@ -19,7 +19,6 @@ from .zero_conv import zero_conv
 
 def to_diffusers(net: ControlNet, unet):
     """A `diffusers.ControlNetModel` computing exactly what `net` computes over `unet`."""
-    from diffusers import ControlNetModel
     if net.cfg.lite:
         fail("net", "a ControlNet with a full trainable copy (diffusers has no ControlNet-lite)", "lite=True")
     if net.cfg.hint != "official":
@@ -54,5 +53,4 @@ def save_pretrained(net: ControlNet, unet, path: str | Path) -> None:
 
 
 def load_pretrained(path: str | Path, unet) -> ControlNet:
-    from diffusers import ControlNetModel
     return from_diffusers(ControlNetModel.from_pretrained(str(path)), unet)

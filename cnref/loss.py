@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_choice, check_positive, check_probability, check_tensor, fail
+from .checks import check_choice, check_positive, check_probability, fail
 
 
 def drop_prompts(prompts: list[str], p: float = 0.5, generator: torch.Generator | None = None) -> list[str]:

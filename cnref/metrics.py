@@ -74,7 +74,7 @@ def fidelity(images: torch.Tensor, batch: dict) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Scenes (issue 9): several shapes, so no two-cluster detector. Condition fidelity re-detects edges (the
+# Scenes: several shapes, so no two-cluster detector. Condition fidelity re-detects edges (the
 # geometry every condition type describes), prompt fidelity reads each shape's colour where the scene says
 # the shape is.
 # ---------------------------------------------------------------------------------------------------------
@@ -197,7 +197,7 @@ class FID:
     """FID of image sets against one reference set, whose features are computed once."""
 
     def __init__(self, base, reference: torch.Tensor | None = None, chunk: int = 256):
-        from torchmetrics.image.fid import FrechetInceptionDistance
+        from torchmetrics.image.fid import FrechetInceptionDistance   # deferred: only FID needs torchmetrics
         self.chunk = chunk
         self.metric = FrechetInceptionDistance(feature=BaseFeatures(base), normalize=True,
                                                reset_real_features=False)

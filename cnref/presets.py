@@ -15,7 +15,7 @@ import ast
 import dataclasses
 from dataclasses import dataclass, replace
 
-from .checks import check_choice, fail
+from .checks import check_choice, check_positive, check_probability, fail
 from .controlnet import ControlNetConfig
 from .data import DATASETS
 
@@ -95,6 +95,23 @@ class ControlNetTrainConfig:
     def cond_factor(self) -> int:
         """Condition resolution / sample resolution: the hint encoder's factor, its one home."""
         return self.controlnet.factor
+
+
+def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
+    """A ControlNet run's settings, checked before anything is trained or written."""
+    for name in ("steps", "batch_size", "accumulate", "val_every", "ckpt_every"):
+        check_positive(name, getattr(cfg, name), integer=True)
+    check_positive("lr", cfg.lr)
+    check_probability("prompt_dropout", cfg.prompt_dropout)
+    check_choice("timesteps", cfg.timesteps, {"uniform", "high_t"})
+    check_choice("precision", cfg.precision, {"32-true", "bf16-mixed"})
+    check_choice("data", cfg.data, DATASETS)
+    check_choice("preset", cfg.preset, NAMES)
+    if cfg.n_train is not None:
+        check_positive("n_train", cfg.n_train, integer=True)
+    for name in ("val_n", "val_steps", "val_keep", "final_n"):
+        check_positive(f"protocol.{name}", getattr(cfg.protocol, name), integer=True)
+    return cfg
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,20 @@
 """What produced a result: command, commit, device, versions. Written next to every result file."""
 from __future__ import annotations
 
+import importlib.metadata as md
+import os
 import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import torch
+
 
 def git_commit() -> str:
     """HEAD (+dirty if cnref/ has changes). A copy without .git (the working tree a GPU machine gets) has
     no commit of its own: CNREF_COMMIT, set by whoever copied it, names the one it came from."""
-    import os
     if "CNREF_COMMIT" in os.environ:
         return os.environ["CNREF_COMMIT"] + " (copy, per CNREF_COMMIT)"
     root = Path(__file__).resolve().parent.parent
@@ -26,7 +29,6 @@ def git_commit() -> str:
 
 
 def device_name() -> str:
-    import torch
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"
     cpu = platform.processor() or platform.machine()
@@ -41,7 +43,6 @@ def device_name() -> str:
 
 
 def versions() -> dict:
-    import importlib.metadata as md
     out = {"python": sys.version.split()[0]}
     for pkg in ("torch", "diffusers", "transformers", "lightning", "numpy"):
         try:

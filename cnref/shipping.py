@@ -11,6 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save, save_file
 
 from .base import MiniSD
 from .checks import check_choice, fail
@@ -25,7 +27,6 @@ INT8_GROUP = 32
 def save_base(model: MiniSD, path: str | Path, meta: dict | None = None, max_bytes: int | None = None) -> None:
     """float32 safetensors with the config in the metadata; with `max_bytes`, the smallest lossy storage that
     fits (see `compact_state`)."""
-    from safetensors.torch import save_file
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: (v.float() if v.is_floating_point() else v).detach().contiguous()
@@ -43,8 +44,6 @@ LEGACY_KEYS = ("cond_factor",)
 
 def load_base_file(path: str | Path) -> MiniSD:
     """A base written by `save_base` (any storage), in float32."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no base weights at {path}; rebuild them with "
@@ -83,7 +82,6 @@ def compact_state(state: dict, max_bytes: int, metadata: dict | None = None,
     4%, int8 for its ~30 largest tensors (about half the parameters) changed the eps prediction by an MSE
     of 3e-8 against a loss of 1.8e-3. Returns the state and a description for the file's metadata.
     """
-    from safetensors.torch import save
     meta = {k: str(v) for k, v in (metadata or {}).items()}
     out = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     header = len(save(out, meta)) - _nbytes(out) + 1024     # + room for the scales' entries and this note

@@ -2,6 +2,9 @@
 
 Every batch and every random draw is a pure function of (seed, global step), so an interrupted run
 resumes from its last checkpoint and continues exactly as if it had never stopped.
+
+Why this module is long: its two Lightning modules share the deterministic step loader, the trainer's
+set-up and the checkpoint handling, which would otherwise be imported back and forth.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset, prompts_for_setting
 from .ema import EMA
 from .loss import eq3_loss
 from .metrics import fidelity_fn, summarize
-from .presets import BaseTrainConfig, ControlNetTrainConfig, preset
+from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from .provenance import provenance
 from .sample import generate
 from .shipping import SHIPPED_MAX_BYTES, load_base, save_base
@@ -193,7 +196,7 @@ class ControlNetTraining(L.LightningModule):
         self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
-        self.controlnet = ControlNet(self.base.unet, cfg.controlnet)
+        self.controlnet = ControlNet(self.base.unet, cfg.controlnet, bc.num_train_timesteps)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
         if cfg.gradient_checkpointing:
             set_gradient_checkpointing(self.controlnet)
@@ -293,7 +296,7 @@ def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | N
     """Train (or resume from run_dir/ckpt/last.ckpt) one ControlNet; returns the module with its history
     (the final evaluation is `cnref.evaluate.final_evaluation`, run by the lab's runner).
     devices > 1 splits each batch over that many DDP processes (the logical batch stays cfg.batch_size)."""
-    check_positive("steps", cfg.steps, integer=True)
+    check_run(cfg)
     if cfg.batch_size % devices:
         fail("devices", f"a divisor of batch_size {cfg.batch_size}", devices)
     L.seed_everything(cfg.seed, workers=False, verbose=False)

@@ -21,7 +21,7 @@
 # - `cond_only`: only in $\epsilon_c$ (diffusers' guess-mode pipeline); CFG then amplifies the control by $\beta$;
 # - `cond_only_weighted`: only in $\epsilon_c$, connection $i$ scaled by $w_i = 64/h_i$ (CFG resolution weighting).
 #
-# Measured effects of these modes on trained ControlNets belong to the guidance study (issue 9); this
+# Measured effects of these modes on trained ControlNets belong to the guidance study (notebook 14); this
 # notebook shows the mechanics and checks them against the formula.
 
 # %%

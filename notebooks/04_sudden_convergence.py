@@ -14,7 +14,7 @@
 # # Sudden convergence (paper Fig. 4), on 2 CPU cores
 #
 # **Device and time:** full mode reads the committed results in `experiments/sudden_convergence/<preset>/`
-# (seconds). Making them: `python -m cnref.experiments run sudden_convergence --preset cpu --seeds 0 1 2 3 4`
+# (seconds). Making them: `python -m cnref run sudden_convergence --preset cpu --seeds 0 1 2 3 4`
 # (about 10 minutes a seed on a 2-core CPU; it resumes if interrupted; seeds 3 and 4 were added later, for the
 # ablations whose 3-seed verdicts were unclear). Smoke mode (`CNREF_SMOKE=1`, used by
 # CI) trains the same code for 4 steps on the tiny smoke base, under 60 s, and draws that instead.
@@ -25,31 +25,23 @@
 # SD with procedural Fill50K, sample a fixed held-out set every few steps (DDIM, CFG), re-detect the disc
 # and measure its IoU with the true disc (condition fidelity) and the colours (prompt fidelity).
 #
-# **Convergence step, the stated rule** (`cnref.experiments.convergence_step`): the first validation step
+# **Convergence step, the stated rule** (`cnref.lab.claims.convergence_step`): the first validation step
 # at which IoU crosses the midpoint between its value at step 0 and its plateau (mean of the last three
 # validations); none if it never rises by 0.1.
 
 # %%
-import os
-import tempfile
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 from cnref.data import VAL_SEED, Fill50K
-from cnref.experiments import RESULTS, load_results, load_samples, run
-from cnref.plots import plot_spread, show_images
+from cnref.lab.results import load_samples, results_root
+from cnref.views.figures import plot_spread, show_images
+from cnref.views.notebook import AblationReport, smoke_mode
 
-SMOKE = os.environ.get("CNREF_SMOKE") == "1"
-PRESET = os.environ.get("CNREF_PRESET", "cpu")
-if SMOKE:
-    root = Path(tempfile.mkdtemp())
-    run("sudden_convergence", "smoke", seeds=[0, 1], root=root)
-    results, PRESET = load_results("sudden_convergence", "smoke", root), "smoke"
-else:
-    results = load_results("sudden_convergence", PRESET)
-assert results, f"no results under {RESULTS / 'sudden_convergence' / PRESET}: run the command above first"
+SMOKE = smoke_mode()
+rep = AblationReport.smoke("sudden_convergence") if SMOKE else AblationReport("sudden_convergence", "cpu")
+results, PRESET = rep.by["controlnet"], rep.preset
+COMMITTED = results_root()      # the repository's results (the gpu lease and diagnostics below, in both modes)
 print(f"{len(results)} runs, preset {PRESET}; device: {results[0]['provenance']['device']}; "
       f"commit {results[0]['provenance']['commit']}")
 print("config:", {k: v for k, v in results[0]["config"].items() if k != "controlnet"}, results[0]["config"]["controlnet"])
@@ -94,7 +86,7 @@ iou0 = np.array([r["history"][0]["iou"] for r in results]); iouf = np.array([r["
 
 # %%
 r = results[0]
-npz = load_samples(r, root if SMOKE else RESULTS)
+npz = load_samples(r, rep.root)
 steps, samples = npz["steps"], npz["samples"]
 cs = r["convergence_step"] if r["convergence_step"] is not None else int(steps[len(steps) // 2])
 pick = sorted({0, int(np.searchsorted(steps, cs)) - 2, int(np.searchsorted(steps, cs)) - 1,
@@ -131,10 +123,13 @@ else:
 # drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
 
 # %%
-from cnref.report import group, load_bounds, load_cut_short, plot_curves, print_verdicts
+from cnref.lab.claims import group
+from cnref.lab.results import load_bounds, load_cut_short, load_results
+from cnref.views.figures import plot_curves
+from cnref.views.tables import print_verdicts
 
-lease = load_cut_short(RESULTS / "leases" / "2026-11-25_h100")
-gb = load_bounds("gpu")
+lease = load_cut_short(COMMITTED / "leases" / "2026-11-25_h100")
+gb = load_bounds("gpu", COMMITTED)
 gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
 fig, ax = plt.subplots(figsize=(7, 3.6))
@@ -153,14 +148,14 @@ print(f"gpu preset, {len(lease)} seeds, {lease[0]['history'][-1]['step']} steps:
 # ## Diagnostics: which difference from the cpu preset stops the gpu one?
 # The gpu preset differs from the cpu one in precision (bf16 autocast), condition resolution (8x, through the
 # official hint encoder's three stride-2 convs) and scale. The first two can be tested at the cpu preset's
-# scale on 2 CPU cores: `python -m cnref.experiments run precision --preset cpu` (fp32 vs bf16-mixed) and
-# `python -m cnref.experiments run cond_factor --preset cpu --variants factor_1 factor_4 factor_8` (conditions at
+# scale on 2 CPU cores: `python -m cnref run precision --preset cpu` (fp32 vs bf16-mixed) and
+# `python -m cnref run cond_factor --preset cpu --variants factor_1 factor_4 factor_8` (conditions at
 # 1x, 4x and 8x the image; an 8x step costs about 8x a 1x step here, so 8x has one seed). Each one's first
 # variant is the default run, reused. The printout gives each variant's last step: runs of different lengths
 # are compared on the curves, at equal steps.
 
 # %%
-diag = {} if SMOKE else {a: group(load_results(a, PRESET), a, PRESET) for a in ("precision", "cond_factor")}
+diag = {} if SMOKE else {a: group(load_results(a, PRESET, COMMITTED), a, PRESET) for a in ("precision", "cond_factor")}
 diag = {a: by for a, by in diag.items() if by}
 if diag:
     fig, axes = plt.subplots(1, len(diag), figsize=(6.5 * len(diag), 3.6), squeeze=False)
@@ -175,7 +170,7 @@ if diag:
                   f"{np.mean([r['final']['iou'] for r in rs]):.2f} (min {min(r['final']['iou'] for r in rs):.2f}, "
                   f"max {max(r['final']['iou'] for r in rs):.2f})")
     for a, by in diag.items():
-        print_verdicts(a, PRESET, by=by)
+        print_verdicts(a, PRESET, COMMITTED, by=by)
 else:
     print("diagnostics: no results at this preset (smoke mode trains nothing here)")
 
@@ -187,19 +182,19 @@ else:
 # read), its IoU with the true disc at each t, under the base's own schedule and offset noise. The *open share*
 # is the expected fraction of training examples in which the disc is still open,
 # E_t[(IoU_0 - IoU_t) / (IoU_0 - chance)], for uniform t and for the high-t sampling of notebook 11.
-# Made by `python -m cnref.visibility --presets cpu gpu` (`experiments/visibility/visibility.json`, 15 s);
+# Made by `python -m cnref visibility --presets cpu gpu` (`experiments/visibility/visibility.json`, 15 s);
 # smoke mode computes the smoke preset's curve instead.
 
 # %%
 import json
 
-from cnref.base import BaseConfig
+from cnref.presets import preset
 from cnref.visibility import TIMESTEPS, open_share, visibility
 
 if SMOKE:
-    vis = {"smoke": visibility(BaseConfig.smoke(), TIMESTEPS, n=16)}
+    vis = {"smoke": visibility(preset("smoke").base, TIMESTEPS, n=16)}
 else:
-    vis = json.loads((RESULTS / "visibility" / "visibility.json").read_text())["presets"]
+    vis = json.loads((COMMITTED / "visibility" / "visibility.json").read_text())["presets"]
 fig, ax = plt.subplots(figsize=(7, 3.6))
 for p, r in vis.items():
     ts = [row["t"] for row in r["rows"]]

@@ -20,8 +20,7 @@
 # **0.02** (a common default) and **0.2**; every zero conv (Z1 after the hint encoder and the 13 output
 # convs Z2) is drawn from N(0, std^2), biases zero (`cnref.controlnet.ControlNetConfig.init`).
 #
-# **Device and time:** full mode reads the committed results in `experiments/zero_init/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run zero_init --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/zero_init/cpu/` (seconds). Making them: `python -m cnref run zero_init --preset cpu
 # --seeds 0 1 2`:
 # 9 runs (3 variants x 3 seeds; the zero run is the default run) on 2 CPU cores, 6-11 minutes each (machine-dependent),
 # and `--seeds 3 4 --variants zero gaussian_0.2`, added because 3 seeds left the std-0.2 verdict unclear; it skips finished runs, resumes an
@@ -29,24 +28,16 @@
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "zero_init"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("zero_init") if smoke_mode() else AblationReport("zero_init", "cpu")
 
 # %% [markdown]
 # ## Fidelity and loss during training
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -59,23 +50,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.018 at 5 vs 3; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

@@ -20,8 +20,7 @@
 # lite 0.32. Table 3: FID 15.27 vs 17.92. We sample every trained model under the four settings: no
 # prompt, insufficient ("circle"), conflicting (other colours than the scene's), perfect.
 #
-# **Device and time:** full mode reads the committed results in `experiments/lite/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run lite --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/lite/cpu/` (seconds). Making them: `python -m cnref run lite --preset cpu
 # --seeds 0 1 2`:
 # 9 runs (3 variants x 3 seeds; lite_x4 trains 4x longer) on 2 CPU cores, 6-11 minutes each (machine-dependent;
 # lite_x4 four times that), and `--seeds 3 4 --variants controlnet lite`, added because 3 seeds left lite's FID
@@ -30,21 +29,15 @@
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "lite"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("lite") if smoke_mode() else AblationReport("lite", "cpu")
 
 # %%
-from cnref.base import load_base
+from cnref.shipping import load_base
 from cnref.controlnet import ControlNet, ControlNetConfig
-for name, rs in by.items():
-    net = ControlNet(load_base(PRESET).unet, ControlNetConfig(**rs[0]["config"]["controlnet"]))
+for name, rs in rep.by.items():
+    net = ControlNet(load_base(rep.preset).unet, ControlNetConfig(**rs[0]["config"]["controlnet"]))
     print(f"{name:<12} trainable parameters: {sum(p.numel() for p in net.parameters()):,}")
 
 # %% [markdown]
@@ -52,9 +45,7 @@ for name, rs in by.items():
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -67,23 +58,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.004 at 5 vs 5; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

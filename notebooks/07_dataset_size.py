@@ -19,33 +19,27 @@
 # batch 64 see 32,000 images: 32 epochs of 1k, 3.2 of 10k, 0.64 of 50k. Fidelity is measured on held-out
 # conditions (another seed) and on conditions the model trained on; the gap between them is memorisation.
 #
-# **Device and time:** full mode reads the committed results in `experiments/dataset_size/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run dataset_size --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/dataset_size/cpu/` (seconds). Making them: `python -m cnref run dataset_size --preset cpu
 # --seeds 0 1 2`:
 # 12 runs (4 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "dataset_size"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("dataset_size") if smoke_mode() else AblationReport("dataset_size", "cpu")
 
 # %% [markdown]
 # ## Train vs held-out conditions, and the convergence step
 
 # %%
 import numpy as np
+from cnref.lab.claims import value
 print(f"{'variant':<14}{'IoU held-out':>14}{'IoU train':>12}{'gap':>8}{'conv. step':>16}")
-for name, rs in by.items():
-    h = [report.value(r, "iou", "held_out/perfect") for r in rs]
-    t = [report.value(r, "iou", "train/perfect") for r in rs]
+for name, rs in rep.by.items():
+    h = [value(r, "iou", "held_out/perfect") for r in rs]
+    t = [value(r, "iou", "train/perfect") for r in rs]
     cs = [r["convergence_step"] for r in rs]
     print(f"{name:<14}{np.mean(h):>14.3f}{np.mean(t):>12.3f}{np.mean(t) - np.mean(h):>8.3f}{str(cs):>16}")
 
@@ -54,9 +48,7 @@ for name, rs in by.items():
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -69,23 +61,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

@@ -18,8 +18,7 @@
 # training code has no such dropout. We train both and sample with no prompt (where the claim should show)
 # and with the perfect prompt (where dropout should cost nothing).
 #
-# **Device and time:** full mode reads the committed results in `experiments/prompt_dropout/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run prompt_dropout --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/prompt_dropout/cpu/` (seconds). Making them: `python -m cnref run prompt_dropout --preset cpu
 # --seeds 0 1 2 3 4`:
 # 10 runs (2 variants x 5 seeds; seeds 3 and 4 were added because 3 seeds left the verdicts unclear) on 2 CPU
 # cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
@@ -27,24 +26,16 @@
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "prompt_dropout"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("prompt_dropout") if smoke_mode() else AblationReport("prompt_dropout", "cpu")
 
 # %% [markdown]
 # ## Fidelity and loss during training
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -57,23 +48,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.004 at 5 vs 5; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

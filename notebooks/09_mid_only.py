@@ -16,26 +16,19 @@
 # The first version of the paper suggests, for limited compute, connecting only the middle block
 # ("small-scale training"), and reports it about 1.6x faster per iteration. We measure both the speed and
 # what it costs in fidelity. Speed here comes from two sources: the wall time of these runs (budgets on a
-# shared 2-core machine, not claims) and the interleaved train-step benchmark `python -m cnref.bench train`
+# shared 2-core machine, not claims) and the interleaved train-step benchmark `python -m cnref bench train`
 # (`experiments/bench/train_cpu.json`), which measures the ratio in one run.
 #
-# **Device and time:** full mode reads the committed results in `experiments/mid_only/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run mid_only --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/mid_only/cpu/` (seconds). Making them: `python -m cnref run mid_only --preset cpu
 # --seeds 0 1 2`:
 # 6 runs (2 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "mid_only"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("mid_only") if smoke_mode() else AblationReport("mid_only", "cpu")
 
 # %% [markdown]
 # ## Time per iteration
@@ -46,14 +39,14 @@ report.print_runs(by)
 # %%
 import json
 import numpy as np
-from cnref.experiments import RESULTS
-for name, rs in by.items():
-    rate = [report.value(r, "s_per_step", None) for r in rs]
+from cnref.lab.claims import value
+for name, rs in rep.by.items():
+    rate = [value(r, "s_per_step", None) for r in rs]
     devices = sorted({r["provenance"]["device"] for r in rs})
     print(f"{name:<10} wall s/step of the runs (incl. validation): {np.mean(rate):.3f} (min {min(rate):.3f}, "
           f"max {max(rate):.3f}) on {devices}")
 for name in ("train_cpu.json", "sd15_cpu.json"):
-    path = RESULTS / "bench" / name
+    path = rep.root / "bench" / name
     if not path.exists():
         continue
     b = json.loads(path.read_text())
@@ -67,9 +60,7 @@ for name in ("train_cpu.json", "sd15_cpu.json"):
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -82,23 +73,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

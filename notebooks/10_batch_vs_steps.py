@@ -25,8 +25,7 @@
 # first 250 steps. The lr is constant, so those are the steps a 250-step batch-256 run would have taken; both
 # curves are cut at step 250 and judged on their convergence step and their IoU there.
 #
-# **Device and time:** full mode reads the committed results in `experiments/batch_vs_steps/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run batch_vs_steps --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/batch_vs_steps/cpu/` (seconds). Making them: `python -m cnref run batch_vs_steps --preset cpu
 # --seeds 0 1 2`:
 # 15 runs (5 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each, batch_256_long ~4x that and batch_1024 ~6x
 # (machine-dependent); it skips finished runs, resumes an
@@ -34,23 +33,18 @@
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "batch_vs_steps"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("batch_vs_steps") if smoke_mode() else AblationReport("batch_vs_steps", "cpu")
 
 # %% [markdown]
 # ## IoU against optimizer steps and against images seen
 
 # %%
-from cnref.plots import plot_spread
+import matplotlib.pyplot as plt
+from cnref.views.figures import plot_spread
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-for name, rs in by.items():
+for name, rs in rep.by.items():
     bs = rs[0]["config"]["batch_size"] * rs[0]["config"]["accumulate"]
     cur = [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs]
     plot_spread(axes[0], cur, f"{name}")
@@ -66,9 +60,7 @@ plt.tight_layout(); plt.show()
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -81,23 +73,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

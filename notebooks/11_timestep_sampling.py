@@ -18,8 +18,7 @@
 # little information, so the layout must come from the condition. We compare uniform t with t drawn
 # biased to high noise levels (`cnref.loss.sample_timesteps`, "high_t") and read the convergence step.
 #
-# **Device and time:** full mode reads the committed results in `experiments/timestep_sampling/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run timestep_sampling --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/timestep_sampling/cpu/` (seconds). Making them: `python -m cnref run timestep_sampling --preset cpu
 # --seeds 0 1 2 3 4`:
 # 10 runs (2 variants x 5 seeds; seeds 3 and 4 were added because 3 seeds left the verdicts unclear) on 2 CPU
 # cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
@@ -27,15 +26,9 @@
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "timestep_sampling"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("timestep_sampling") if smoke_mode() else AblationReport("timestep_sampling", "cpu")
 
 # %%
 import inspect
@@ -47,9 +40,7 @@ print(inspect.getsource(sample_timesteps))
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -62,23 +53,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.004 at 5 vs 5; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

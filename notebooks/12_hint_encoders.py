@@ -18,29 +18,22 @@
 # copies the code). At the cpu preset the condition has the sample's resolution (factor 1), so both
 # encoders keep the resolution and differ in kernel, activation and init (`cnref.hint`). Does it matter?
 #
-# **Device and time:** full mode reads the committed results in `experiments/hint_encoders/<preset>/` (seconds; set
-# `CNREF_PRESET=gpu` for the gpu runs). Making them: `python -m cnref.experiments run hint_encoders --preset cpu
+# **Device and time:** full mode reads the committed results in `experiments/hint_encoders/cpu/` (seconds). Making them: `python -m cnref run hint_encoders --preset cpu
 # --seeds 0 1 2`:
 # 6 runs (2 variants x 3 seeds) on 2 CPU cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
-ABLATION = "hint_encoders"
+from cnref.views.notebook import AblationReport, smoke_mode
 
-import matplotlib.pyplot as plt
-
-from cnref import report
-
-by, root, PRESET = report.load(ABLATION)
-bnd = report.load_bounds(PRESET, root)
-report.print_runs(by)
+rep = AblationReport.smoke("hint_encoders") if smoke_mode() else AblationReport("hint_encoders", "cpu")
 
 # %%
-from cnref.base import load_base
+from cnref.shipping import load_base
 from cnref.hint import hint_encoder
-width = load_base(PRESET).unet.config.block_out_channels[0]
-for name, rs in by.items():
+width = load_base(rep.preset).unet.config.block_out_channels[0]
+for name, rs in rep.by.items():
     cn = rs[0]["config"]["controlnet"]
     E = hint_encoder(cn["hint"], width, cn["factor"], cn["cond_channels"])
     print(f"{name}: {sum(p.numel() for p in E.parameters()):,} parameters\n{E}\n")
@@ -50,9 +43,7 @@ for name, rs in by.items():
 # Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-report.plot_curves(axes, by, ("iou", "loss"))
-plt.tight_layout(); plt.show()
+rep.training()
 
 # %% [markdown]
 # ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
@@ -65,23 +56,19 @@ plt.tight_layout(); plt.show()
 # base without control (lower bound).
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(14, 3.6))
-report.plot_final(axes[0], by, "iou", bnd=bnd)
-report.plot_final(axes[1], by, "fid", bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd)
+rep.final()
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)
 
 # %%
-report.show_final_grid(by, root)
+rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.report` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
 # seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds; equality within a stated tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%
-verdicts = report.print_verdicts(ABLATION, PRESET, root, by)
+verdicts = rep.verdicts()

@@ -18,7 +18,7 @@
 #
 # Fill50K has one disc; the paper's inference-time ideas (CFG resolution weighting, composing several
 # ControlNets) need scenes where two conditions can say different things about the same image. A scene
-# (`cnref.scenes.Scenes`, a pure function of seed and index like Fill50K) is a background colour and 1-3
+# (`cnref.data.scenes.Scenes`, a pure function of seed and index like Fill50K) is a background colour and 1-3
 # shapes, each with a colour named in the prompt, drawn in order so that later shapes occlude earlier ones.
 # Every shape is a signed distance field, which gives the anti-aliased image, the exact visible masks and
 # the outlines from one source. Five condition types come with exact ground truth: the visible outline,
@@ -29,8 +29,8 @@
 import matplotlib.pyplot as plt
 import torch
 
-from cnref.plots import show_images
-from cnref.scenes import CONDITIONS, Scenes
+from cnref.data.scenes import CONDITIONS, Scenes
+from cnref.views.figures import show_images
 
 k = 8
 scenes = Scenes(size=64, condition="outline")
@@ -54,7 +54,7 @@ plt.tight_layout(); plt.show()
 # Occlusion in numbers: over 1000 scenes, how much of each shape the nearer ones hide.
 
 # %%
-from cnref.scenes import signed_distance
+from cnref.data.scenes import signed_distance
 s = Scenes(size=64)
 p = s.params(range(1000))
 full = (signed_distance(p, 64) <= 0).sum((2, 3)).float()
@@ -71,7 +71,7 @@ print(f"shapes per scene: {present.sum(1).float().mean():.2f}; share of a shape 
 # with the engine's default recipe (the cpu preset: 500 steps, batch 64, lr 1e-4, 50% prompt dropout) on
 # top of a base pretrained on scenes (`python -m cnref.train base --preset cpu --data scenes`, its own
 # vocabulary): one on the **outline**, one on the **segmentation map** of the same scenes
-# (`python -m cnref.experiments run scenes --preset cpu --seeds 0 1 2`, ~6-11 min a run on 2 cores).
+# (`python -m cnref run scenes --preset cpu --seeds 0 1 2`, ~6-11 min a run on 2 cores).
 # Condition fidelity is `cnref.metrics.edge_f1`: OpenCV Canny on the generated image against the exact
 # visible outline, matched within one pixel (the same measure for both condition types, since both fix
 # the same geometry). Prompt fidelity: each shape's colour read where the scene puts it. The calibration
@@ -81,21 +81,17 @@ print(f"shapes per scene: {present.sum(1).float().mean():.2f}; share of a shape 
 # trains both ControlNets 4 steps on the smoke scenes base (seconds).
 
 # %%
-from cnref import report
+from cnref.views.notebook import AblationReport, smoke_mode
 
-by, root, PRESET = report.load("scenes")
-bnd = report.load_bounds(PRESET, root, data="scenes")
-report.print_runs(by)
+rep = AblationReport.smoke("scenes") if smoke_mode() else AblationReport("scenes", "cpu")
+rep.training(("edge_f1", "loss"))
 SCENE_SETTINGS = ("held_out/perfect", "held_out/none", "train/perfect")
-fig, axes = plt.subplots(1, 3, figsize=(16, 3.6))
-report.plot_curves(axes[:2], by, ("edge_f1", "loss"))
-report.plot_final(axes[2], by, "edge_f1", settings=SCENE_SETTINGS[:2], bnd=bnd)
-plt.tight_layout(); plt.show()
-report.print_tables(by, bnd, keys=("edge_f1", "color_ok", "bg_ok", "fid"), settings=SCENE_SETTINGS)
-report.show_final_grid(by, root, settings=SCENE_SETTINGS[:2])
+rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_ok", "bg_ok", "fid"),
+          table_settings=SCENE_SETTINGS)
+rep.grid(SCENE_SETTINGS[:2])
 
 # %% [markdown]
-# ### Verdict (computed by `cnref.report`'s rule from the results above)
+# ### Verdict (computed by `cnref.lab.claims`' rule from the results above)
 
 # %%
-verdicts = report.print_verdicts("scenes", PRESET, root, by)
+verdicts = rep.verdicts()

@@ -20,29 +20,28 @@
 # becomes "very strong" (5c), and the weighting fixes that (5d). Measured here on the outline ControlNets for
 # beta in 1..12, with no prompt and with the perfect prompt: edge F1 (condition), colours (prompt), FID.
 #
-# **Device and time:** full mode reads the committed results in `experiments/studies/<preset>/cfg/` (seconds;
-# `CNREF_PRESET=gpu` for gpu runs). Making them needs the trained scene ControlNets (notebook 13), then
-# `python -m cnref.studies run cfg --preset cpu --seeds 0 1 2`: 30 settings x 64 held-out scenes x 3 trained
+# **Device and time:** full mode reads the committed results in `experiments/studies/cpu/cfg/` (seconds).
+# Making them needs the trained scene ControlNets (notebook 13), then
+# `python -m cnref study cfg --preset cpu --seeds 0 1 2`: 30 settings x 64 held-out scenes x 3 trained
 # seeds, DDIM 10 steps, on 2 CPU cores a few minutes; finished seeds are skipped. Smoke mode (`CNREF_SMOKE=1`,
 # CI) trains the scene ControlNets 4 steps on the smoke base and runs the study on them (seconds).
 
 # %%
-STUDY = "cfg"
 import matplotlib.pyplot as plt
 
-from cnref import studies
+from cnref.views import figures, tables
+from cnref.views.notebook import StudyReport, smoke_mode
 
-rs, root, PRESET = studies.load_or_smoke(STUDY)
-prov = rs[0]["provenance"]
-print(f"{len(rs)} trained seeds; seed 0's ControlNets: {rs[0]['controlnets']}; device: {prov['device']}, "
-      f"commit {prov['commit'][:10]}")
+rep = StudyReport.smoke("cfg") if smoke_mode() else StudyReport("cfg", "cpu")
+rs, root = rep.results, rep.root
+rep.describe()
 
 # %% [markdown]
 # ## Trade-off curves
 # Mean over the trained seeds, band = min-max.
 
 # %%
-fig = studies.plot_cfg(rs); plt.show()
+fig = figures.plot_cfg(rs); plt.show()
 
 # %% [markdown]
 # The same numbers as trade-offs: condition fidelity against image quality, each mode a path through
@@ -53,12 +52,12 @@ betas = (1, 3, 6, 9, 12)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 for ax, p in zip(axes, ("none", "perfect")):
     for m in ("both", "cond_only", "cond_only_weighted"):
-        studies.plot_tradeoff(ax, rs, [f"{m}/beta{b}/{p}" for b in betas], m, marks=betas)
+        figures.plot_tradeoff(ax, rs, [f"{m}/beta{b}/{p}" for b in betas], m, marks=betas)
     ax.set_title(f"prompt: {p}"); ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
 
 # %%
-print(studies.study_table(rs))
+print(tables.study_table(rs))
 
 # %% [markdown]
 # ## Samples at beta = 9 (trained seed 0; every row the same noise)
@@ -66,12 +65,12 @@ print(studies.study_table(rs))
 # %%
 names = [f"{m}/beta{b}/{p}" for p in ("none", "perfect") for m in ("both", "cond_only", "cond_only_weighted")
          for b in (1, 9)]
-fig = studies.show_study_grid(rs[0], names, root, conditions=("outline",)); plt.show()
+fig = figures.show_study_grid(rs[0], names, root, conditions=("outline",)); plt.show()
 
 # %% [markdown]
 # ## Verdict
-# Each claim compares two settings over the trained seeds by the rule of `cnref.report` (complete separation
+# Each claim compares two settings over the trained seeds by the rule of `cnref.lab.claims` (complete separation
 # of the seeds in the expected direction; equality within a stated tolerance). Nothing here is typed in.
 
 # %%
-verdicts = studies.print_study_verdicts(STUDY, PRESET, root)
+verdicts = rep.verdicts()

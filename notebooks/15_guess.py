@@ -19,22 +19,21 @@
 # (`cnref.control.connection_scales`). Compared here with uniform scales, at beta 3 and 9, on the outline
 # ControlNets.
 #
-# **Device and time:** full mode reads the committed results in `experiments/studies/<preset>/guess/` (seconds;
-# `CNREF_PRESET=gpu` for gpu runs). Making them needs the trained scene ControlNets (notebook 13), then
-# `python -m cnref.studies run guess --preset cpu --seeds 0 1 2`: 6 settings x 64 held-out scenes x 3 trained
+# **Device and time:** full mode reads the committed results in `experiments/studies/cpu/guess/` (seconds).
+# Making them needs the trained scene ControlNets (notebook 13), then
+# `python -m cnref study guess --preset cpu --seeds 0 1 2`: 6 settings x 64 held-out scenes x 3 trained
 # seeds, DDIM 10 steps, on 2 CPU cores a few minutes; finished seeds are skipped. Smoke mode (`CNREF_SMOKE=1`,
 # CI) trains the scene ControlNets 4 steps on the smoke base and runs the study on them (seconds).
 
 # %%
-STUDY = "guess"
 import matplotlib.pyplot as plt
 
-from cnref import studies
+from cnref.views import figures, tables
+from cnref.views.notebook import StudyReport, smoke_mode
 
-rs, root, PRESET = studies.load_or_smoke(STUDY)
-prov = rs[0]["provenance"]
-print(f"{len(rs)} trained seeds; seed 0's ControlNets: {rs[0]['controlnets']}; device: {prov['device']}, "
-      f"commit {prov['commit'][:10]}")
+rep = StudyReport.smoke("guess") if smoke_mode() else StudyReport("guess", "cpu")
+rs, root = rep.results, rep.root
+rep.describe()
 from cnref.control import connection_scales
 for k in ("uniform", "guess_official", "guess_diffusers"):
     print(f"{k:<16}", " ".join(f"{w:.3f}" for w in connection_scales(k).tolist()))
@@ -44,18 +43,18 @@ KINDS = ("uniform", "guess_official", "guess_diffusers")
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
 for ax, key in zip(axes, ("edge_f1", "color_ok", "fid")):
     for k in KINDS:
-        studies.plot_sweep(ax, rs, [f"{k}/beta3", f"{k}/beta9"], [3, 9], key, k)
+        figures.plot_sweep(ax, rs, [f"{k}/beta3", f"{k}/beta9"], [3, 9], key, k)
     ax.set_xlabel("guidance scale beta"); ax.set_title(key); ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
-print(studies.study_table(rs))
+print(tables.study_table(rs))
 
 # %%
-fig = studies.show_study_grid(rs[0], [f"{k}/beta9" for k in KINDS], root, conditions=("outline",)); plt.show()
+fig = figures.show_study_grid(rs[0], [f"{k}/beta9" for k in KINDS], root, conditions=("outline",)); plt.show()
 
 # %% [markdown]
 # ## Verdict
-# Each claim compares two settings over the trained seeds by the rule of `cnref.report` (complete separation
+# Each claim compares two settings over the trained seeds by the rule of `cnref.lab.claims` (complete separation
 # of the seeds in the expected direction; equality within a stated tolerance). Nothing here is typed in.
 
 # %%
-verdicts = studies.print_study_verdicts(STUDY, PRESET, root)
+verdicts = rep.verdicts()

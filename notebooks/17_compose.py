@@ -21,22 +21,21 @@
 # through diffusers' `MultiControlNetModel` (the two ControlNets exported with `cnref.interop`) is
 # checked to give the same residuals.
 #
-# **Device and time:** full mode reads the committed results in `experiments/studies/<preset>/compose/` (seconds;
-# `CNREF_PRESET=gpu` for gpu runs). Making them needs the trained scene ControlNets (notebook 13), then
-# `python -m cnref.studies run compose --preset cpu --seeds 0 1 2`: 10 settings x 64 held-out scenes x 3 trained
+# **Device and time:** full mode reads the committed results in `experiments/studies/cpu/compose/` (seconds).
+# Making them needs the trained scene ControlNets (notebook 13), then
+# `python -m cnref study compose --preset cpu --seeds 0 1 2`: 10 settings x 64 held-out scenes x 3 trained
 # seeds, DDIM 10 steps, on 2 CPU cores a few minutes; finished seeds are skipped. Smoke mode (`CNREF_SMOKE=1`,
 # CI) trains the scene ControlNets 4 steps on the smoke base and runs the study on them (seconds).
 
 # %%
-STUDY = "compose"
 import matplotlib.pyplot as plt
 
-from cnref import studies
+from cnref.views import figures, tables
+from cnref.views.notebook import StudyReport, smoke_mode
 
-rs, root, PRESET = studies.load_or_smoke(STUDY)
-prov = rs[0]["provenance"]
-print(f"{len(rs)} trained seeds; seed 0's ControlNets: {rs[0]['controlnets']}; device: {prov['device']}, "
-      f"commit {prov['commit'][:10]}")
+rep = StudyReport.smoke("compose") if smoke_mode() else StudyReport("compose", "cpu")
+rs, root = rep.results, rep.root
+rep.describe()
 for r in rs:
     print(f"seed {r['seed']}: MultiControlNetModel vs cnref.compose, max |diff| of the residuals "
           f"{r['multicontrolnet']['max_abs_diff']:.2e} (largest residual {r['multicontrolnet']['max_abs_residual']:.2f})")
@@ -47,7 +46,7 @@ for r in rs:
 
 # %%
 matched = [n for n in rs[0]["results"] if n.startswith("matched/")]
-print(studies.study_table(rs, names=matched))
+print(tables.study_table(rs, names=matched))
 
 # %% [markdown]
 # ## Conflicting conditions
@@ -56,7 +55,7 @@ print(studies.study_table(rs, names=matched))
 
 # %%
 conflict = [n for n in rs[0]["results"] if n.startswith("conflicting/")]
-print(studies.study_table(rs, keys=("edge_f1", "other_edge_f1", "fid"), names=conflict))
+print(tables.study_table(rs, keys=("edge_f1", "other_edge_f1", "fid"), names=conflict))
 fig, ax = plt.subplots(figsize=(7, 3.4))
 for i, n in enumerate(conflict):
     for j, key in enumerate(("edge_f1", "other_edge_f1")):
@@ -72,12 +71,12 @@ plt.tight_layout(); plt.show()
 # ## Samples (trained seed 0)
 
 # %%
-fig = studies.show_study_grid(rs[0], matched[:4] + conflict, root); plt.show()
+fig = figures.show_study_grid(rs[0], matched[:4] + conflict, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
-# Each claim compares two settings over the trained seeds by the rule of `cnref.report` (complete separation
+# Each claim compares two settings over the trained seeds by the rule of `cnref.lab.claims` (complete separation
 # of the seeds in the expected direction; equality within a stated tolerance). Nothing here is typed in.
 
 # %%
-verdicts = studies.print_study_verdicts(STUDY, PRESET, root)
+verdicts = rep.verdicts()

@@ -167,3 +167,28 @@ def test_gradient_checkpointing_gives_the_same_gradients(unet):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="module"):
         set_gradient_checkpointing(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("factor", [1, 2, 4, 8])
+def test_official_hint_encoder_is_diffusers_conditioning_embedding(factor):
+    """cnref's E (written out here) against diffusers' ControlNetConditioningEmbedding: the same parameter
+    names and shapes, the same initialisation from the same seed, and the same output with the same weights."""
+    from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
+    from cnref.hint import OfficialHintEncoder, official_channels
+    torch.manual_seed(3)
+    ours = OfficialHintEncoder(24, factor)
+    torch.manual_seed(3)
+    ref = ControlNetConditioningEmbedding(24, 3, official_channels(factor))
+    sd_ours, sd_ref = ours.state_dict(), ref.state_dict()
+    assert list(sd_ours) == list(sd_ref)
+    assert all(torch.equal(sd_ours[k], sd_ref[k]) for k in sd_ref)          # the same init, draw for draw
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for p in ref.parameters():           # away from zero init, so that the output is non-trivial
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    c = torch.rand(2, 3, 8 * factor, 8 * factor, generator=g)
+    with torch.no_grad():
+        a, b = ours(c), ref(c)
+    assert a.shape == (2, 24, 8, 8) and a.abs().max() > 1e-2
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cnref.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_for_setting, vocabulary
-from cnref.data_io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
+from cnref.data.io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
 from cnref.metrics import fidelity
 
 

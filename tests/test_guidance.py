@@ -19,10 +19,14 @@ def setup():
     return unet, net.eval(), z_t, t, c_t, c_uc, cond
 
 
-def test_cfg_formula():
-    uc, c = torch.randn(3, 4), torch.randn(3, 4)
-    torch.testing.assert_close(cfg(uc, c, 7.5), uc + 7.5 * (c - uc))
-    torch.testing.assert_close(cfg(uc, c, 1.0), c)
+@pytest.mark.parametrize("beta", [1.0, 3.0, 7.5, 12.0])
+def test_cfg_matches_diffusers_guider(beta):
+    """cnref's CFG step against diffusers' own ClassifierFreeGuidance guider (the pipelines' formula)."""
+    from diffusers.guiders import ClassifierFreeGuidance
+    g = torch.Generator().manual_seed(0)
+    uc, c = torch.randn(2, 3, 8, 8, generator=g), torch.randn(2, 3, 8, 8, generator=g)
+    guider = ClassifierFreeGuidance(guidance_scale=beta)
+    torch.testing.assert_close(cfg(uc, c, beta), guider.forward(c, uc).pred)
 
 
 @torch.no_grad()

@@ -56,14 +56,13 @@ def test_bad_sample_and_text(net_and_inputs):
     (dict(hint="cannyish"), r"`hint`: expected one of \['official', 'paper'\], received 'cannyish'"),
     (dict(connections="some"), r"`connections`: expected one of \['full', 'mid_only'\], received 'some'"),
     (dict(init="xavier"), r"`init`: expected one of \['gaussian', 'zero'\], received 'xavier'"),
-    (dict(factor=3), None),
+    (dict(factor=3), r"`factor`: expected a power of two <= 8 \(the official hint encoder's stride-2 stages\), "
+                     r"received 3"),
+    (dict(factor=16), r"`factor`: expected a power of two <= 8"),
+    (dict(hint="paper", factor=12), r"`factor`: expected a power of two <= 16"),
     (dict(gaussian_std=-1.0), r"`gaussian_std`: expected a positive number, received -1.0"),
 ])
 def test_bad_config(kw, message):
-    if message is None:   # a factor that is not a power of two fails when the hint encoder is built
-        with pytest.raises(ValueError, match=r"`factor`: expected a power of two <= 8, received 3"):
-            ControlNet(tiny_unet("cnref"), ControlNetConfig(**kw))
-        return
     with pytest.raises(ValueError, match=message):
         ControlNetConfig(**kw)
 
@@ -81,9 +80,54 @@ def test_training_precision_is_checked(tmp_path):
         trainer_kwargs(tmp_path, steps=1, ckpt_every=1, precision="16-mixed")
 
 
-def test_controlnet_factor_must_match_the_runs_cond_factor():
-    from cnref.controlnet import ControlNetConfig
-    from cnref.train import ControlNetTrainConfig, ControlNetTraining
-    cfg = ControlNetTrainConfig.preset_default("smoke", cond_factor=8, controlnet=ControlNetConfig(factor=1))
-    with pytest.raises(ValueError, match=r"`controlnet.factor`: expected the run's cond_factor 8.*received 1"):
-        ControlNetTraining(cfg)
+@pytest.mark.parametrize("t,message", [
+    (torch.tensor([3, 1000]), r"`t`: expected timesteps in \[0, 1000\), received 1000"),
+    (torch.tensor([-1, 5]), r"`t`: expected timesteps in \[0, 1000\), received -1"),
+    (torch.tensor([float("nan"), 5.0]), r"`t`: expected timesteps in \[0, 1000\), received nan"),
+    (torch.tensor([True, False]), r"`t`: expected integer or float timesteps, received dtype torch.bool"),
+])
+def test_bad_timesteps(net_and_inputs, t, message):
+    with pytest.raises(ValueError, match=message):
+        _call(net_and_inputs, t=t)
+
+
+def test_dtype_width_and_empty_batch_are_named(net_and_inputs):
+    z_t, t, c_t, cond = net_and_inputs[1]
+    with pytest.raises(ValueError, match=r"`z_t`: expected dtype torch.float32 \(the model's; or run under "
+                                         r"torch.autocast\), received dtype torch.float64"):
+        _call(net_and_inputs, z_t=z_t.double())
+    with pytest.raises(ValueError, match=r"`cond`: expected dtype torch.float32.*received dtype torch.float16"):
+        _call(net_and_inputs, cond=cond.half())
+    with pytest.raises(ValueError, match=r"`c_t`: expected text embeddings of width 16 \(the UNet's "
+                                         r"cross_attention_dim\), received width 7"):
+        _call(net_and_inputs, c_t=torch.randn(2, 5, 7))
+    with pytest.raises(ValueError, match=r"`z_t`: expected a batch of at least one sample, received an empty batch"):
+        _call(net_and_inputs, z_t=z_t[:0], t=t[:0], c_t=c_t[:0], cond=cond[:0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):     # mixed precision: float32 inputs are what it takes
+        _call(net_and_inputs, z_t=z_t.bfloat16(), cond=cond.bfloat16(), c_t=c_t.bfloat16())
+
+
+def test_value_checks_can_be_switched_off():
+    """On a GPU a value check is a host sync per call: off there by default, and switchable anywhere."""
+    from cnref.checks import looks_at_values, value_checks
+    x = torch.tensor([float("nan")])
+    assert looks_at_values(x)
+    try:
+        value_checks(False)
+        assert not looks_at_values(x)
+        value_checks(True)
+        assert looks_at_values(x)
+    finally:
+        value_checks(None)
+
+
+def test_unets_with_extra_conditioning_are_refused():
+    """SDXL-style added embeddings (or class labels) would be silently missing from the residuals."""
+    from diffusers import UNet2DConditionModel
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+                                down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), layers_per_block=1,
+                                cross_attention_dim=16, attention_head_dim=2, norm_num_groups=4,
+                                class_embed_type="timestep")
+    with pytest.raises(ValueError, match=r"`unet`: expected a UNet conditioned on t and text only .*class_embed_type"):
+        ControlNet(unet, ControlNetConfig())

@@ -3,7 +3,8 @@ import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionControlNetPipeline
 
-from cnref.base import BaseConfig, build_text_encoder, build_tokenizer
+from cnref.base import build_text_encoder, build_tokenizer
+from cnref.presets import BaseConfig
 from cnref.controlnet import ControlNet, ControlNetConfig
 from cnref.interop import to_diffusers
 

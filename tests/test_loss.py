@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from cnref.base import BaseConfig, train_scheduler
+from cnref.base import train_scheduler
+from cnref.presets import preset
 from cnref.loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
 
 
@@ -26,17 +27,17 @@ def test_prompt_dropout_reproducible_and_default_half():
 
 
 def test_forward_process_matches_diffusers_scheduler():
-    sched = train_scheduler(BaseConfig.cpu())
+    sched = train_scheduler(preset("cpu").base)
     z_0, eps = torch.randn(8, 3, 4, 4), torch.randn(8, 3, 4, 4)
     t = torch.tensor([0, 1, 10, 100, 500, 900, 998, 999])
     torch.testing.assert_close(add_noise(z_0, eps, t, sched.alphas_cumprod), sched.add_noise(z_0, eps, t))
 
 
 def test_sd_schedule_constants():
-    ab = train_scheduler(BaseConfig.cpu()).alphas_cumprod
+    ab = train_scheduler(preset("cpu").base).alphas_cumprod
     betas = torch.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000, dtype=torch.float64) ** 2   # scaled-linear
     torch.testing.assert_close(ab.double(), torch.cumprod(1 - betas, 0), rtol=1e-5, atol=1e-7)
-    assert abs(ab[-1].sqrt().item() - 0.068) < 0.001     # the leak at t = T (DESIGN.md section 2)
+    assert abs(ab[-1].sqrt().item() - 0.068) < 0.001     # the leak at t = T (Lin et al. 2023)
 
 
 def test_eps_loss_is_mse():

@@ -1,9 +1,9 @@
-"""Procedural scenes (issue 9): exact masks, determinism, every condition type, clear errors."""
+"""Procedural scenes: exact masks, determinism, every condition type, clear errors."""
 import pytest
 import torch
 
 from cnref.data import COLORS
-from cnref.scenes import CONDITIONS, SHAPES, Scenes, scene_vocabulary
+from cnref.data.scenes import CONDITIONS, SHAPES, Scenes, scene_vocabulary
 
 
 def erode(mask: torch.Tensor, r: int) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_occlusion_happens_and_every_shape_and_count_occurs():
     assert set(present.sum(1).tolist()) == {1, 2, 3}
     assert set(b["shape"][present].tolist()) == set(range(len(SHAPES)))
     # some shape is partly hidden: its full disc/polygon is larger than its visible part
-    from cnref.scenes import signed_distance
+    from cnref.data.scenes import signed_distance
     full = signed_distance(Scenes().params(range(300)), 32) <= 0
     assert (full.sum((2, 3)) > b["visible"].sum((2, 3))).any()
 

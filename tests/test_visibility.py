@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnref.base import BaseConfig, train_scheduler
+from cnref.base import train_scheduler
+from cnref.presets import preset
 from cnref.data import COLORS, Fill50K, disc_alpha
 from cnref.loss import add_noise, sample_noise, sample_timesteps
 from cnref.metrics import iou
@@ -17,7 +18,7 @@ from cnref.visibility import (disc_grid, ml_disc, open_share, timestep_density,
 def _noisy_batch(size, n, t, seed=0):
     data = Fill50K(size=size, seed=5)
     b = data.batch(range(n))
-    alpha_bar = train_scheduler(BaseConfig.cpu()).alphas_cumprod
+    alpha_bar = train_scheduler(preset("cpu").base).alphas_cumprod
     g = torch.Generator().manual_seed(seed)
     ts = torch.full((n,), t)
     z_t = add_noise(b["image"], sample_noise(b["image"], 0.1, generator=g), ts, alpha_bar)
@@ -72,11 +73,11 @@ def test_open_share_is_zero_when_z_t_always_shows_the_disc_and_counts_the_open_t
 
 
 def test_visibility_falls_with_noise_and_names_bad_input():
-    r = visibility(BaseConfig.smoke(), (0, 999), n=16)
+    r = visibility(preset("smoke").base, (0, 999), n=16)
     first, last = r["rows"]
     assert first["iou"] > 0.8 and last["iou"] < first["iou"] - 0.3
     with pytest.raises(ValueError, match="timesteps"):
-        visibility(BaseConfig.smoke(), (0, 1000), n=4)
+        visibility(preset("smoke").base, (0, 1000), n=4)
     with pytest.raises(ValueError, match="z_t"):
         ml_disc(torch.zeros(2, 1, 8, 8), 0.5, torch.zeros(2, 3), torch.ones(2, 3))
     with pytest.raises(ValueError, match="alpha_bar_t"):

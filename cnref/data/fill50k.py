@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..checks import check_choice, check_positive, fail
 
@@ -147,7 +148,6 @@ def _perm(n: int, seed: int, epoch: int) -> np.ndarray:
 
 def to_pil(images: torch.Tensor):
     """(B,3,H,W) in [-1,1] or [0,1] (pass a tensor in [0,1] as-is) -> list of PIL images."""
-    from PIL import Image
     x = images.detach().float()
     if x.min() < 0:
         x = (x + 1) / 2
@@ -168,7 +168,7 @@ def grid(images: torch.Tensor, nrow: int = 8, pad: int = 1) -> torch.Tensor:
 
 
 PROMPT_SETTINGS = {"perfect", "none", "insufficient", "conflicting"}
-SCENE_SETTINGS = {"perfect", "none"}      # issue 9: with and without a prompt
+SCENE_SETTINGS = {"perfect", "none"}      # scenes: with and without a prompt
 
 
 def conflicting_colors(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:

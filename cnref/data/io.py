@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from ..checks import check_positive, fail
 from .fill50k import Fill50K, to_pil
@@ -20,7 +21,6 @@ from .fill50k import Fill50K, to_pil
 
 def _to_tensor(img, size: int | None, unit: bool) -> torch.Tensor:
     """PIL image -> (3, H, W) float in [0,1] (unit) or [-1,1], resized to size x size if given."""
-    from PIL import Image
     img = img.convert("RGB")
     if size is not None and img.size != (size, size):
         img = img.resize((size, size), Image.BICUBIC)
@@ -68,7 +68,6 @@ class Fill50KFolder(torch.utils.data.Dataset):
         return len(self.rows)
 
     def __getitem__(self, i):
-        from PIL import Image
         row = self.rows[i]
         cs = self.size * self.cond_factor if self.size else None
         try:
@@ -106,7 +105,7 @@ class DiffusersColumns(torch.utils.data.Dataset):
 def to_hf_dataset(data: Fill50K, n: int, cache_dir: str | Path | None = None, chunk: int = 256):
     """A fixed-size procedural Fill50K as an Arrow-backed `datasets.Dataset` with diffusers' columns
     (image, conditioning_image, text) plus fill / background indices for the metrics."""
-    import datasets
+    import datasets      # deferred: an optional extra (pip install cnref[data])
     check_positive("n", n, integer=True)
 
     def gen():

@@ -19,6 +19,9 @@ A run whose IoU never rose (no convergence step) counts as converging after its 
 is a lower bound (censored): it can put its group above the other, never below, so a comparison that rests
 on it (a shorter run "converging later" than a longer run's convergence step) is **unclear**, not refuted.
 `python -m cnref report readme --preset cpu` prints the README's claims table from the committed results.
+
+Why this module is long: the claims themselves (`CLAIMS`, `STUDY_CLAIMS`) are about a hundred lines of
+data, kept next to the one rule that judges them.
 """
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torch
 from ..checks import check_positive, fail
 from ..evaluate import bounds, final_evaluation
 from ..metrics import fidelity_fn
-from ..presets import LEGACY_KEYS, ControlNetTrainConfig, config_dict, config_from_dict, override
+from ..presets import LEGACY_KEYS, ControlNetTrainConfig, check_run, config_dict, config_from_dict, override
 from ..presets import preset as get_preset
 from ..provenance import provenance
 from ..shipping import load_base
@@ -117,7 +117,7 @@ def run(ablation: str, preset: str, seeds: list[int], names: list[str] | None = 
     every variant's config (`presets.override`), recorded in each result's config."""
     for s in seeds:
         check_positive("seeds", s, integer=True, allow_zero=True)
-    vs = [Variant(v.name, override(v.cfg, sets)) for v in variants(ablation, preset, names)]
+    vs = [Variant(v.name, check_run(override(v.cfg, sets))) for v in variants(ablation, preset, names)]
     return [run_one(ablation, v, s, root, force, log) for v in vs for s in seeds]
 
 

@@ -1,0 +1,142 @@
+"""The convergence step, the verdict rule and the claims, on synthetic curves and result files (no training)."""
+import json
+
+import pytest
+
+from cnref.lab.ablations import ABLATIONS
+from cnref.lab.claims import (CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, convergence_step, cut, evaluate_claim, group,
+                              judge, value)
+from cnref.lab.compute import compute_report
+from cnref.lab.studies import settings
+from cnref.views.tables import fmt, table
+
+
+def claim(expect, tol=0.0):
+    return Claim("x", "t", "p", "a", "b", expect, tol=tol)
+
+
+def test_complete_separation_is_mann_whitney_p_of_one_in_twenty():
+    j = judge(claim(">"), [0.8, 0.7, 0.75], [0.3, 0.4, 0.35])
+    assert j["verdict"] == "confirmed"
+    assert j["p_mannwhitney"] == pytest.approx(1 / 20)          # exact U test, 3 vs 3, no ties
+    assert judge(claim("<"), [0.8, 0.7, 0.75], [0.3, 0.4, 0.35])["verdict"] == "refuted"
+    assert judge(claim(">"), [0.8, 0.3, 0.75], [0.3, 0.4, 0.35])["verdict"].startswith("unclear")
+
+
+def test_equality_claims_use_the_stated_tolerance():
+    assert judge(claim("=", 0.05), [0.70, 0.72, 0.71], [0.69, 0.74, 0.70])["verdict"] == "confirmed"
+    assert judge(claim("=", 0.05), [0.9, 0.92, 0.91], [0.5, 0.52, 0.51])["verdict"] == "refuted"
+    assert judge(claim("=", 0.05), [0.9, 0.3, 0.91], [0.5, 0.52, 0.51])["verdict"].startswith("unclear")
+
+
+def test_few_seeds_and_missing_results_are_flagged():
+    assert "only 2 seed(s)" in judge(claim(">"), [0.8, 0.7], [0.3, 0.4])["verdict"]
+    assert judge(claim(">"), [], [0.3])["verdict"].startswith("pending")
+
+
+def test_every_claim_names_existing_variants():
+    for c in CLAIMS:
+        names = {v.name for v in ABLATIONS[c.ablation]("cpu")}
+        for ref in (c.a, c.b):
+            if ref in ("bounds:base", "bounds:base_scenes"):
+                continue
+            if ref.startswith("bench:"):
+                assert ref[6:] in ("cnref", "cnref_mid", "diffusers", "plain", "cnref_adamw_loop"), ref
+                continue
+            abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
+            assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
+        assert c.expect in (">", "<", "=")
+
+
+def test_every_study_claim_names_existing_settings():
+    for c in STUDY_CLAIMS:
+        names = {s.name for s in settings(c.study, 3.0)} | {"multicontrolnet"}
+        for ref in (c.a, c.b):
+            assert ref in names or ref.startswith("const:"), (c, ref)
+        assert c.expect in (">", "<", "=")
+
+
+def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False, steps=500):
+    p = root / ablation / "cpu" / variant / f"seed{seed}.json"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    ev = {s: {"iou": iou, "fill_ok": 1.0, "bg_ok": 1.0, "fid": 5.0} for s in SETTINGS}
+    r = {"ablation": ablation, "variant": variant, "preset": "cpu", "seed": seed, "final_eval": ev,
+         "config": {"steps": steps, "batch_size": 64, "accumulate": 1}, "convergence_step": 275, "train_seconds_this_process": seconds,
+         "provenance": {"device": "cpu: test", "commit": "abc"},
+         "history": [{"step": 0, "iou": 0.2, "elapsed_s": 0.0}, {"step": 500, "iou": iou, "elapsed_s": seconds}],
+         "final": {"step": 500, "iou": iou}}
+    if reused:
+        r["reused_from"] = "elsewhere"
+    p.write_text(json.dumps(r))
+
+
+def curve_run(variant, seed, steps, ious):
+    """A run validated every 25 steps with the given IoU curve."""
+    return {"variant": variant, "seed": seed, "config": {"steps": steps}, "convergence_step": None,
+            "history": [{"step": 25 * k, "iou": v} for k, v in enumerate(ious)]}
+
+
+def test_same_steps_claims_cut_the_longer_runs_curve():
+    # a long run that rises at step 50 and keeps climbing after step 100, a short one that rises at step 75
+    long = curve_run("b", 0, 200, [0.2, 0.2, 0.6, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9])
+    short = curve_run("a", 0, 100, [0.2, 0.2, 0.2, 0.6, 0.7])
+    c = cut(long, 100)
+    assert [h["step"] for h in c["history"]] == [0, 25, 50, 75, 100] and c["iou"] == 0.7
+    # plateau of the cut curve = mean(0.6, 0.6, 0.7): the midpoint ~0.43 is crossed at step 50
+    assert c["convergence_step"] == 50 and c["config"]["steps"] == 100
+    assert cut(short, 100)["convergence_step"] == 75
+    with pytest.raises(ValueError, match="last"):
+        cut(long, 110)                  # not a validated step
+    flat = cut(curve_run("a", 1, 100, [0.2] * 5), 100)
+    assert flat["convergence_step"] is None    # never rose: censored at steps + 1 by value()
+    assert value(flat, "convergence_step", None) == 101
+
+
+def test_claims_and_tables_from_result_files(tmp_path):
+    for s, (a, b) in enumerate([(0.8, 0.3), (0.7, 0.35), (0.75, 0.4)]):
+        fake(tmp_path, "lite", "controlnet", s, a, reused=True)
+        fake(tmp_path, "lite", "lite", s, b)
+    c = next(c for c in CLAIMS if c.ablation == "lite" and c.setting == "held_out/none")
+    j = evaluate_claim(c, "cpu", tmp_path)
+    assert j["verdict"] == "confirmed" and j["a"]["mean"] == pytest.approx(0.75)
+    by = group([json.loads(p.read_text()) for p in sorted(tmp_path.glob("lite/cpu/*/*.json"))],
+                                   "lite", "cpu")
+    assert list(by) == ["controlnet", "lite"]
+    t = table(by, None, "iou")
+    assert "0.750 ± 0.050" in t and "0.350 ± 0.050" in t
+    cr = compute_report("cpu", tmp_path)
+    assert cr["runs"] == 3 and cr["reused"] == 3 and cr["total_s"] == 300.0
+    fake(tmp_path, "scenes", "outline", 0, 0.8)                      # a study's, outside the suite
+    cr = compute_report("cpu", tmp_path)
+    assert cr["total_s"] == 400.0 and cr["suite_s"] == 300.0 and cr["suite_runs"] == 3
+    assert cr["long"] == {"runs": 0, "wall_s": 0.0, "variants": []}
+    fake(tmp_path, "lite", "lite_x4", 0, 0.8, seconds=400.0, steps=2000)   # 4x the default run's images
+    cr = compute_report("cpu", tmp_path)
+    assert cr["suite_s"] == 700.0 and cr["long"] == {"runs": 1, "wall_s": 400.0, "variants": ["lite_x4"]}
+    fake(tmp_path, "lite", "lite", 3, 0.4, seconds=50.0)             # a seed beyond the suite's 3
+    cr = compute_report("cpu", tmp_path)
+    assert cr["suite_s"] == 700.0 and cr["suite_runs"] == 4 and cr["total_s"] == 850.0
+    assert cr["extra_seeds"] == {"runs": 1, "wall_s": 50.0, "seeds": [3]}
+
+
+def test_runs_that_never_converged_are_lower_bounds():
+    """A run that never converged counts as steps+1, a lower bound: it can show its group converging later
+    only if nothing in the other group is censored, and never refutes an equality by itself."""
+    eq, lt = claim("=", 25), claim("<")
+    # 125-step runs that never converged vs 500-step runs converging at 275: not a refutation
+    j = judge(eq, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)
+    assert j["verdict"].startswith("unclear (censored") and j["a"]["censored"] == 3
+    assert "never converged" in fmt(j["a"], "convergence_step")
+    # but 500-step runs that never converged do refute "converges as early as" runs converging at 100
+    assert judge(eq, [501, 501, 501], [100, 125, 100], [True] * 3, [False] * 3)["verdict"] == "refuted"
+    assert judge(lt, [100, 125, 100], [501, 501, 501], [False] * 3, [True] * 3)["verdict"] == "confirmed"
+    assert judge(lt, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)["verdict"].startswith("unclear")
+    assert judge(eq, [275, 250, 275], [275, 250, 275], [False] * 3, [True, False, False])["verdict"] \
+        .startswith("unclear (censored")
+
+
+def test_convergence_rule():
+    h = [{"step": s, "iou": v} for s, v in zip(range(0, 100, 10), [.2, .21, .2, .22, .5, .6, .65, .66, .65, .66])]
+    assert convergence_step(h) == 40         # midpoint of 0.2 and 0.657 is 0.43
+    flat = [{"step": s, "iou": 0.2 + 0.001 * s} for s in range(0, 100, 10)]
+    assert convergence_step(flat) is None

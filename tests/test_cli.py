@@ -1,0 +1,41 @@
+"""The command line as a new user meets it: a bad argument is one line naming it, exit status 2, no traceback;
+`--set` reaches any config field and is recorded in the result."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnref.cli import main
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "zero_init", "--seeds", "-1"], "`seeds`: expected a non-negative integer, received -1"),
+    (["run", "zero_init", "--set", "steps=0"], "`steps`: expected a positive integer, received 0"),
+    (["run", "zero_init", "--set", "lr=abc"], "`--set lr`: expected a float, received 'abc'"),
+    (["run", "zero_init", "--set", "stepz=3"], "`--set`: expected a field of ControlNetTrainConfig"),
+    (["run", "zero_init", "--set", "prompt_dropout=1.5"], "`prompt_dropout`: expected a probability in [0, 1]"),
+    (["run", "zero_init", "--variants", "nope"], "`variants`: expected one of ['gaussian_0.02', 'gaussian_0.2', 'zero']"),
+    (["run", "lite", "--jobs", "0"], "`jobs`: expected a positive integer, received 0"),
+    (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "controlnet.factor=3"],
+     "`factor`: expected a power of two <= 8"),
+])
+def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
+    assert main([*argv, *(["--root", str(tmp_path)] if argv[0] == "run" else [])]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_argparse_errors_are_one_line_too():
+    p = subprocess.run([sys.executable, "-m", "cnref", "run", "nope"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "invalid choice: 'nope'" in p.stderr
+
+
+@pytest.mark.slow
+def test_set_overrides_are_recorded_in_the_result(tmp_path):
+    assert main(["run", "sudden_convergence", "--preset", "smoke", "--seeds", "0", "--root", str(tmp_path),
+                 "--set", "steps=2", "protocol.val_n=2", "lr=3e-4"]) == 0
+    r = json.loads((tmp_path / "sudden_convergence" / "smoke" / "controlnet" / "seed0.json").read_text())
+    assert (r["config"]["steps"], r["config"]["val_n"], r["config"]["lr"]) == (2, 2, 3e-4)
+    assert [h["step"] for h in r["history"]] == [0, 2]

@@ -1,0 +1,104 @@
+"""The training engine on the smoke preset: it learns, resumes exactly, renders batches in step order; DDP."""
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.data import Fill50K, batch_at
+from cnref.presets import preset
+from cnref.shipping import load_base, load_base_file
+from cnref.train import StepBatches, pretrain_base, train_controlnet
+
+pytestmark = pytest.mark.slow        # every test here trains (or renders batches in worker processes)
+
+
+def _cfg(**over):
+    return replace(preset("smoke").train, **over)
+
+
+def test_resume_is_exact(tmp_path):
+    straight = train_controlnet(_cfg(steps=4), tmp_path / "a")
+    train_controlnet(_cfg(steps=2), tmp_path / "b")
+    (tmp_path / "b" / "metrics.csv").write_text("step,train/loss\n1,0.5\n")   # the first launch's curve
+    resumed = train_controlnet(_cfg(steps=4), tmp_path / "b")         # continues from step 2
+    assert [h["step"] for h in resumed.history] == [0, 2, 4]
+    assert (tmp_path / "b" / "metrics.0.csv").read_text() == "step,train/loss\n1,0.5\n"   # kept, not deleted
+    for a, b in zip(straight.history, resumed.history):
+        assert {k: v for k, v in a.items() if k != "elapsed_s"} == {k: v for k, v in b.items() if k != "elapsed_s"}
+    for p, q in zip(straight.controlnet.parameters(), resumed.controlnet.parameters()):
+        assert torch.equal(p, q)
+    assert any(torch.count_nonzero(z.weight) > 0 for z in straight.controlnet.zero_convs())   # it trained
+
+
+def test_render_ahead_workers_keep_step_order():
+    """Beside a GPU, worker processes render batches ahead: the loader must still hand over exactly
+    data.batch_at's batches, in step order, from any start step (a resumed run)."""
+    data = Fill50K(size=8, n=10)
+    batches = StepBatches(data, start=3, stop=10, batch_size=4, accumulate=2, shuffle_seed=1)
+    got = list(torch.utils.data.DataLoader(batches, batch_size=None, num_workers=3))
+    assert [b["step"] for b in got] == list(range(3, 10))
+    for b in got:
+        for k, m in enumerate(b["micro"]):
+            ref = batch_at(data, b["step"] * 2 + k, 4, shuffle_seed=1)
+            assert torch.equal(m["image"], ref["image"]) and torch.equal(m["cond"], ref["cond"])
+            assert m["prompt"] == ref["prompt"]
+
+
+def test_accumulation_and_options_run(tmp_path):
+    m = train_controlnet(_cfg(steps=2, accumulate=2, timesteps="high_t", n_train=8, unlock_decoder=True),
+                         tmp_path / "c")
+    assert m.history[-1]["step"] == 2
+    assert any(p.requires_grad for p in m.base.unet.up_blocks.parameters())
+
+
+def test_pretrain_base_writes_float32_and_the_shipped_form(tmp_path):
+    cfg = replace(preset("smoke").base_train, steps=2, batch_size=4)
+    out = pretrain_base(cfg, tmp_path / "run", tmp_path / "base.safetensors")
+    shipped, full = load_base_file(out), load_base_file(tmp_path / "run" / "ema_float32.safetensors")
+    assert json.loads((tmp_path / "run" / "provenance.json").read_text())["steps_done"] == 2
+    for v, w in zip(full.state_dict().values(), shipped.state_dict().values()):
+        assert torch.equal(v, w)                                  # the smoke base fits: stored as float32
+
+
+DDP_SCRIPT = """
+import json, sys
+from dataclasses import replace
+from pathlib import Path
+import torch
+from cnref.presets import preset
+from cnref.train import train_controlnet
+run_dir = Path(sys.argv[1])
+m = train_controlnet(replace(preset("smoke").train, steps=3), run_dir, devices=2)
+flat = torch.cat([p.detach().flatten() for p in m.controlnet.parameters()])
+(run_dir / f"weights_rank{m.global_rank}.json").write_text(json.dumps(
+    {"world_size": m.trainer.world_size, "sum": float(flat.double().sum()), "abs_sum": float(flat.double().abs().sum())}))
+"""
+
+
+def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
+    """2 CPU processes with DDP on gloo: each reports its own weights, which must be identical."""
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, str(tmp_path / "ddp.py"), str(tmp_path / "run")], env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "run" / f"weights_rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["world_size"] for r in ranks] == [2, 2]
+    # DDP averaged the gradients: both processes hold the same weights after 3 AdamW steps ...
+    assert abs(ranks[0]["sum"] - ranks[1]["sum"]) <= 1e-9 * max(1.0, abs(ranks[0]["sum"]))
+    assert ranks[0]["abs_sum"] == ranks[1]["abs_sum"]
+    # ... and they trained: the weights moved away from the initialisation (zero convs no longer zero)
+    init = ControlNet(load_base("smoke").unet, ControlNetConfig())
+    init_abs = float(torch.cat([q.detach().flatten() for q in init.parameters()]).double().abs().sum())
+    assert abs(ranks[0]["abs_sum"] - init_abs) > 1e-3
+
+
+def test_devices_must_divide_the_batch(tmp_path):
+    cfg = replace(preset("smoke").train, batch_size=3)
+    with pytest.raises(ValueError, match="devices"):
+        train_controlnet(cfg, tmp_path, devices=2)
