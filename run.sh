@@ -20,13 +20,14 @@ case "${1:-}" in
         ;;
     experiment)
         shift
-        python -m cnref.experiments run sudden_convergence --preset cpu --seeds 0 1 2 "$@"
+        python -m cnref run sudden_convergence --preset cpu --seeds 0 1 2 "$@"
         ;;
     gpu)
         # the gpu preset's default experiment, 3 seeds at once on one GPU (about 15 min on an H100, estimated from
         # the first 70 steps of such runs: 1.7 steps/s each). The 64x64 base
-        # ships (cnref/weights/base_gpu.safetensors); `python -m cnref.train base --preset gpu` rebuilds it (15 min)
-        python -m cnref.experiments run sudden_convergence --preset gpu --seeds 0 1 2 --jobs 3
+        # ships (cnref/weights/base_gpu.safetensors); `python -m cnref train base --preset gpu --run-dir runs/base_gpu`
+        # rebuilds it into runs/base_gpu (15 min)
+        python -m cnref run sudden_convergence --preset gpu --seeds 0 1 2 --jobs 3
         ;;
     *)
         echo "usage: bash run.sh test | experiment | gpu" >&2

@@ -137,19 +137,7 @@ class ControlNet(nn.Module):
 
     def _copy(self, h, t, c_t):
         """F(.; Θc): the trainable copy of the UNet encoder and middle block."""
-        emb = self.time_embedding(self.time_proj(t).to(h.dtype))
-        skips = (h,)
-        for block in self.down_blocks:
-            if getattr(block, "has_cross_attention", False):
-                h, res = block(hidden_states=h, temb=emb, encoder_hidden_states=c_t)
-            else:
-                h, res = block(hidden_states=h, temb=emb)
-            skips += res
-        if getattr(self.mid_block, "has_cross_attention", False):
-            h = self.mid_block(h, emb, encoder_hidden_states=c_t)
-        else:
-            h = self.mid_block(h, emb)
-        return skips, h
+        return encoder_features(self, h, t, c_t)
 
     def _lite(self, h):
         skips = [h]
@@ -157,6 +145,25 @@ class ControlNet(nn.Module):
             h = F.silu(conv(h))
             skips.append(h)
         return tuple(skips), F.silu(self.lite_mid(h))
+
+
+def encoder_features(m, h: torch.Tensor, t: torch.Tensor, c_t: torch.Tensor):
+    """The 12 skip features and the middle feature of a UNet-shaped encoder `m` (the locked UNet, or the
+    ControlNet's trainable copy: both have time_proj, time_embedding, down_blocks, mid_block), given h, the
+    output of its first conv."""
+    emb = m.time_embedding(m.time_proj(t).to(h.dtype))
+    skips = (h,)
+    for block in m.down_blocks:
+        if getattr(block, "has_cross_attention", False):
+            h, res = block(hidden_states=h, temb=emb, encoder_hidden_states=c_t)
+        else:
+            h, res = block(hidden_states=h, temb=emb)
+        skips += res
+    if getattr(m.mid_block, "has_cross_attention", False):
+        h = m.mid_block(h, emb, encoder_hidden_states=c_t)
+    else:
+        h = m.mid_block(h, emb)
+    return skips, h
 
 
 def set_gradient_checkpointing(module: nn.Module, enable: bool = True) -> nn.Module:

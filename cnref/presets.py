@@ -86,6 +86,7 @@ class ControlNetTrainConfig:
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
     gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
     precision: str = "32-true"       # Lightning's; the gpu preset trains (and validates) in "bf16-mixed"
+    instrument: bool = False         # record cnref.probe's gate and readout at each validation
     seed: int = 0
     val_every: int = 25
     protocol: EvalProtocol = EvalProtocol()

@@ -28,6 +28,7 @@ from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset, prompts_for_setting
 from .ema import EMA
 from .loss import eq3_loss
 from .metrics import fidelity_fn, summarize
+from .probe import gate, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from .provenance import provenance
 from .sample import generate
@@ -206,6 +207,7 @@ class ControlNetTraining(L.LightningModule):
         kw = dict(size=bc.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
         self.data = dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw)
         self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
+        self.probe = probe_inputs(self.base, self.val_batch, cfg.seed) if cfg.instrument else None
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
@@ -274,12 +276,26 @@ class ControlNetTraining(L.LightningModule):
                           seed=cfg.seed).float().cpu()
         self.controlnet.train(was_training)
         row = {"step": self.global_step, **summarize(fidelity_fn(cfg.data)[0](images, vb)),
+               **(self.instrumentation() if self.probe else {}),
                "loss": round(sum(self._losses) / len(self._losses), 6) if self._losses else None,
                "elapsed_s": round(self._elapsed(), 1)}
         self._losses = []
         self.history.append(row)
         self.samples.append(((images[: proto.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
-        self.log_dict({f"val/{k}": v for k, v in row.items() if k not in ("step", "loss") and v is not None})
+        self.log_dict({f"val/{k}": v for k, v in row.items() if isinstance(v, float) and k != "loss"})
+
+    @torch.no_grad()
+    def instrumentation(self) -> dict:
+        """cnref.probe at this step: the gate on noisy training-like inputs, the readout from pure noise (t = T-1,
+        where only the condition says where the disc is)."""
+        p, dev = self.probe, self.device
+        was_training = self.controlnet.training
+        self.controlnet.eval()
+        out = {"gate": gate(self.controlnet, self.base.unet, *(x.to(dev) for x in p["gate"]))}
+        if "mask" in self.val_batch and not self.cfg.controlnet.lite and self.cfg.controlnet.connections == "full":
+            out["readout"] = readout(self.controlnet, *(x.to(dev) for x in p["readout"]), self.val_batch["mask"].to(dev))
+        self.controlnet.train(was_training)
+        return out
 
     def configure_optimizers(self):
         groups = [{"params": list(self.controlnet.parameters()), "lr": self.cfg.lr}]
@@ -289,6 +305,21 @@ class ControlNetTraining(L.LightningModule):
 
     def train_dataloader(self):
         return step_loader(self, self.data, self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed)
+
+
+@torch.no_grad()
+def probe_inputs(base: MiniSD, vb: dict, seed: int) -> dict:
+    """Fixed inputs for cnref.probe (drawn from their own generator: training's random draws are untouched):
+    the validation conditions with their perfect prompts; for the gate, z_t of their targets at timesteps
+    spread over [0, T); for the readout, pure noise at t = T-1."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    z_0, n, T = vb["image"], len(vb["prompt"]), base.cfg.num_train_timesteps
+    c_t = base.encode_prompt(vb["prompt"])
+    t = torch.linspace(0, T - 1, n).long()
+    a = base.alpha_bar[t].view(-1, 1, 1, 1)
+    z_t = a.sqrt() * z_0 + (1 - a).sqrt() * torch.randn(z_0.shape, generator=g)
+    z_T = torch.randn(z_0.shape, generator=g)
+    return {"gate": (z_t, t, c_t, vb["cond"]), "readout": (z_T, torch.full((n,), T - 1), c_t, vb["cond"])}
 
 
 def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None,

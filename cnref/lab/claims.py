@@ -85,6 +85,12 @@ def value(r: dict, key: str, setting: str | None) -> float:
     if key == "s_per_step":      # wall seconds per step over the run, validation included
         h = r["history"]
         return (h[-1]["elapsed_s"] - h[0]["elapsed_s"]) / max(1, h[-1]["step"] - h[0]["step"])
+    if key == "step_x_lr":       # the convergence step times the learning rate (the gate-opening prediction)
+        return value(r, "convergence_step", None) * r["config"]["lr"]
+    if key == "log_gate_at_step":    # log10 of the mean ||r_i|| / ||h_i|| at the convergence step's validation
+        cs = r.get("convergence_step")
+        h = next((h for h in r["history"] if h["step"] == cs), r["history"][-1])
+        return float(np.log10(np.mean(h["gate"]["ratio"])))
     if setting is None:
         v = r.get(key)
         if v is None and key == "convergence_step":
@@ -147,7 +153,7 @@ CLAIMS = [
     Claim("mid_only", "Middle-block-only ControlNet still learns the condition: above the base alone",
           "v1 Sec. 4 (small-scale training)", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
     Claim("mid_only", "Middle-only is faster per training step (step times interleaved with full in one "
-          "process: python -m cnref.bench train)", "v1: about 1.6x faster", "bench:cnref_mid", "bench:cnref", "<",
+          "process: python -m cnref bench train)", "v1: about 1.6x faster", "bench:cnref_mid", "bench:cnref", "<",
           key="step_s", setting=None),
     Claim("mid_only", "Full connections beat middle-only on condition fidelity", "-",
           "full", "mid_only", ">", setting="held_out/perfect"),
@@ -178,6 +184,20 @@ CLAIMS = [
     Claim("cond_factor", "... and earlier than at 8x (SD's factor, the gpu preset's)",
           "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_8", "<", key="convergence_step",
           setting=None),
+    # why the convergence is sudden: the learning rate (stated before its runs; every run instrumented)
+    Claim("learning_rate", "A larger learning rate converges in fewer steps: 3e-4 before 1e-4", "-",
+          "lr_3e-4", "lr_1e-4", "<", key="convergence_step", setting=None),
+    Claim("learning_rate", "... 1e-3 before 3e-4", "-", "lr_1e-3", "lr_3e-4", "<", key="convergence_step", setting=None),
+    Claim("learning_rate", "... 1e-4 before 3e-5", "-", "lr_1e-4", "lr_3e-5", "<", key="convergence_step", setting=None),
+    Claim("learning_rate", "Gate opening: step x lr is constant, 3e-4 vs 1e-4 (within 0.008, ~30% of 275 x 1e-4)",
+          "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4", "=", key="step_x_lr", setting=None,
+          tol=0.008),
+    Claim("learning_rate", "Gate opening: step x lr is constant, 3e-5 vs 1e-4 (within 0.008)",
+          "ControlNeXt (zero convs slow the start)", "lr_3e-5", "lr_1e-4", "=", key="step_x_lr", setting=None,
+          tol=0.008),
+    Claim("learning_rate", "Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
+          "(log10 within 0.18, a factor 1.5)", "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4",
+          "=", key="log_gate_at_step", setting=None, tol=0.18),
     Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
