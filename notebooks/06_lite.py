@@ -69,7 +69,7 @@ rep.grid()
 # %% [markdown]
 # ## Verdict
 # Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
-# seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.004 at 5 vs 5; equality within a stated tolerance).
+# seeds, one-sided Mann-Whitney p = 0.05 at 3 vs 3 seeds, 0.004 at 5 vs 5; an equality is confirmed only when the 90% interval of the difference lies within its tolerance).
 # Nothing in this cell is typed in by hand.
 
 # %%

@@ -4,8 +4,10 @@ import json
 import pytest
 
 from cnref.lab.ablations import ABLATIONS
-from cnref.lab.claims import (CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, convergence_step, cut, evaluate_claim, group,
-                              judge, value)
+import numpy as np
+
+from cnref.lab.claims import (CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, convergence_level, convergence_step, cut,
+                              evaluate_claim, group, judge, suddenness, value, welch_interval, with_convergence)
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import settings
 from cnref.views.tables import fmt, table
@@ -27,11 +29,6 @@ def test_equality_claims_use_the_stated_tolerance():
     assert judge(claim("=", 0.05), [0.70, 0.72, 0.71], [0.69, 0.74, 0.70])["verdict"] == "confirmed"
     assert judge(claim("=", 0.05), [0.9, 0.92, 0.91], [0.5, 0.52, 0.51])["verdict"] == "refuted"
     assert judge(claim("=", 0.05), [0.9, 0.3, 0.91], [0.5, 0.52, 0.51])["verdict"].startswith("unclear")
-
-
-def test_few_seeds_and_missing_results_are_flagged():
-    assert "only 2 seed(s)" in judge(claim(">"), [0.8, 0.7], [0.3, 0.4])["verdict"]
-    assert judge(claim(">"), [], [0.3])["verdict"].startswith("pending")
 
 
 def test_every_claim_names_existing_variants():
@@ -76,22 +73,6 @@ def curve_run(variant, seed, steps, ious):
             "history": [{"step": 25 * k, "iou": v} for k, v in enumerate(ious)]}
 
 
-def test_same_steps_claims_cut_the_longer_runs_curve():
-    # a long run that rises at step 50 and keeps climbing after step 100, a short one that rises at step 75
-    long = curve_run("b", 0, 200, [0.2, 0.2, 0.6, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9])
-    short = curve_run("a", 0, 100, [0.2, 0.2, 0.2, 0.6, 0.7])
-    c = cut(long, 100)
-    assert [h["step"] for h in c["history"]] == [0, 25, 50, 75, 100] and c["iou"] == 0.7
-    # plateau of the cut curve = mean(0.6, 0.6, 0.7): the midpoint ~0.43 is crossed at step 50
-    assert c["convergence_step"] == 50 and c["config"]["steps"] == 100
-    assert cut(short, 100)["convergence_step"] == 75
-    with pytest.raises(ValueError, match="last"):
-        cut(long, 110)                  # not a validated step
-    flat = cut(curve_run("a", 1, 100, [0.2] * 5), 100)
-    assert flat["convergence_step"] is None    # never rose: censored at steps + 1 by value()
-    assert value(flat, "convergence_step", None) == 101
-
-
 def test_claims_and_tables_from_result_files(tmp_path):
     for s, (a, b) in enumerate([(0.8, 0.3), (0.7, 0.35), (0.75, 0.4)]):
         fake(tmp_path, "lite", "controlnet", s, a, reused=True)
@@ -126,7 +107,7 @@ def test_runs_that_never_converged_are_lower_bounds():
     # 125-step runs that never converged vs 500-step runs converging at 275: not a refutation
     j = judge(eq, [126, 126, 126], [275, 275, 250], [True] * 3, [False] * 3)
     assert j["verdict"].startswith("unclear (censored") and j["a"]["censored"] == 3
-    assert "never converged" in fmt(j["a"], "convergence_step")
+    assert "never reached the level" in fmt(j["a"], "convergence_step")
     # but 500-step runs that never converged do refute "converges as early as" runs converging at 100
     assert judge(eq, [501, 501, 501], [100, 125, 100], [True] * 3, [False] * 3)["verdict"] == "refuted"
     assert judge(lt, [100, 125, 100], [501, 501, 501], [False] * 3, [True] * 3)["verdict"] == "confirmed"
@@ -135,8 +116,82 @@ def test_runs_that_never_converged_are_lower_bounds():
         .startswith("unclear (censored")
 
 
-def test_convergence_rule():
-    h = [{"step": s, "iou": v} for s, v in zip(range(0, 100, 10), [.2, .21, .2, .22, .5, .6, .65, .66, .65, .66])]
-    assert convergence_step(h) == 40         # midpoint of 0.2 and 0.657 is 0.43
-    flat = [{"step": s, "iou": 0.2 + 0.001 * s} for s in range(0, 100, 10)]
-    assert convergence_step(flat) is None
+
+
+def curve(steps, ys, key="iou"):
+    return [{"step": s, key: y} for s, y in zip(steps, ys)]
+
+
+def test_few_seeds_and_missing_results_are_flagged():
+    assert judge(claim(">"), [0.8, 0.7], [0.3, 0.4])["verdict"] == "too few seeds (n = 2)"
+    assert judge(claim("="), [0.7], [0.7, 0.7, 0.7])["verdict"] == "too few seeds (n = 1)"   # never confirmed
+    assert judge(claim(">"), [], [0.3])["verdict"].startswith("pending")
+
+
+def test_convergence_step_is_the_interpolated_crossing_of_a_fixed_level():
+    h = curve(range(0, 200, 25), [0.2, 0.2, 0.3, 0.5, 0.7, 0.75, 0.76, 0.76])
+    assert convergence_step(h, "iou", 0.4) == pytest.approx(62.5)          # halfway from 0.3 (50) to 0.5 (75)
+    assert convergence_step(h, "iou", 0.9) is None                          # never reached: censored
+    bounds = {"ground_truth": {"held_out/perfect": {"iou": 1.0}},
+              "base": {"seed1": {"held_out/perfect": {"iou": 0.18}}, "seed2": {"held_out/perfect": {"iou": 0.22}}}}
+    assert convergence_level(bounds, "iou", 0.25) == pytest.approx(0.2 + 0.25 * 0.8)
+
+
+def test_the_step_does_not_depend_on_the_run_length_or_the_validation_spacing():
+    """Cutting a curve after its step never moves it (the old plateau rule did); validating every 25 or every
+    100 steps gives the same step on a piecewise-linear curve, and nearly the same on a smooth one."""
+    still_rising = curve(range(0, 1025, 25), [0.2 + 0.6 * min(1.0, s / 1000) for s in range(0, 1025, 25)])
+    full = convergence_step(still_rising, "iou", 0.41)
+    for last in (400, 600, 1000):
+        assert convergence_step([h for h in still_rising if h["step"] <= last], "iou", 0.41) == pytest.approx(full)
+    assert full == pytest.approx(350)
+    every_100 = [h for h in still_rising if h["step"] % 100 == 0]
+    assert convergence_step(every_100, "iou", 0.41) == pytest.approx(full)
+    sig = lambda s: 0.2 + 0.6 / (1 + np.exp(-(s - 250) / 20))
+    fine = convergence_step(curve(range(0, 501, 25), [sig(s) for s in range(0, 501, 25)]), "iou", 0.41)
+    coarse = convergence_step(curve(range(0, 501, 100), [sig(s) for s in range(0, 501, 100)]), "iou", 0.41)
+    exact = 250 - 20 * np.log(0.6 / 0.21 - 1)
+    assert abs(fine - exact) < 3 and abs(coarse - exact) < 25
+
+
+def test_same_steps_claims_cut_the_longer_runs_curve():
+    long = curve_run("b", 0, 200, [0.2, 0.2, 0.6, 0.6, 0.7, 0.8, 0.9, 0.9, 0.9])
+    c = cut(long, 100)
+    assert [h["step"] for h in c["history"]] == [0, 25, 50, 75, 100] and c["iou"] == 0.7
+    assert c["config"]["steps"] == 100
+    assert with_convergence(c, 0.4)["convergence_step"] == pytest.approx(37.5)
+    with pytest.raises(ValueError, match="last"):
+        cut(long, 110)                  # not a validated step
+    flat = with_convergence(cut(curve_run("a", 1, 100, [0.2] * 5), 100), 0.4)
+    assert flat["convergence_step"] is None and value(flat, "convergence_step", None) == 100   # censored at the end
+
+
+def test_equality_needs_the_interval_not_the_means():
+    """Means 0.01 apart, inside a 0.05 tolerance, but seeds so spread that a difference beyond the tolerance
+    cannot be excluded: unclear, where the means alone would have confirmed."""
+    a, b = [0.60, 0.75, 0.90], [0.62, 0.74, 0.86]
+    assert abs(np.mean(a) - np.mean(b)) < 0.05
+    j = judge(claim("=", 0.05), a, b)
+    assert j["verdict"].startswith("unclear") and j["ci90"][0] < -0.05 < 0.05 < j["ci90"][1]
+    # the interval against scipy's own Welch test: at the interval's ends the two-sided p is exactly 0.10
+    from scipy.stats import ttest_ind
+    lo, hi = welch_interval(a, b)
+    for edge in (lo, hi):
+        shifted = [x - edge for x in a]
+        assert ttest_ind(shifted, b, equal_var=False).pvalue == pytest.approx(0.10, abs=1e-6)
+    assert judge(claim("=", 0.05), [0.70, 0.71, 0.70], [0.70, 0.70, 0.71])["verdict"] == "confirmed"
+    assert judge(claim("=", 0.05), [0.9, 0.91, 0.92], [0.70, 0.70, 0.71])["verdict"] == "refuted"
+    # a study's two settings on the same seeds: the per-seed differences, here all zero
+    same = judge(claim("=", 0.005), [0.85, 0.86, 0.87], [0.85, 0.86, 0.87], paired=True)
+    assert same["verdict"] == "confirmed" and same["ci90"] == (0.0, 0.0)
+
+
+def test_suddenness_tells_a_jump_from_a_ramp_and_from_noise():
+    g = np.random.default_rng(0)
+    steps = list(range(0, 501, 25))
+    noise = g.normal(0, 0.005, len(steps))
+    jump = curve(steps, [0.2 + (0.5 if s >= 250 else 0) + e for s, e in zip(steps, noise)])
+    ramp = curve(steps, [0.2 + 0.001 * s + e for s, e in zip(steps, noise)])
+    flat = curve(steps, [0.2 + e for e in noise])
+    assert suddenness(jump, "iou") > 20 > suddenness(ramp, "iou")
+    assert suddenness(flat, "iou") < 5

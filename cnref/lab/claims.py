@@ -6,18 +6,29 @@ of runs (variants, each over seeds) in an expected direction. The verdict rule i
 - "a > b" (or "a < b"): **confirmed** when the seeds separate completely in the expected direction (every
   seed of one group beyond every seed of the other: with 3 vs 3 seeds the one-sided Mann-Whitney p is then
   1/20 = 0.05, the smallest it can be); **refuted** when they separate the other way; otherwise
-  **unclear** (the seeds overlap), with both means shown.
-- "a = b" within a stated tolerance: **confirmed** when the means differ by at most the tolerance,
-  **refuted** when they differ by more and the seeds separate, otherwise **unclear**.
+  **unclear** (the seeds overlap). The Mann-Whitney p is shown beside the verdict.
+- "a = b" within a stated tolerance: two one-sided tests. **confirmed** when the 90% confidence interval of
+  mean(a) - mean(b) (Welch's t; for a study's two settings on the same trained seeds, Student's t on the
+  per-seed differences) lies inside (-tol, tol); **refuted** when it lies wholly outside [-tol, tol];
+  otherwise **unclear**. The means alone never confirm an equality. The interval is shown beside the verdict.
+- Fewer than 3 seeds on either side: **too few seeds**, whatever the numbers.
+
+**Convergence step** (`convergence_step`): the step at which a run's validation IoU (scenes: edge F1) first
+reaches a fixed level, linearly interpolated between the two validations around the crossing. The level is a
+quarter of the way from the base alone to the ground truth (`LEVEL`), from the calibration rows of the same
+held-out set and sampler (cpu: IoU 0.41, the base alone being 0.22 and the ground truth 1.00). It depends on
+the curve up to the crossing only: a longer run, or validations after it, never move it. A run that never
+reaches the level is censored at its last validation, a lower bound: it can put its group above the other,
+never below, and an equality that rests on it is unclear. Every convergence verdict is also shown at two
+other levels (`SENSITIVITY`: an eighth and a half of the way).
+
+**Suddenness** (`suddenness`, Fig. 4's row): the largest rise of a curve within any 100 steps, in units of what
+noise alone gives over that many validations (robust std of one validation's change x sqrt(validations)).
 
 A claim with `same_steps` compares runs of different lengths over the steps they share: each run's validation
 curve is cut at the shorter run's last step (the lr is constant, so a longer run's first steps are what a run of
 that length would have taken) and judged on it: IoU of that last validation (the validation prompt, 32 held-out
 conditions) or the convergence step of the cut curve.
-
-A run whose IoU never rose (no convergence step) counts as converging after its last step, and that figure
-is a lower bound (censored): it can put its group above the other, never below, so a comparison that rests
-on it (a shorter run "converging later" than a longer run's convergence step) is **unclear**, not refuted.
 `python -m cnref report readme --preset cpu` prints the README's claims table from the committed results.
 
 Why this module is long: the claims themselves (`CLAIMS`, `STUDY_CLAIMS`) are about a hundred lines of
@@ -31,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy.stats import mannwhitneyu
+from scipy.stats import t as student_t
 
 from ..checks import fail
 from .ablations import ABLATIONS
@@ -40,17 +52,65 @@ HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting",
 SETTINGS = (*HELD_OUT, "train/perfect")
 
 
-def convergence_step(history: list[dict], key: str = "iou", min_jump: float = 0.1) -> int | None:
-    """The stated rule: the first validation step at which `key` crosses the midpoint between its value at
-    step 0 and its plateau (the mean of the last three validations). None if it never rises by min_jump."""
-    if len(history) < 4:
+LEVEL = 0.25                  # the convergence level: this share of the way from the base alone to ground truth
+SENSITIVITY = (0.125, 0.5)    # the two other levels every convergence verdict is also shown under
+
+
+def convergence_level(bounds: dict | None, key: str = "iou", share: float = LEVEL) -> float | None:
+    """The fidelity at which a run counts as converged: base + share x (ground truth - base), from the
+    calibration rows of the validation's own setting (held-out conditions, perfect prompt)."""
+    if not bounds:
         return None
-    start = history[0][key]
-    plateau = float(np.mean([h[key] for h in history[-3:]]))
-    if plateau - start < min_jump:
+    gt = bounds["ground_truth"]["held_out/perfect"][key]
+    base = float(np.mean([rows["held_out/perfect"][key] for rows in bounds["base"].values()]))
+    return base + share * (gt - base)
+
+
+def convergence_step(history: list[dict], key: str, level: float | None) -> float | None:
+    """The stated rule: the step at which `key` first reaches `level`, linearly interpolated between the two
+    validations around the crossing. It depends on the curve up to the crossing only, so a longer run or
+    denser validations after it never move it. None if the curve never reaches the level (censored)."""
+    if level is None:
         return None
-    mid = (start + plateau) / 2
-    return next(h["step"] for h in history if h[key] >= mid)
+    for prev, h in zip(history, history[1:]):
+        if h[key] >= level:
+            if prev[key] >= level:          # at or above the level from the first validation on
+                return float(prev["step"])
+            return prev["step"] + (level - prev[key]) / (h[key] - prev[key]) * (h["step"] - prev["step"])
+    return float(history[0]["step"]) if history and history[0][key] >= level else None
+
+
+def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1.0) -> float:
+    """How sudden a curve's change is: the largest improvement inside any `window` steps (sign = -1 for a
+    curve that improves downwards, such as the loss), in units of the improvement that noise alone gives
+    over that many validations: sqrt(m) x the robust std (1.4826 x MAD) of one validation's change, m the
+    validations in a window. A steady or noisy curve scores a few units; a jump, tens."""
+    h = [x for x in history if x.get(key) is not None]
+    steps = np.array([x["step"] for x in h], dtype=float)
+    y = sign * np.array([x[key] for x in h], dtype=float)
+    d = np.diff(y)
+    m = max(1, int(round(window / np.median(np.diff(steps)))))
+    jump = max(y[i + m] - y[i] for i in range(len(y) - m))
+    noise = 1.4826 * np.median(np.abs(d - np.median(d)))
+    return float(jump / (max(noise, 1e-12) * np.sqrt(m)))
+
+
+def with_convergence(r: dict, level: float | None) -> dict:
+    """A result with its convergence step by the rule above (result files written before it hold another)."""
+    key = "edge_f1" if r["config"].get("data", "fill50k") == "scenes" else "iou"
+    return {**r, "convergence_step": convergence_step(r["history"], key, level)}
+
+
+def levels(preset: str, root: Path | None = None, share: float = LEVEL) -> dict[str, float | None]:
+    """The convergence level of each dataset at a preset (from its calibration rows)."""
+    return {"fill50k": convergence_level(load_bounds(preset, root), "iou", share),
+            "scenes": convergence_level(load_bounds(preset, root, "scenes"), "edge_f1", share)}
+
+
+def judged(results: list[dict], preset: str, root: Path | None = None, share: float = LEVEL) -> list[dict]:
+    """Results as the claims read them: each with its convergence step at the level `share`."""
+    lv = levels(preset, root, share)
+    return [with_convergence(r, lv[r["config"].get("data", "fill50k")]) for r in results]
 
 
 def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dict]]:
@@ -89,12 +149,15 @@ def value(r: dict, key: str, setting: str | None) -> float:
         return value(r, "convergence_step", None) * r["config"]["lr"]
     if key == "log_gate_at_step":    # log10 of the mean ||r_i|| / ||h_i|| at the convergence step's validation
         cs = r.get("convergence_step")
-        h = next((h for h in r["history"] if h["step"] == cs), r["history"][-1])
+        h = next((h for h in r["history"] if cs is not None and h["step"] >= cs), r["history"][-1])
         return float(np.log10(np.mean(h["gate"]["ratio"])))
+    if key.startswith("suddenness:"):   # suddenness of the IoU curve's rise, or of the loss curve's fall
+        k = key.split(":")[1]
+        return suddenness(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
     if setting is None:
         v = r.get(key)
-        if v is None and key == "convergence_step":
-            return float(r["config"]["steps"] + 1)
+        if v is None and key == "convergence_step":      # never reached the level: censored at the last validation
+            return float(r["history"][-1]["step"])
         return float(v)
     if setting == "held_out/*":
         return float(np.mean([r["final_eval"][s][key] for s in HELD_OUT]))
@@ -114,9 +177,13 @@ class Claim:
     setting: str | None = "held_out/perfect"
     tol: float = 0.0           # for "="
     same_steps: bool = False   # judge both groups on their validation curves up to the shorter run's last step
+    key_b: str | None = None   # group b's figure, where it is another than a's (the same runs, two curves)
 
 
 CLAIMS = [
+    Claim("sudden_convergence", "The model suddenly learns to follow the condition while the training loss shows "
+          "no jump: the IoU's steepest 100 steps stand further above its noise than the loss's", "Fig. 4",
+          "controlnet", "controlnet", ">", key="suddenness:iou", key_b="suddenness:loss", setting=None),
     Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
           "zero", "gaussian_0.02", ">", setting="held_out/*"),
     Claim("zero_init", "Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
@@ -211,9 +278,30 @@ def stats(xs: list[float]) -> dict:
             "min": float(a.min()), "max": float(a.max()), "values": [round(float(x), 4) for x in a]}
 
 
-def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=()) -> dict:
+def welch_interval(xa: list[float], xb: list[float], conf: float = 0.90, paired: bool = False) -> tuple[float, float]:
+    """The `conf` confidence interval of mean(a) - mean(b): Welch's t (unequal variances), or with `paired`
+    (a and b measured on the same seeds) Student's t on the per-seed differences."""
+    a, b = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
+    if paired:
+        d = a - b
+        half = student_t.ppf(0.5 + conf / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        return float(d.mean() - half), float(d.mean() + half)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    d, se = a.mean() - b.mean(), np.sqrt(va + vb)
+    if se == 0:
+        return float(d), float(d)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = student_t.ppf(0.5 + conf / 2, df) * se
+    return float(d - half), float(d + half)
+
+
+MIN_SEEDS = 3
+
+
+def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=(), paired: bool = False) -> dict:
     """The verdict rule of the module docstring, on the per-seed values of the two groups. censored_*: which
-    values are only lower bounds (a run that never converged: its steps + 1)."""
+    values are only lower bounds (a run that never reached the convergence level: its last validated step).
+    paired: a and b are two measurements of the same seeds (a study's two settings)."""
     if not xa or not xb:
         return {"verdict": "pending (no results)", "a": None, "b": None}
     sa, sb = stats(xa), stats(xb)
@@ -225,20 +313,25 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
     # a group's minimum is a valid lower bound even when censored; its maximum only when nothing is
     above, below = sa["min"] > sb["max"] and not cb, sa["max"] < sb["min"] and not ca
     out = {"a": sa, "b": sb, "diff": sa["mean"] - sb["mean"]}
-    if len(xa) > 1 and len(xb) > 1:
+    n = min(len(xa), len(xb))
+    if n > 1:
         alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
         out["p_mannwhitney"] = float(mannwhitneyu(xa, xb, alternative=alt).pvalue)
-    if c.expect in (">", "<"):
+        out["ci90"] = welch_interval(xa, xb, paired=paired)
+    if n < MIN_SEEDS:
+        out["verdict"] = f"too few seeds (n = {n})"
+    elif c.expect in (">", "<"):
         good, bad = (above, below) if c.expect == ">" else (below, above)
         out["verdict"] = "confirmed" if good else "refuted" if bad else "unclear (seeds overlap)"
-    else:
-        close = abs(out["diff"]) <= c.tol and not (ca or cb)
-        out["verdict"] = "confirmed" if close else "refuted" if (above or below) and abs(out["diff"]) > c.tol \
-            else "unclear (seeds overlap)"
-    if out["verdict"].startswith("unclear") and (ca or cb):
+    elif ca or cb:      # lower bounds: only a separation that they cannot close refutes
+        gap = sa["min"] - sb["max"] if above else sb["min"] - sa["max"] if below else 0.0
+        out["verdict"] = "refuted" if gap > c.tol else "unclear (censored: runs that never converged within their steps)"
+    else:       # two one-sided tests: the 90% interval of the difference inside (-tol, tol), or wholly outside
+        lo, hi = out["ci90"]
+        out["verdict"] = "confirmed" if -c.tol < lo and hi < c.tol else "refuted" if lo > c.tol or hi < -c.tol \
+            else "unclear (interval reaches past the tolerance)"
+    if out["verdict"].startswith("unclear (seeds") and (ca or cb):
         out["verdict"] = "unclear (censored: runs that never converged within their steps)"
-    if min(len(xa), len(xb)) < 3:
-        out["verdict"] += f" [only {min(len(xa), len(xb))} seed(s)]"
     return out
 
 
@@ -248,11 +341,12 @@ def cut(r: dict, last: int) -> dict:
     h = [x for x in r["history"] if x["step"] <= last]
     if h[-1]["step"] != last:
         fail("last", f"a validated step of run {r['variant']} seed {r['seed']}", last)
-    return {**r, "config": {**r["config"], "steps": last}, "history": h, "iou": h[-1]["iou"],
-            "convergence_step": convergence_step(h)}
+    return {**r, "config": {**r["config"], "steps": last}, "history": h, "iou": h[-1]["iou"]}
 
 
-def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | None = None) -> dict:
+def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | None = None,
+                   share: float = LEVEL) -> dict:
+    """A claim judged on the committed results, convergence steps at the level `share` (see LEVEL)."""
     by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
     ra, rb = runs_of(c.a, by, preset, root), runs_of(c.b, by, preset, root)
     if not (ra and rb):
@@ -260,9 +354,13 @@ def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | N
     if c.same_steps:
         last = min(r["config"]["steps"] for r in ra + rb)
         ra, rb = [cut(r, last) for r in ra], [cut(r, last) for r in rb]
-    never = lambda rs: [c.key == "convergence_step" and c.setting is None and r.get(c.key) is None for r in rs]
-    return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, c.key, c.setting) for r in rb],
-                 never(ra), never(rb))
+    lv = levels(preset, root, share)
+    ra, rb = ([with_convergence(r, lv[r["config"].get("data", "fill50k")]) if "history" in r else r for r in rs]
+              for rs in (ra, rb))
+    kb = c.key_b or c.key
+    never = lambda rs, k: [k in ("convergence_step", "step_x_lr") and r.get("convergence_step") is None for r in rs]
+    return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, kb, c.setting) for r in rb],
+                 never(ra, c.key), never(rb, kb))
 
 
 @dataclass(frozen=True)
@@ -325,4 +423,4 @@ def study_value(r: dict, name: str, key: str) -> float:
 
 def evaluate_study_claim(c: StudyClaim, preset: str, root: Path | None = None) -> dict:
     rs = load_study(c.study, preset, root)
-    return judge(c, [study_value(r, c.a, c.key) for r in rs], [study_value(r, c.b, c.key) for r in rs])
+    return judge(c, [study_value(r, c.a, c.key) for r in rs], [study_value(r, c.b, c.key) for r in rs], paired=True)

@@ -27,7 +27,7 @@ from ..provenance import provenance
 from ..shipping import load_base
 from ..train import ControlNetTraining, train_controlnet
 from .ablations import Variant, variants
-from .claims import convergence_step
+from .claims import convergence_step, levels
 from .results import (KEEP_WEIGHTS, bounds_path, final_key, result_path, results_root, runs_dir,
                       save_controlnet)
 
@@ -95,11 +95,11 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
     out = {"ablation": ablation, "variant": v.name, "preset": cfg.preset, "seed": seed,
            "provenance": prov, "config": config_dict(cfg), "complete": True,
            "history": hist, "final": hist[-1], "final_eval": final,
-           "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1]),
+           "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1], levels(cfg.preset, root)[cfg.data]),
            "train_seconds_this_process": round(time.perf_counter() - t0, 1),
            "concurrent_processes": int(os.environ.get("CNREF_CONCURRENT", "1"))}
     cs = out["convergence_step"]
-    out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if h["step"] == cs), None)
+    out["convergence_elapsed_s"] = next((h["elapsed_s"] for h in hist if cs is not None and h["step"] >= cs), None)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), steps=np.array([h["step"] for h in hist]),
                         samples=np.stack([s.numpy() for s in module.samples]),
@@ -107,7 +107,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
     if ablation in KEEP_WEIGHTS:
         save_controlnet(module.controlnet, path.with_suffix(".safetensors"), out)
     path.write_text(json.dumps(out, indent=1))
-    log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs}")
+    log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs if cs is None else round(cs)}")
     return out
 
 

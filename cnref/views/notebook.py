@@ -13,7 +13,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..lab.claims import HELD_OUT, group
+from ..lab.claims import HELD_OUT, group, judged
 from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
@@ -31,7 +31,7 @@ class AblationReport:
 
     def __init__(self, ablation: str, preset: str = "cpu", root: Path | None = None):
         self.ablation, self.preset, self.root = ablation, preset, results_root(root)
-        self.by = group(load_results(ablation, preset, self.root), ablation, preset)
+        self.by = group(judged(load_results(ablation, preset, self.root), preset, self.root), ablation, preset)
         if not self.by:
             raise FileNotFoundError(f"no results under {self.root / ablation / preset}: run "
                                     f"`python -m cnref run {ablation} --preset {preset}` first")

@@ -5,23 +5,41 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim
+from ..lab.claims import CLAIMS, LEVEL, SENSITIVITY, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, levels
 from ..lab.compute import compute_report
 from ..lab.results import results_root
-from .tables import measured, source_of
+from .tables import evidence, measured, source_of
 
 
 def readme_row(c, j: dict, where: str | None, notebook: str, results: str) -> str:
-    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | " \
+    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | {evidence(c, j)} | " \
            f"[{notebook}](notebooks/{notebook}), [results]({results}) |"
+
+
+CONVERGENCE_KEYS = ("convergence_step", "step_x_lr")
+
+
+def sensitivity_rows(preset: str, root: Path | None = None) -> str:
+    """Every convergence verdict at the stated level and at the two other levels (claims.SENSITIVITY)."""
+    shares = sorted({LEVEL, *SENSITIVITY})
+    lv = [levels(preset, root, s)["fill50k"] for s in shares]
+    head = " | ".join(f"level {s:g} (IoU {v:.2f})" if v is not None else f"level {s:g}" for s, v in zip(shares, lv))
+    lines = [f"| convergence claim | {head} |", "|---" * (1 + len(shares)) + "|"]
+    for c in (c for c in CLAIMS if c.key in CONVERGENCE_KEYS):
+        cells = []
+        for s in shares:
+            j = evaluate_claim(c, preset, root, share=s)
+            cells.append(f"{'**' if s == LEVEL else ''}{j['verdict']}{'**' if s == LEVEL else ''} ({evidence(c, j)})")
+        lines.append(f"| {c.text} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def readme_rows(preset: str, root: Path | None = None) -> str:
     """The README's claims table (markdown), from the committed results."""
-    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | notebook, results |",
-             "|---|---|---|---|---|"]
+    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook, results |",
+             "|---|---|---|---|---|---|"]
     nb = {p.stem.split("_", 1)[1]: p.name for p in (results_root(root).parent / "notebooks").glob("*.py")}
-    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}    # its diagnostics section
+    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor", "learning_rate")}
     for c in CLAIMS:
         j = evaluate_claim(c, preset, root)
         lines.append(readme_row(c, j, source_of(c), nb.get(c.ablation, c.ablation),
@@ -61,4 +79,7 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     if not all(m in s for m in MARKS):
         fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
-    path.write_text(s[:a] + "\n" + readme_rows(preset, root) + "\n\n" + compute_lines(preset, root) + "\n" + s[b:])
+    sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
+            "the level's choice):\n\n" + sensitivity_rows(preset, root))
+    path.write_text(s[:a] + "\n" + readme_rows(preset, root) + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
+                    + "\n" + s[b:])

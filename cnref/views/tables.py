@@ -52,7 +52,8 @@ def print_runs(by: dict[str, list[dict]]):
             hist = r["history"]
             rate = value(r, "s_per_step", None)
             src = r.get("reused_from") or r["provenance"]["commit"][:12]
-            print(f"{name:<16}{r['seed']:>5}{str(r['convergence_step']):>11}{r['final'][key]:>11.3f}"
+            cs = r["convergence_step"]
+            print(f"{name:<16}{r['seed']:>5}{'-' if cs is None else f'{cs:.0f}':>11}{r['final'][key]:>11.3f}"
                   f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")
     r0 = next(iter(by.values()))[0]
     print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
@@ -78,14 +79,27 @@ def fmt(s: dict | None, key: str) -> str:
         return "-"
     if key == "max_abs_diff":
         return f"{s['max']:.1e} (max of n={s['n']})"
-    d = 0 if key == "convergence_step" else 2 if key == "fid" else 3
-    never = f", {s['censored']} never converged: >= steps+1" if s.get("censored") else ""
+    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else 2 if key == "fid" else 3
+    never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
     return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']}{never})"
 
 
 def measured(c, j: dict, where: str | None = None) -> str:
     """Both groups' figures of a judged claim (a Claim or a StudyClaim)."""
+    kb = getattr(c, "key_b", None)
+    if kb:
+        return f"{c.a} {c.key} {fmt(j['a'], c.key)} vs {kb} {fmt(j['b'], kb)}" + (f" [{where}]" if where else "")
     return f"{c.key}" + (f" [{where}]" if where else "") + f": {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
+
+
+def evidence(c, j: dict) -> str:
+    """What the verdict rests on: the one-sided Mann-Whitney p of an ordered claim, the 90% interval of the
+    difference (against the tolerance) of an equality."""
+    if c.expect == "=" and "ci90" in j:
+        lo, hi = j["ci90"]
+        d = 0 if abs(c.tol) >= 1 else 4 if abs(c.tol) < 0.01 else 3
+        return f"90% CI of a-b [{lo:.{d}f}, {hi:.{d}f}] vs ±{c.tol:g}"
+    return f"p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j else "-"
 
 
 def source_of(c) -> str:
@@ -95,7 +109,8 @@ def source_of(c) -> str:
 
 def print_claim(c, j: dict, where: str | None = None) -> None:
     """The verdict cell's text for one claim: the claim, what we measured, p, the verdict."""
-    p = f"; one-sided Mann-Whitney p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j and c.expect != "=" else ""
+    ev = evidence(c, j)
+    p = "" if ev == "-" else f"; {'one-sided Mann-Whitney ' if ev.startswith('p') else ''}{ev}"
     print(f"Claim ({c.paper}): {c.text}.\n  measured {measured(c, j, where)}{p}\n  -> {j['verdict'].upper()}\n")
 
 
