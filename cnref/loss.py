@@ -34,17 +34,36 @@ def sample_noise(z_0: torch.Tensor, offset: float = 0.0, generator: torch.Genera
     return eps
 
 
+TIMESTEP_KINDS = {"uniform", "high_t", "cubic", "curriculum"}
+
+
 def sample_timesteps(batch: int, T: int, kind: str = "uniform", generator: torch.Generator | None = None,
-                     device=None) -> torch.Tensor:
-    """t ~ U{0..T-1} (the paper), or `high_t`: t = T-1-floor(T*u^2), biased to large t (ControlNet GitHub issue #628)."""
-    check_choice("kind", kind, {"uniform", "high_t"})
+                     device=None, floor: int = 0) -> torch.Tensor:
+    """Training timesteps, by kind (u ~ U[0, 1)):
+    - `uniform`: t ~ U{0..T-1} (the paper);
+    - `high_t`: t = T-1-floor(T u^2), a fixed bias to large t for the whole run (a reading of ControlNet GitHub
+      issue #628);
+    - `cubic`: t = floor((1 - u^3) T), T2I-Adapter's schedule, which favours large t;
+    - `curriculum`: t ~ U{floor..T-1}, with a lower bound the caller decays to 0 over training
+      (`curriculum_floor`): #628's proposal, large t at the start, uniform later.
+    """
+    check_choice("kind", kind, TIMESTEP_KINDS)
     check_positive("batch", batch, integer=True)
-    if kind == "uniform":
-        t = torch.randint(0, T, (batch,), generator=generator)
-    else:
+    if kind in ("uniform", "curriculum"):
+        t = torch.randint(floor if kind == "curriculum" else 0, T, (batch,), generator=generator)
+    elif kind == "high_t":
         u = torch.rand(batch, generator=generator)
         t = (T - 1 - (T * u ** 2).long()).clamp(0, T - 1)
+    else:
+        u = torch.rand(batch, generator=generator)
+        t = ((1 - u ** 3) * T).long().clamp(0, T - 1)
     return t.to(device)
+
+
+def curriculum_floor(step: int, T: int, start: float = 0.8, decay_steps: int = 250) -> int:
+    """The curriculum's lower bound on t at a training step: start x T at step 0, falling linearly to 0 at
+    `decay_steps` (half the cpu preset's run, before the uniform run's jump), uniform sampling after."""
+    return int(start * T * max(0.0, 1 - step / decay_steps))
 
 
 def add_noise(z_0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, alpha_bar: torch.Tensor) -> torch.Tensor:
@@ -61,7 +80,7 @@ def eps_loss(eps: torch.Tensor, eps_pred: torch.Tensor) -> torch.Tensor:
 
 
 def eq3_loss(eps_theta, encode_prompt, z_0: torch.Tensor, prompts: list[str], alpha_bar: torch.Tensor, *,
-             prompt_dropout: float, offset_noise: float, timesteps: str = "uniform",
+             prompt_dropout: float, offset_noise: float, timesteps: str = "uniform", t_floor: int = 0,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """Eq. 3 end to end, for the base's pretraining and for a ControlNet's training alike:
 
@@ -74,6 +93,6 @@ def eq3_loss(eps_theta, encode_prompt, z_0: torch.Tensor, prompts: list[str], al
     """
     c_t = encode_prompt(drop_prompts(prompts, prompt_dropout, generator))
     eps = sample_noise(z_0, offset_noise, generator)
-    t = sample_timesteps(z_0.shape[0], len(alpha_bar), timesteps, generator, device=z_0.device)
+    t = sample_timesteps(z_0.shape[0], len(alpha_bar), timesteps, generator, device=z_0.device, floor=t_floor)
     z_t = add_noise(z_0, eps, t, alpha_bar)
     return eps_loss(eps, eps_theta(z_t, t, c_t))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from .checks import check_choice, check_positive, check_probability, fail
 from .controlnet import ControlNetConfig
 from .data import DATASETS
+from .loss import TIMESTEP_KINDS
 
 NAMES = ("smoke", "cpu", "gpu")
 
@@ -77,7 +78,7 @@ class ControlNetTrainConfig:
     accumulate: int = 1              # micro-batches per optimiser step (the official advice: a larger real batch)
     lr: float = 1e-4
     prompt_dropout: float = 0.5      # the paper's 50%
-    timesteps: str = "uniform"       # "uniform" | "high_t"
+    timesteps: str = "uniform"       # cnref.loss.TIMESTEP_KINDS
     n_train: int | None = None       # training-set size; None = fresh procedural samples every step
     data: str = "fill50k"            # "fill50k" | "scenes" (on the scenes base)
     condition: str = "outline"       # scenes: outline | canny | segmentation | depth | scribble
@@ -104,7 +105,7 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
         check_positive(name, getattr(cfg, name), integer=True)
     check_positive("lr", cfg.lr)
     check_probability("prompt_dropout", cfg.prompt_dropout)
-    check_choice("timesteps", cfg.timesteps, {"uniform", "high_t"})
+    check_choice("timesteps", cfg.timesteps, TIMESTEP_KINDS)
     check_choice("precision", cfg.precision, {"32-true", "bf16-mixed"})
     check_choice("data", cfg.data, DATASETS)
     check_choice("preset", cfg.preset, NAMES)

@@ -26,7 +26,7 @@ from .control import controlled_unet
 from .controlnet import ControlNet, set_gradient_checkpointing, unlock_decoder
 from .data import TRAIN_SEED, VAL_SEED, batch_at, dataset, prompts_for_setting
 from .ema import EMA
-from .loss import eq3_loss
+from .loss import curriculum_floor, eq3_loss
 from .metrics import fidelity_fn, summarize
 from .probe import gate, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
@@ -260,9 +260,11 @@ class ControlNetTraining(L.LightningModule):
         @torch.no_grad()
         def encode_prompt(prompts):       # the text encoder is locked too
             return self.base.encode_prompt(prompts)
+        T = self.base.cfg.num_train_timesteps
+        floor = curriculum_floor(self.global_step, T) if self.cfg.timesteps == "curriculum" else 0
         return eq3_loss(eps_theta, encode_prompt, b["image"].to(self.device), b["prompt"], self.base.alpha_bar,
                         prompt_dropout=self.cfg.prompt_dropout, offset_noise=self.base.cfg.offset_noise,
-                        timesteps=self.cfg.timesteps, generator=g)
+                        timesteps=self.cfg.timesteps, t_floor=floor, generator=g)
 
     @torch.no_grad()
     def validate(self):

@@ -25,7 +25,7 @@
 # SD with procedural Fill50K, sample a fixed held-out set every few steps (DDIM, CFG), re-detect the disc
 # and measure its IoU with the true disc (condition fidelity) and the colours (prompt fidelity).
 #
-# **Convergence step, the stated rule** (`cnref.lab.claims.convergence_step`): the step at which the held-out
+# **Convergence step, the stated rule** (`cnref.lab.convergence.convergence_step`): the step at which the held-out
 # IoU first reaches a fixed level, a quarter of the way from the base alone to the ground truth (the
 # calibration rows), interpolated between validations; a run that never reaches it is censored. Only the curve
 # up to the crossing counts, so the step does not depend on how long a run is.
@@ -127,7 +127,8 @@ else:
 # drawn here against the gpu preset's calibration rows (`experiments/bounds/gpu/bounds.json`).
 
 # %%
-from cnref.lab.claims import group, judged
+from cnref.lab.claims import group
+from cnref.lab.convergence import judged
 from cnref.lab.results import load_bounds, load_cut_short, load_results
 from cnref.views.figures import plot_curves
 from cnref.views.tables import print_verdicts

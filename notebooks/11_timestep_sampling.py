@@ -11,19 +11,22 @@
 # ---
 
 # %% [markdown]
-# # Timestep sampling: uniform vs biased to high noise (ControlNet issue #628)
+# # Timestep sampling: uniform vs schedules that favour large t (ControlNet issue #628, T2I-Adapter)
 #
 # A user of the official code blamed uniform timestep sampling for slow convergence and reported that a
-# curriculum starting from high t converged fast at batch 4. The reasoning: at high t the image carries
-# little information, so the layout must come from the condition. We compare uniform t with t drawn
-# biased to high noise levels (`cnref.loss.sample_timesteps`, "high_t") and read the convergence step.
+# curriculum starting from high t converged fast at batch 4 (ControlNet GitHub issue #628). The reasoning: at
+# high t the image carries little information, so the layout must come from the condition. T2I-Adapter trains
+# with a cubic schedule, t = (1 - u^3) T, for the same reason. We compare uniform t with three schedules
+# (`cnref.loss.sample_timesteps`): a fixed bias to large t for the whole run (`high_t`), T2I-Adapter's `cubic`,
+# and #628's `curriculum` (t drawn from [0.8 T, T) at the start, the lower bound falling linearly to 0 at step
+# 250, uniform after: `cnref.loss.curriculum_floor`), and read the convergence step.
 #
-# **Device and time:** full mode reads the committed results in `experiments/timestep_sampling/cpu/` (seconds). Making them: `python -m cnref run timestep_sampling --preset cpu
-# --seeds 0 1 2 3 4`:
-# 10 runs (2 variants x 5 seeds; seeds 3 and 4 were added because 3 seeds left the verdicts unclear) on 2 CPU
-# cores, 6-11 minutes each (machine-dependent); it skips finished runs, resumes an
-# interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
-# (`CNREF_SMOKE=1`, CI) trains every variant for 4 steps on the tiny smoke base (under a minute).
+# **Device and time:** full mode reads the committed results in `experiments/timestep_sampling/cpu/`
+# (seconds). Making them: `python -m cnref run timestep_sampling --preset cpu --seeds 0 1 2` (and
+# `--variants uniform high_t --seeds 3 4`, added because 3 seeds left those verdicts unclear), on 2 CPU
+# cores, 6-11 minutes a run (machine-dependent); it skips finished runs, resumes an interrupted one and
+# reuses the default run (the same config) from the other ablations. Smoke mode (`CNREF_SMOKE=1`, CI) trains
+# every variant for 4 steps on the tiny smoke base (under a minute).
 
 # %%
 from cnref.views.notebook import AblationReport, smoke_mode
@@ -32,8 +35,9 @@ rep = AblationReport.smoke("timestep_sampling") if smoke_mode() else AblationRep
 
 # %%
 import inspect
-from cnref.loss import sample_timesteps
+from cnref.loss import curriculum_floor, sample_timesteps
 print(inspect.getsource(sample_timesteps))
+print(inspect.getsource(curriculum_floor))
 
 # %% [markdown]
 # ## Fidelity and loss during training

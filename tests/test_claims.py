@@ -6,8 +6,8 @@ import pytest
 from cnref.lab.ablations import ABLATIONS
 import numpy as np
 
-from cnref.lab.claims import (CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, convergence_level, convergence_step, cut,
-                              evaluate_claim, group, judge, suddenness, value, welch_interval, with_convergence)
+from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
+from cnref.lab.convergence import convergence_level, convergence_step, suddenness, with_convergence
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import settings
 from cnref.views.tables import fmt, table

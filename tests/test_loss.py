@@ -63,3 +63,28 @@ def test_timestep_sampling():
     h = sample_timesteps(50_000, 1000, "high_t", g)
     assert u.min() >= 0 and u.max() <= 999 and abs(u.float().mean().item() - 499.5) < 5
     assert h.min() >= 0 and h.max() <= 999 and h.float().mean().item() > 640   # E = T - T/3
+
+
+def test_cubic_schedule_has_t2i_adapters_distribution():
+    """t = floor((1 - u^3) T): P(t >= x) = (1 - x/T)^(1/3). Empirical tail shares within 4 binomial sd."""
+    g = torch.Generator().manual_seed(1)
+    n, T = 100_000, 1000
+    t = sample_timesteps(n, T, "cubic", g)
+    assert t.min() >= 0 and t.max() <= T - 1
+    for x in (100, 500, 900, 990):
+        p = (1 - x / T) ** (1 / 3)
+        assert abs((t >= x).float().mean().item() - p) < 4 * (p * (1 - p) / n) ** 0.5, x
+
+
+def test_curriculum_starts_at_large_t_and_ends_uniform():
+    from cnref.loss import curriculum_floor
+    T = 1000
+    assert curriculum_floor(0, T) == 800 and curriculum_floor(125, T) == 400 and curriculum_floor(250, T) == 0
+    assert curriculum_floor(400, T) == 0
+    g = torch.Generator().manual_seed(2)
+    early = sample_timesteps(10_000, T, "curriculum", g, floor=curriculum_floor(0, T))
+    assert early.min() >= 800 and early.max() <= 999
+    # with the floor at 0 it is the paper's uniform sampling, draw for draw
+    a = sample_timesteps(64, T, "curriculum", torch.Generator().manual_seed(3), floor=0)
+    b = sample_timesteps(64, T, "uniform", torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)

@@ -79,8 +79,11 @@ def batch_vs_steps(preset: str) -> list[Variant]:
 
 
 def timestep_sampling(preset: str) -> list[Variant]:
-    """ControlNet issue #628: uniform t vs t biased to high noise levels."""
-    return [_with(preset, "uniform"), _with(preset, "high_t", timesteps="high_t")]
+    """Uniform t (the paper) against schedules that favour large t: a fixed bias for the whole run (`high_t`),
+    T2I-Adapter's cubic schedule, and the curriculum ControlNet GitHub issue #628 proposes (large t at the
+    start, decaying to uniform: cnref.loss.curriculum_floor)."""
+    return [_with(preset, "uniform"), _with(preset, "high_t", timesteps="high_t"),
+            _with(preset, "cubic", timesteps="cubic"), _with(preset, "curriculum", timesteps="curriculum")]
 
 
 def scenes(preset: str) -> list[Variant]:

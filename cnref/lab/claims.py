@@ -13,14 +13,10 @@ of runs (variants, each over seeds) in an expected direction. The verdict rule i
   otherwise **unclear**. The means alone never confirm an equality. The interval is shown beside the verdict.
 - Fewer than 3 seeds on either side: **too few seeds**, whatever the numbers.
 
-**Convergence step** (`convergence_step`): the step at which a run's validation IoU (scenes: edge F1) first
-reaches a fixed level, linearly interpolated between the two validations around the crossing. The level is a
-quarter of the way from the base alone to the ground truth (`LEVEL`), from the calibration rows of the same
-held-out set and sampler (cpu: IoU 0.41, the base alone being 0.22 and the ground truth 1.00). It depends on
-the curve up to the crossing only: a longer run, or validations after it, never move it. A run that never
-reaches the level is censored at its last validation, a lower bound: it can put its group above the other,
-never below, and an equality that rests on it is unclear. Every convergence verdict is also shown at two
-other levels (`SENSITIVITY`: an eighth and a half of the way).
+**Convergence step** (`cnref.lab.convergence`): where the validation curve first reaches a fixed level (a
+quarter of the way from the base alone to the ground truth), interpolated; independent of the run's length. A run
+that never reaches the level is censored at its last validation, a lower bound: it can put its group above the
+other, never below, and an equality resting on it is unclear unless the lower bounds alone refute it.
 
 **Suddenness** (`suddenness`, Fig. 4's row): the largest rise of a curve within any 100 steps, in units of what
 noise alone gives over that many validations (robust std of one validation's change x sqrt(validations)).
@@ -46,71 +42,11 @@ from scipy.stats import t as student_t
 
 from ..checks import fail
 from .ablations import ABLATIONS
+from .convergence import LEVEL, levels, suddenness, with_convergence
 from .results import load_bounds, load_results, load_study, results_root
 
 HELD_OUT = ("held_out/perfect", "held_out/insufficient", "held_out/conflicting", "held_out/none")
 SETTINGS = (*HELD_OUT, "train/perfect")
-
-
-LEVEL = 0.25                  # the convergence level: this share of the way from the base alone to ground truth
-SENSITIVITY = (0.125, 0.5)    # the two other levels every convergence verdict is also shown under
-
-
-def convergence_level(bounds: dict | None, key: str = "iou", share: float = LEVEL) -> float | None:
-    """The fidelity at which a run counts as converged: base + share x (ground truth - base), from the
-    calibration rows of the validation's own setting (held-out conditions, perfect prompt)."""
-    if not bounds:
-        return None
-    gt = bounds["ground_truth"]["held_out/perfect"][key]
-    base = float(np.mean([rows["held_out/perfect"][key] for rows in bounds["base"].values()]))
-    return base + share * (gt - base)
-
-
-def convergence_step(history: list[dict], key: str, level: float | None) -> float | None:
-    """The stated rule: the step at which `key` first reaches `level`, linearly interpolated between the two
-    validations around the crossing. It depends on the curve up to the crossing only, so a longer run or
-    denser validations after it never move it. None if the curve never reaches the level (censored)."""
-    if level is None:
-        return None
-    for prev, h in zip(history, history[1:]):
-        if h[key] >= level:
-            if prev[key] >= level:          # at or above the level from the first validation on
-                return float(prev["step"])
-            return prev["step"] + (level - prev[key]) / (h[key] - prev[key]) * (h["step"] - prev["step"])
-    return float(history[0]["step"]) if history and history[0][key] >= level else None
-
-
-def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1.0) -> float:
-    """How sudden a curve's change is: the largest improvement inside any `window` steps (sign = -1 for a
-    curve that improves downwards, such as the loss), in units of the improvement that noise alone gives
-    over that many validations: sqrt(m) x the robust std (1.4826 x MAD) of one validation's change, m the
-    validations in a window. A steady or noisy curve scores a few units; a jump, tens."""
-    h = [x for x in history if x.get(key) is not None]
-    steps = np.array([x["step"] for x in h], dtype=float)
-    y = sign * np.array([x[key] for x in h], dtype=float)
-    d = np.diff(y)
-    m = max(1, int(round(window / np.median(np.diff(steps)))))
-    jump = max(y[i + m] - y[i] for i in range(len(y) - m))
-    noise = 1.4826 * np.median(np.abs(d - np.median(d)))
-    return float(jump / (max(noise, 1e-12) * np.sqrt(m)))
-
-
-def with_convergence(r: dict, level: float | None) -> dict:
-    """A result with its convergence step by the rule above (result files written before it hold another)."""
-    key = "edge_f1" if r["config"].get("data", "fill50k") == "scenes" else "iou"
-    return {**r, "convergence_step": convergence_step(r["history"], key, level)}
-
-
-def levels(preset: str, root: Path | None = None, share: float = LEVEL) -> dict[str, float | None]:
-    """The convergence level of each dataset at a preset (from its calibration rows)."""
-    return {"fill50k": convergence_level(load_bounds(preset, root), "iou", share),
-            "scenes": convergence_level(load_bounds(preset, root, "scenes"), "edge_f1", share)}
-
-
-def judged(results: list[dict], preset: str, root: Path | None = None, share: float = LEVEL) -> list[dict]:
-    """Results as the claims read them: each with its convergence step at the level `share`."""
-    lv = levels(preset, root, share)
-    return [with_convergence(r, lv[r["config"].get("data", "fill50k")]) for r in results]
 
 
 def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dict]]:
@@ -239,6 +175,11 @@ CLAIMS = [
           same_steps=True),
     Claim("timestep_sampling", "High-t-biased timesteps converge earlier than uniform",
           "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
+    Claim("timestep_sampling", "T2I-Adapter's cubic schedule (favours large t) converges earlier than uniform",
+          "T2I-Adapter (training note)", "cubic", "uniform", "<", key="convergence_step", setting=None),
+    Claim("timestep_sampling", "#628's curriculum (t from [0.8T, T) at the start, uniform from step 250) converges "
+          "earlier than uniform", "ControlNet issue #628", "curriculum", "uniform", "<", key="convergence_step",
+          setting=None),
     Claim("hint_encoders", "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)",
           "text vs code", "paper", "official", "=", setting="held_out/perfect", tol=0.05),
     # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset

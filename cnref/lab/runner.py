@@ -27,7 +27,7 @@ from ..provenance import provenance
 from ..shipping import load_base
 from ..train import ControlNetTraining, train_controlnet
 from .ablations import Variant, variants
-from .claims import convergence_step, levels
+from .convergence import convergence_step, levels
 from .results import (KEEP_WEIGHTS, bounds_path, final_key, result_path, results_root, runs_dir,
                       save_controlnet)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from ..lab.claims import HELD_OUT, group, judged
+from ..lab.claims import HELD_OUT, group
+from ..lab.convergence import judged
 from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study

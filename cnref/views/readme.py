@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import CLAIMS, LEVEL, SENSITIVITY, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, levels
+from ..lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim
+from ..lab.convergence import LEVEL, SENSITIVITY, levels
 from ..lab.compute import compute_report
 from ..lab.results import results_root
 from .tables import evidence, measured, source_of
