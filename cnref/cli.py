@@ -77,6 +77,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("ablation", choices=sorted(ABLATIONS))
     r.add_argument("--variants", nargs="+")
     r.add_argument("--force", action="store_true", help="replace results made with another config")
+    r.add_argument("--allow-dirty", action="store_true", help="record a run made from uncommitted code in "
+                   "experiments/, with the diff written next to its result (refused otherwise)")
     su = sub.add_parser("suite", help="every training ablation of the paper, in order (resumes, skips, reuses)")
     for p in (r, su):
         _preset(p)
@@ -141,7 +143,8 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         if a.jobs != 1:
             return run_parallel(argv, a.seeds, a.jobs)
         for abl in ([a.ablation] if a.verb == "run" else SUITE):
-            run(abl, a.preset, a.seeds, getattr(a, "variants", None), a.root, getattr(a, "force", False), a.sets)
+            run(abl, a.preset, a.seeds, getattr(a, "variants", None), a.root, getattr(a, "force", False), a.sets,
+                allow_dirty=getattr(a, "allow_dirty", False))
         if a.verb == "suite":
             print(json.dumps(compute_report(a.preset, a.root), indent=1))
     elif a.verb == "study":

@@ -28,6 +28,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+def uncommitted_diff() -> str:
+    """`git diff HEAD -- cnref` of this checkout: what a +dirty result ran beyond its commit."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return subprocess.run(["git", "diff", "HEAD", "--", "cnref"], cwd=root, capture_output=True, text=True,
+                              timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def device_name() -> str:
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"

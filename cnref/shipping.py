@@ -6,7 +6,10 @@ A shipped file stays <= 16 MiB. float32 fits at the smoke and cpu presets; the g
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .data import DATASETS
 from .presets import NAMES, BaseConfig
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHA256SUMS = WEIGHTS_DIR / "SHA256SUMS"     # `sha256sum` of every shipped file, checked by tests/test_shipping.py
 SHIPPED_MAX_BYTES = 16 * 2 ** 20      # a shipped checkpoint stays <= 16 MiB
 INT8_GROUP = 32
 
@@ -60,6 +64,29 @@ def base_path(preset: str, data: str = "fill50k") -> Path:
     check_choice("preset", preset, NAMES)
     check_choice("data", data, DATASETS)
     return WEIGHTS_DIR / (f"base_{preset}.safetensors" if data == "fill50k" else f"base_{preset}_{data}.safetensors")
+
+
+@functools.cache
+def base_sha256(preset: str, data: str = "fill50k") -> str:
+    """The sha256 of a shipped base file: part of the key by which a finished run is reused as a baseline."""
+    return hashlib.sha256(base_path(preset, data).read_bytes()).hexdigest()
+
+
+def made_on_shipped_base(result: dict) -> bool:
+    """Whether a result was made on the base shipped now: its recorded base_sha256, or for results from before
+    it was recorded, whether the base file's last change is an ancestor of the result's commit."""
+    c = result["config"]
+    path = base_path(c["preset"], c.get("data", "fill50k"))
+    prov = result.get("provenance", {})
+    if "base_sha256" in prov:
+        return prov["base_sha256"] == base_sha256(c["preset"], c.get("data", "fill50k"))
+    commit = prov.get("commit", "").split("+")[0].split(" ")[0]
+    git = lambda *a: subprocess.run(["git", *a], cwd=WEIGHTS_DIR, capture_output=True, text=True, timeout=30)
+    try:
+        last = git("log", "-1", "--format=%H", "--", path.name).stdout.strip()
+        return bool(commit and last) and git("merge-base", "--is-ancestor", last, commit).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
 
 
 def load_base(preset: str = "cpu", data: str = "fill50k") -> MiniSD:

@@ -32,3 +32,18 @@ def test_jobs_split_the_seeds_over_processes(tmp_path):
         r = json.loads((tmp_path / "sudden_convergence" / "smoke" / "controlnet" / f"seed{s}.json").read_text())
         assert r["complete"] and r["seed"] == s and r["concurrent_processes"] == 2
     assert main(["run", "sudden_convergence", "--preset", "smoke", "--root", str(tmp_path), "--jobs", "0"]) == 2
+
+
+def test_results_from_uncommitted_code_are_refused_or_carry_their_diff(tmp_path, monkeypatch):
+    """For the repository's experiments/: a +dirty commit is refused at launch, or with allow_dirty the diff
+    is written next to the result and named in its provenance. Other roots (tests, scratch) are not checked."""
+    from cnref.lab import runner
+    prov = {"commit": "abc+dirty"}
+    monkeypatch.setattr(runner, "uncommitted_diff", lambda: "diff --git a/cnref/x.py b/cnref/x.py\n")
+    monkeypatch.setattr(runner, "results_root", lambda root=None: tmp_path if root is None else root)
+    with pytest.raises(ValueError, match=r"`tree`: expected committed code .*received uncommitted changes"):
+        runner.check_clean(prov, tmp_path, False, tmp_path / "a" / "seed0.diff")
+    out = runner.check_clean(prov, tmp_path, True, tmp_path / "a" / "seed0.diff")
+    assert out["diff"] == "seed0.diff" and (tmp_path / "a" / "seed0.diff").read_text().startswith("diff --git")
+    assert runner.check_clean(prov, tmp_path / "elsewhere", False, tmp_path / "b.diff") == prov
+    assert runner.check_clean({"commit": "abc"}, tmp_path, False, tmp_path / "c.diff") == {"commit": "abc"}

@@ -47,3 +47,26 @@ def test_save_with_a_size_limit_round_trips(tmp_path):
 def test_missing_weights_say_how_to_rebuild(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m cnref train base"):
         load_base_file(tmp_path / "nope.safetensors")
+
+
+def test_shipped_files_match_their_recorded_sha256():
+    from cnref.shipping import SHA256SUMS, WEIGHTS_DIR, base_sha256
+    sums = dict(reversed(line.split()) for line in SHA256SUMS.read_text().splitlines())
+    assert set(sums) == {p.name for p in WEIGHTS_DIR.glob("*.safetensors")}
+    import hashlib
+    for name, digest in sums.items():
+        assert hashlib.sha256((WEIGHTS_DIR / name).read_bytes()).hexdigest() == digest, name
+    assert base_sha256("cpu") == sums["base_cpu.safetensors"]
+
+
+def test_reuse_needs_the_shipped_base():
+    """A baseline is reused only if it was made on the base shipped now: by its recorded hash, or (older
+    results) by the base file's last change being an ancestor of the result's commit."""
+    from cnref.lab.results import results_root
+    from cnref.shipping import base_sha256, made_on_shipped_base
+    import json
+    r = json.loads((results_root() / "sudden_convergence" / "cpu" / "controlnet" / "seed3.json").read_text())
+    assert made_on_shipped_base(r)                                             # an older result, by ancestry
+    assert made_on_shipped_base({**r, "provenance": {**r["provenance"], "base_sha256": base_sha256("cpu")}})
+    assert not made_on_shipped_base({**r, "provenance": {**r["provenance"], "base_sha256": "0" * 64}})
+    assert not made_on_shipped_base({**r, "provenance": {**r["provenance"], "commit": "0" * 40}})

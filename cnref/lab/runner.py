@@ -23,8 +23,8 @@ from ..evaluate import bounds, final_evaluation
 from ..metrics import fidelity_fn
 from ..presets import LEGACY_KEYS, ControlNetTrainConfig, check_run, config_dict, config_from_dict, override
 from ..presets import preset as get_preset
-from ..provenance import provenance
-from ..shipping import load_base
+from ..provenance import provenance, uncommitted_diff
+from ..shipping import base_sha256, load_base, made_on_shipped_base
 from ..train import ControlNetTraining, train_controlnet
 from .ablations import Variant, variants
 from .convergence import convergence_step, levels
@@ -50,7 +50,7 @@ def has_fid(r: dict) -> bool:
 
 
 def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
-    """A finished result of any ablation with exactly this config."""
+    """A finished result of any ablation with exactly this config, made on the base shipped now."""
     for p in sorted(root.glob(f"*/{cfg['preset']}/*/seed{cfg['seed']}.json")):
         if p == exclude:
             continue
@@ -58,13 +58,27 @@ def find_identical(cfg: dict, root: Path, exclude: Path) -> Path | None:
             r = json.loads(p.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if r.get("complete") and same_config(r.get("config"), cfg) and "reused_from" not in r and has_fid(r):
+        if r.get("complete") and same_config(r.get("config"), cfg) and "reused_from" not in r and has_fid(r) \
+                and made_on_shipped_base(r):
             return p
     return None
 
 
+def check_clean(prov: dict, root: Path, allow_dirty: bool, diff_path: Path) -> dict:
+    """A result for the repository's experiments/ comes from a committed tree: one made with uncommitted changes
+    in cnref/ is refused, unless `allow_dirty`, which writes the diff next to the result and names it."""
+    if not prov["commit"].endswith("+dirty") or root != results_root():
+        return prov
+    if not allow_dirty:
+        fail("tree", "committed code for a result in experiments/ (commit first, or pass --allow-dirty to record "
+             "the diff next to the result)", f"uncommitted changes in cnref/ over {prov['commit']}")
+    diff_path.parent.mkdir(parents=True, exist_ok=True)
+    diff_path.write_text(uncommitted_diff())
+    return {**prov, "diff": diff_path.name}
+
+
 def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, force: bool = False,
-            log=print) -> dict:
+            log=print, allow_dirty: bool = False) -> dict:
     root = results_root(root)
     cfg = replace(v.cfg, seed=seed)
     path = result_path(ablation, cfg.preset, v.name, seed, root)
@@ -87,7 +101,8 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
         return out
     run_dir = runs_dir(root) / ablation / cfg.preset / v.name / f"seed{seed}"
     log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
-    prov = provenance(seed=seed)          # at launch: the commit whose code runs
+    prov = check_clean(provenance(seed=seed, base_sha256=base_sha256(cfg.preset, cfg.data)), root, allow_dirty,
+                       path.with_suffix(".diff"))       # at launch: the commit whose code runs, on which base
     t0 = time.perf_counter()
     module = train_controlnet(cfg, run_dir)
     final, final_images = final_evaluation(module.base, module.controlnet, cfg, module.data)
@@ -112,13 +127,14 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
 
 
 def run(ablation: str, preset: str, seeds: list[int], names: list[str] | None = None,
-        root: Path | None = None, force: bool = False, sets: tuple[str, ...] = (), log=print) -> list[dict]:
+        root: Path | None = None, force: bool = False, sets: tuple[str, ...] = (), log=print,
+        allow_dirty: bool = False) -> list[dict]:
     """The runs of an ablation's variants (all, or `names`) over `seeds`; `sets`: "key=value" overrides of
     every variant's config (`presets.override`), recorded in each result's config."""
     for s in seeds:
         check_positive("seeds", s, integer=True, allow_zero=True)
     vs = [Variant(v.name, check_run(override(v.cfg, sets))) for v in variants(ablation, preset, names)]
-    return [run_one(ablation, v, s, root, force, log) for v in vs for s in seeds]
+    return [run_one(ablation, v, s, root, force, log, allow_dirty) for v in vs for s in seeds]
 
 
 def run_parallel(argv: list[str], seeds: list[int], jobs: int) -> int:
