@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's two commands, on a fresh machine (each sets up .venv first if it is missing):
-#   bash run.sh experiment    the default experiment (sudden convergence, cpu preset, 3 seeds)
+#   bash run.sh experiment    the default experiment (sudden convergence, cpu preset, seed 0; --seeds for more),
+#                             trained into runs/scratch and shown against the committed seeds
 #   bash run.sh test          all tests and all notebooks (smoke mode)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +21,7 @@ case "${1:-}" in
         ;;
     experiment)
         shift
-        python -m cnref run sudden_convergence --preset cpu --seeds 0 1 2 "$@"
+        python -m cnref run sudden_convergence --preset cpu --seeds 0 "$@"
         ;;
     gpu)
         # the gpu preset's default experiment, 3 seeds at once on one GPU (about 15 min on an H100, estimated from

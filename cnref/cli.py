@@ -34,7 +34,7 @@ from .evaluate import base_quality
 from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS
 from .lab.claims import CLAIMS
 from .lab.compute import compute_report
-from .lab.results import results_root
+from .lab.results import results_root, scratch_root
 from .lab.runner import reevaluate, run, run_parallel, write_bounds
 from .lab.studies import STUDIES, run_study
 from .presets import NAMES, override, preset
@@ -43,6 +43,7 @@ from .shipping import base_path, load_base
 from .train import pretrain_base, train_controlnet
 from .views.figures import plot_sd15_bench
 from .views.readme import readme_rows, write_readme
+from .views.rerun import compare_to_committed
 from .views.tables import print_study_verdicts, print_verdicts
 from .visibility import TIMESTEPS, open_share, visibility
 
@@ -77,6 +78,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("ablation", choices=sorted(ABLATIONS))
     r.add_argument("--variants", nargs="+")
     r.add_argument("--force", action="store_true", help="replace results made with another config")
+    r.add_argument("--record", action="store_true", help="write into experiments/ (the committed results); by "
+                   "default a run goes to runs/scratch/experiments and is shown against the committed seeds")
     r.add_argument("--allow-dirty", action="store_true", help="record a run made from uncommitted code in "
                    "experiments/, with the diff written next to its result (refused otherwise)")
     su = sub.add_parser("suite", help="every training ablation of the paper, in order (resumes, skips, reuses)")
@@ -142,11 +145,15 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
         check_positive("jobs", a.jobs, integer=True)
         if a.jobs != 1:
             return run_parallel(argv, a.seeds, a.jobs)
+        root = a.root or (results_root() if a.verb == "suite" or a.record else scratch_root())
         for abl in ([a.ablation] if a.verb == "run" else SUITE):
-            run(abl, a.preset, a.seeds, getattr(a, "variants", None), a.root, getattr(a, "force", False), a.sets,
+            run(abl, a.preset, a.seeds, getattr(a, "variants", None), root, getattr(a, "force", False), a.sets,
                 allow_dirty=getattr(a, "allow_dirty", False))
         if a.verb == "suite":
-            print(json.dumps(compute_report(a.preset, a.root), indent=1))
+            print(json.dumps(compute_report(a.preset, root), indent=1))
+        elif results_root(root) != results_root():
+            compare_to_committed(a.ablation, a.preset, results_root(root), results_root(), a.seeds,
+                                 results_root(root).parent / f"{a.ablation}_{a.preset}.png")
     elif a.verb == "study":
         torch.set_grad_enabled(False)
         for study in (STUDIES if a.study == "all" else [a.study]):

@@ -8,17 +8,21 @@ set-up and the checkpoint handling, which would otherwise be imported back and f
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from tqdm.auto import tqdm
 
 from .base import MiniSD
 from .checks import check_choice, check_positive, fail
@@ -114,8 +118,47 @@ def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(
         precision=precision,
         logger=CSVLogger(str(run_dir), name="", version=""), default_root_dir=str(run_dir),
         callbacks=[ModelCheckpoint(dirpath=str(run_dir / "ckpt"), every_n_train_steps=ckpt_every,
-                                   save_last=True, save_top_k=1), *extra_callbacks],
-        enable_model_summary=False, log_every_n_steps=10, num_sanity_val_steps=0)
+                                   save_last=True, save_top_k=1), StepProgress(), *extra_callbacks],
+        enable_model_summary=False, enable_progress_bar=False, log_every_n_steps=10, num_sanity_val_steps=0)
+
+
+class StepProgress(Callback):
+    """One progress bar over optimiser steps (Lightning's counts epochs of an endless loader: "Epoch 0/-2"),
+    showing the training loss and the last validation's fidelity."""
+
+    def on_train_start(self, trainer, module):
+        self.bar = tqdm(total=trainer.max_steps, initial=trainer.global_step, desc="train", unit="step",
+                        disable=trainer.global_rank != 0, dynamic_ncols=True)
+
+    def on_train_batch_end(self, trainer, module, *_):
+        last = getattr(module, "history", None)
+        post = {"loss": f"{float(trainer.callback_metrics.get('train/loss', float('nan'))):.4f}"}
+        if last:
+            post |= {k: f"{last[-1][k]:.3f}" for k in ("iou", "edge_f1") if k in last[-1]}
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(trainer.global_step - self.bar.n)
+
+    def on_train_end(self, trainer, module):
+        self.bar.close()
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's notices about choices made here on purpose, silenced for the duration of a fit: the locked
+    base sits in eval mode; checkpoints are taken after the manual optimiser step (what a resume needs);
+    batches are rendered in the main process on a CPU (the cores belong to the model); and its start-up
+    notes (devices found, tips). Anything else still shows."""
+    log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        for message in (r".*module\(s\) in eval mode.*", r".*pre-optimization state.*",
+                        r".*does not have many workers.*", r".*GPU available but not used.*"):
+            warnings.filterwarnings("ignore", message=message)
+        try:
+            yield
+        finally:
+            log.setLevel(level)
 
 
 def keep_earlier_log(run_dir: Path) -> None:
@@ -177,8 +220,9 @@ def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     module = BasePretraining(cfg)
-    trainer = L.Trainer(**trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every))
-    trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
+    with quiet_lightning():
+        trainer = L.Trainer(**trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every))
+        trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
     prov = provenance(config=asdict(cfg), steps_done=trainer.global_step)
     save_base(module.ema.shadow, run_dir / "ema_float32.safetensors", meta={"provenance": json.dumps(prov)})
     save_base(module.ema.shadow, weights, meta={"provenance": json.dumps(prov)}, max_bytes=SHIPPED_MAX_BYTES)
@@ -194,6 +238,7 @@ class ControlNetTraining(L.LightningModule):
         super().__init__()
         self.cfg = cfg
         self.automatic_optimization = False
+        self.strict_loading = False       # checkpoints leave out the locked base: see on_save_checkpoint
         self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
@@ -216,9 +261,13 @@ class ControlNetTraining(L.LightningModule):
 
     # the trainable state is the ControlNet (and the decoder if unlocked); the locked base ships separately
     def on_save_checkpoint(self, ckpt):
+        # the locked base ships separately: a checkpoint holds what trains (and the decoder, when unlocked)
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("base.") or k in trainable}
         ckpt["cnref"] = {"history": self.history, "samples": self.samples, "elapsed": self._elapsed()}
 
     def on_load_checkpoint(self, ckpt):
+        check_trained_state(self, ckpt["state_dict"])
         st = ckpt["cnref"]
         self.history, self.samples, self.elapsed = st["history"], st["samples"], st["elapsed"]
 
@@ -309,6 +358,13 @@ class ControlNetTraining(L.LightningModule):
         return step_loader(self, self.data, self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed)
 
 
+def check_trained_state(module: L.LightningModule, state: dict) -> None:
+    """A checkpoint must hold every trainable tensor (the base's locked ones may be left out)."""
+    missing = sorted(n for n, p in module.named_parameters() if p.requires_grad and n not in state)
+    if missing:
+        fail("checkpoint", "every trainable tensor of the run", f"{len(missing)} missing, e.g. {missing[0]}")
+
+
 @torch.no_grad()
 def probe_inputs(base: MiniSD, vb: dict, seed: int) -> dict:
     """Fixed inputs for cnref.probe (drawn from their own generator: training's random draws are untouched):
@@ -336,8 +392,9 @@ def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | N
     run_dir.mkdir(parents=True, exist_ok=True)
     module = ControlNetTraining(cfg, base)
     kw = trainer_kwargs(run_dir, cfg.steps, cfg.ckpt_every, devices=devices, precision=cfg.precision)
-    trainer = L.Trainer(**kw)
-    trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
+    with quiet_lightning():
+        trainer = L.Trainer(**kw)
+        trainer.fit(module, ckpt_path=last_checkpoint(run_dir))
     # Lightning's teardown leaves the module on the CPU: the final evaluation ran there on a GPU lease
     # (16 busy cores, the GPU idle, unfinished when the lease ended)
     module.to(trainer.strategy.root_device)

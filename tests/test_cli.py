@@ -39,3 +39,20 @@ def test_set_overrides_are_recorded_in_the_result(tmp_path):
     r = json.loads((tmp_path / "sudden_convergence" / "smoke" / "controlnet" / "seed0.json").read_text())
     assert (r["config"]["steps"], r["config"]["val_n"], r["config"]["lr"]) == (2, 2, 3e-4)
     assert [h["step"] for h in r["history"]] == [0, 2]
+
+
+@pytest.mark.slow
+def test_a_rerun_goes_to_scratch_and_is_shown_against_the_committed_seeds(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "experiments").mkdir()
+    args = ["run", "sudden_convergence", "--preset", "smoke", "--seeds", "0", "--set", "steps=2"]
+    assert main([*args, "--record", "--allow-dirty"]) == 0                # the "committed" result
+    committed = sorted(p.name for p in (tmp_path / "experiments").rglob("*") if p.is_file())
+    capsys.readouterr()
+    assert main([*args, "--seeds", "1"]) == 0                             # a reader's rerun
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "experiments").rglob("*") if p.is_file()) == committed   # untouched
+    assert (tmp_path / "runs" / "scratch" / "experiments" / "sudden_convergence" / "smoke" / "controlnet" /
+            "seed1.json").exists()
+    assert "this run (seed 1)" in out and "committed (1 seeds)" in out
+    assert (tmp_path / "runs" / "scratch" / "sudden_convergence_smoke.png").stat().st_size > 10_000

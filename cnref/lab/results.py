@@ -25,12 +25,17 @@ def results_root(root: Path | str | None = None) -> Path:
     """`root` itself, or the `experiments/` folder of the working directory or of the nearest folder above it
     (never a folder next to an installed package)."""
     if root is not None:
-        return Path(root)
+        return Path(root).resolve()
     here = Path.cwd().resolve()
     for d in (here, *here.parents):
         if (d / "experiments").is_dir():
             return d / "experiments"
     return here / "experiments"
+
+
+def scratch_root() -> Path:
+    """Where a reader's reruns go unless recorded: runs/scratch/experiments beside experiments/ (ignored by git)."""
+    return results_root().parent / "runs" / "scratch" / "experiments"
 
 
 def runs_dir(root: Path) -> Path:

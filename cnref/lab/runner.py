@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import hashlib
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,10 +25,10 @@ from ..presets import LEGACY_KEYS, ControlNetTrainConfig, check_run, config_dict
 from ..presets import preset as get_preset
 from ..provenance import provenance, uncommitted_diff
 from ..shipping import base_sha256, load_base, made_on_shipped_base
-from ..train import ControlNetTraining, train_controlnet
+from ..train import ControlNetTraining, check_trained_state, train_controlnet
 from .ablations import Variant, variants
 from .convergence import convergence_step, levels
-from .results import (KEEP_WEIGHTS, bounds_path, final_key, result_path, results_root, runs_dir,
+from .results import (KEEP_WEIGHTS, bounds_path, final_key, load_bounds, result_path, results_root, runs_dir,
                       save_controlnet)
 
 
@@ -160,7 +160,9 @@ def reevaluate(path: Path, root: Path | None = None) -> dict:
         fail("path", f"a result whose checkpoint {ckpt} exists", str(path))
     cfg = config_from_dict(r["config"])
     module = ControlNetTraining(cfg)
-    module.load_state_dict(torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"])
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    check_trained_state(module, state)
+    module.load_state_dict(state, strict=False)
     r["final_eval"], _ = final_evaluation(module.base, module.controlnet, cfg, module.data)
     r["final_eval_provenance"] = provenance()
     path.write_text(json.dumps(r, indent=1))
@@ -179,11 +181,21 @@ def write_bounds(preset: str, data: str = "fill50k", root: Path | None = None, d
     return res
 
 
+def code_key() -> str:
+    """A short hash of the package's source: smoke results made by other code are never reused."""
+    h = hashlib.sha256()
+    for p in sorted(Path(__file__).resolve().parents[1].rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def prepare_smoke(ablation: str, seeds=(0, 1), log=print) -> Path:
     """Smoke mode's data for a notebook: the ablation trained for a few steps on the tiny smoke base, and the
-    smoke bounds, in a fresh temporary results folder (returned)."""
-    root = Path(tempfile.mkdtemp(prefix="cnref-smoke-")) / "experiments"
+    smoke bounds, in runs/smoke/<hash of the code>/experiments (returned). Notebooks share it, so the default
+    run (every ablation's baseline) and the bounds are made once per version of the code."""
+    root = results_root().parent / "runs" / "smoke" / code_key() / "experiments"
     data = "scenes" if ablation == "scenes" else "fill50k"
-    write_bounds("smoke", data, root)
+    if load_bounds("smoke", root, data) is None:
+        write_bounds("smoke", data, root)
     run(ablation, "smoke", list(seeds), root=root, log=log)
     return root
