@@ -48,7 +48,7 @@ for name, rs in rep.by.items():
 rep.training()
 
 # %% [markdown]
-# ## Final evaluation under the paper's four prompt settings (Table 2 analogue)
+# ## Final evaluation under the paper's four prompt settings (analogues of Table 2's IoU and Table 3's FID)
 # 64 held-out conditions per setting, DDIM 10 steps, CFG 3. Condition fidelity: IoU of the re-detected
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
