@@ -34,7 +34,7 @@ from .hint import official_channels
 from .interop import to_diffusers
 from .sample import generate
 from .shipping import load_base
-from .train import controlnet_optimizer
+from .engine import controlnet_optimizer
 
 
 def make_batch(unet, batch: int, factor: int, text_len: int, seed: int = 0) -> dict:

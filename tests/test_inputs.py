@@ -75,7 +75,7 @@ def test_bad_hint_encoder_arguments():
 
 
 def test_training_precision_is_checked(tmp_path):
-    from cnref.train import trainer_kwargs
+    from cnref.engine import trainer_kwargs
     with pytest.raises(ValueError, match=r"`precision`.*bf16-mixed.*'16-mixed'"):
         trainer_kwargs(tmp_path, steps=1, ckpt_every=1, precision="16-mixed")
 

@@ -12,7 +12,8 @@ from cnref.controlnet import ControlNet, ControlNetConfig
 from cnref.data import Fill50K, batch_at
 from cnref.presets import preset
 from cnref.shipping import load_base, load_base_file
-from cnref.train import StepBatches, pretrain_base, train_controlnet
+from cnref.engine import StepBatches
+from cnref.train import pretrain_base, train_controlnet
 
 pytestmark = pytest.mark.slow        # every test here trains (or renders batches in worker processes)
 
