@@ -13,7 +13,11 @@ Options (`ControlNetConfig`):
 - init `zero` | `gaussian` (Fig. 8b: every zero conv, Z1 and the 13 Z2, drawn from N(0, std^2));
 - lite (Fig. 8c, ControlNet-lite): each trainable block replaced by one 3x3 conv + SiLU with the
   block's output shape; no timestep or text input reaches it;
-- hint `official` | `paper` with a resolution factor (see `cnref.hint`).
+- hint `official` | `paper` with a resolution factor, or `base`: the locked base's own first layers as a
+  pretrained condition embedder, trainable or frozen (see `cnref.hint`);
+- injection `zero` | `crossnorm` (ControlNeXt): the 13 outputs pass through ordinary 1x1 convs and are brought to
+  the statistics of the locked feature they join, times a scale s (`cnref.zero_conv.cross_normalize`), instead
+  of starting at exactly zero.
 """
 from __future__ import annotations
 
@@ -27,8 +31,8 @@ from torch.nn import functional as F
 
 from .checks import check_choice, check_positive, check_tensor, check_timesteps, fail
 from .control import Control
-from .hint import hint_encoder
-from .zero_conv import gaussian_, zero_conv
+from .hint import BaseHintEncoder, hint_encoder
+from .zero_conv import cross_normalize, gaussian_, zero_conv
 
 
 @dataclass(frozen=True)
@@ -40,15 +44,23 @@ class ControlNetConfig:
     init: str = "zero"            # "zero" | "gaussian"
     gaussian_std: float = 0.02
     lite: bool = False
+    injection: str = "zero"       # "zero" | "crossnorm": how the 13 residuals enter (ControlNeXt: cross normalisation)
+    crossnorm_scale: float = 0.35 # ControlNeXt's s for sparse conditions such as Canny edges
+    hint_trainable: bool = True   # hint "base": whether the copied base layers train
 
     def __post_init__(self):
-        check_choice("hint", self.hint, {"official", "paper"})
+        check_choice("hint", self.hint, {"official", "paper", "base"})
+        check_choice("injection", self.injection, {"zero", "crossnorm"})
+        check_positive("crossnorm_scale", self.crossnorm_scale)
+        if self.injection == "crossnorm" and (self.lite or self.connections != "full" or self.init != "zero"):
+            fail("injection", "'crossnorm' with a full copy, full connections and the default init",
+                 f"lite={self.lite}, connections={self.connections!r}, init={self.init!r}")
         check_choice("connections", self.connections, {"full", "mid_only"})
         check_choice("init", self.init, {"zero", "gaussian"})
         check_positive("factor", self.factor, integer=True)
         check_positive("cond_channels", self.cond_channels, integer=True)
         check_positive("gaussian_std", self.gaussian_std)
-        top = 8 if self.hint == "official" else 16
+        top = {"official": 8, "paper": 16, "base": 1}[self.hint]
         if self.factor & (self.factor - 1) or self.factor > top:
             fail("factor", f"a power of two <= {top} (the {self.hint} hint encoder's stride-2 stages)", self.factor)
 
@@ -85,7 +97,10 @@ class ControlNet(nn.Module):
         self.in_channels = unet.config.in_channels
         width = unet.config.block_out_channels[0]
         self.conv_in = copy.deepcopy(unet.conv_in)
-        self.controlnet_cond_embedding = hint_encoder(cfg.hint, width, cfg.factor, cfg.cond_channels)
+        if cfg.hint == "base":
+            self.controlnet_cond_embedding = BaseHintEncoder(unet, width, cfg.cond_channels, cfg.hint_trainable)
+        else:
+            self.controlnet_cond_embedding = hint_encoder(cfg.hint, width, cfg.factor, cfg.cond_channels)
         shapes = skip_shapes(unet)
         if cfg.lite:
             # one conv per skip output, from the previous one, with the block's stride and width
@@ -98,13 +113,19 @@ class ControlNet(nn.Module):
             self.time_embedding = copy.deepcopy(unet.time_embedding)
             self.down_blocks = copy.deepcopy(unet.down_blocks)
             self.mid_block = copy.deepcopy(unet.mid_block)
+        # the output convs: Z2 (zero) or, for cross normalisation, ordinary 1x1 projections (default init)
+        out_conv = zero_conv if cfg.injection == "zero" else (lambda c: nn.Conv2d(c, c, kernel_size=1))
         if cfg.connections == "full":
-            self.controlnet_down_blocks = nn.ModuleList(zero_conv(c) for c, _ in shapes)
-        self.controlnet_mid_block = zero_conv(shapes[-1][0])
+            self.controlnet_down_blocks = nn.ModuleList(out_conv(c) for c, _ in shapes)
+        self.controlnet_mid_block = out_conv(shapes[-1][0])
+        if cfg.injection == "crossnorm":     # it reads the locked features: a reference to the UNet, not a submodule
+            self._locked = (unet,)
         if cfg.init == "gaussian":
             for z in self.zero_convs():
                 gaussian_(z, cfg.gaussian_std)
         self.requires_grad_(True)
+        if cfg.hint == "base":
+            self.controlnet_cond_embedding.freeze()
 
     def zero_convs(self) -> list[nn.Conv2d]:
         """Z1 (the hint encoder's last conv) and the output zero convs Z2."""
@@ -133,7 +154,15 @@ class ControlNet(nn.Module):
             down = tuple(z(s) for z, s in zip(self.controlnet_down_blocks, skips))
         else:
             down = tuple(torch.zeros_like(s) for s in skips)
-        return Control(down, self.controlnet_mid_block(h_mid))
+        mid = self.controlnet_mid_block(h_mid)
+        if self.cfg.injection == "crossnorm":       # each residual at its locked feature's statistics, times s
+            with torch.no_grad():
+                locked = self._locked[0]
+                h_skips, h_mid_locked = encoder_features(locked, locked.conv_in(z_t), t, c_t)
+            s = self.cfg.crossnorm_scale
+            down = tuple(s * cross_normalize(r, h) for r, h in zip(down, h_skips))
+            mid = s * cross_normalize(mid, h_mid_locked)
+        return Control(down, mid)
 
     def _copy(self, h, t, c_t):
         """F(.; Θc): the trainable copy of the UNet encoder and middle block."""

@@ -17,6 +17,7 @@ Either output is added to the trainable copy's first-conv features (the official
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -92,6 +93,40 @@ class PaperHintEncoder(nn.Module):
                 c = F.pad(c, (1, 2, 1, 2))
             c = torch.relu(conv(c))
         return self.conv_out(c)
+
+
+class BaseHintEncoder(nn.Module):
+    """E from the locked base's own first layers (CtrLoRA's idea, a pretrained condition embedder, in pixel space):
+    c_f = Z1(R(conv_in(2 c_i - 1), emb(t = 0))), conv_in and the first ResNet block R copied from the base, which
+    read a clean image at t = 0; Z1 a zero-initialised 3x3 conv. `trainable=False` keeps the copies frozen.
+    Conditions at the sample's resolution (factor 1) only: the base has no layers for larger inputs."""
+    variant = "base"
+
+    def __init__(self, unet, out_channels: int, cond_channels: int = 3, trainable: bool = True):
+        super().__init__()
+        if cond_channels != unet.config.in_channels:
+            fail("cond_channels", f"the base's input channels {unet.config.in_channels}", cond_channels)
+        self.conv_in = copy.deepcopy(unet.conv_in)
+        self.resnet = copy.deepcopy(unet.down_blocks[0].resnets[0])
+        self.time_proj, self.time_embedding = copy.deepcopy(unet.time_proj), copy.deepcopy(unet.time_embedding)
+        self.conv_out = nn.Conv2d(self.resnet.out_channels, out_channels, kernel_size=3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+        self.factor, self.cond_channels, self.trainable = 1, cond_channels, trainable
+
+    def freeze(self) -> "BaseHintEncoder":
+        """The copied base layers (and the t = 0 embedding, always) stop training; Z1 trains."""
+        for m in (self.conv_in, self.resnet):
+            m.requires_grad_(self.trainable)
+        for m in (self.time_proj, self.time_embedding):
+            m.requires_grad_(False)
+        return self
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        check_tensor("cond", c, ndim=4, channels=self.cond_channels)
+        t = torch.zeros(c.shape[0], device=c.device)
+        emb = self.time_embedding(self.time_proj(t).to(c.dtype))
+        return self.conv_out(self.resnet(self.conv_in(2 * c - 1), emb))
 
 
 def hint_encoder(variant: str, out_channels: int, factor: int, cond_channels: int = 3) -> nn.Module:

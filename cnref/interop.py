@@ -21,6 +21,9 @@ def to_diffusers(net: ControlNet, unet):
     """A `diffusers.ControlNetModel` computing exactly what `net` computes over `unet`."""
     if net.cfg.lite:
         fail("net", "a ControlNet with a full trainable copy (diffusers has no ControlNet-lite)", "lite=True")
+    if net.cfg.injection != "zero":
+        fail("net.cfg.injection", "'zero' (diffusers' ControlNetModel adds its residuals through zero convs)",
+             repr(net.cfg.injection))
     if net.cfg.hint != "official":
         fail("net.cfg.hint", "'official' (diffusers has only the official hint encoder)", repr(net.cfg.hint))
     model = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(net.cfg.factor),

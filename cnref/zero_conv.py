@@ -29,6 +29,18 @@ def zero_conv(in_channels: int, out_channels: int | None = None) -> nn.Conv2d:
     return conv
 
 
+def cross_normalize(c: torch.Tensor, h: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """ControlNeXt's cross normalisation, the alternative to a zero conv: the control c brought to the statistics
+    of the locked feature h it is added to, per sample over (C, H, W):
+
+        c' = (c - mean(c)) / (std(c) + eps) * std(h) + mean(h)      (then h <- h + s c')
+    """
+    dims = tuple(range(1, c.ndim))
+    mu_c, sd_c = c.mean(dims, keepdim=True), c.std(dims, keepdim=True)
+    mu_h, sd_h = h.mean(dims, keepdim=True), h.std(dims, keepdim=True)
+    return (c - mu_c) / (sd_c + eps) * sd_h + mu_h
+
+
 def gaussian_(conv: nn.Conv2d, std: float) -> nn.Conv2d:
     """Replace the zero init by W, B ~ N(0, std^2) (the paper's Fig. 8b ablation)."""
     check_positive("std", std)

@@ -36,3 +36,53 @@ def test_instrumented_run_records_the_gate_and_the_readout(tmp_path):
     assert all(0 < r < 1 for r in last["gate"]["ratio"]) and all(w > 0 for w in last["gate"]["w_norm"])
     assert all(g is not None and g >= 0 for g in last["gate"]["g_norm"])
     assert 0 <= first["readout"]["copy"] <= 1 and first["readout"]["residual"] == 0.0   # a zero residual holds nothing
+
+
+def test_cross_normalisation_opens_the_gate_at_step_0_and_zero_convs_do_not():
+    """The gate at initialisation: exactly 0 for zero convolutions, about s for cross normalisation (the
+    residual carries its locked feature's std times s, plus its mean), on the smoke base."""
+    from cnref.controlnet import ControlNet, ControlNetConfig
+    from cnref.data import VAL_SEED, Fill50K
+    from cnref.probe import gate
+    from cnref.shipping import load_base
+    base = load_base("smoke")
+    b = Fill50K(size=base.cfg.size, seed=VAL_SEED).batch(range(4))
+    g = torch.Generator().manual_seed(0)
+    z_t, t = torch.randn(b["image"].shape, generator=g), torch.tensor([10, 300, 600, 900])
+    c_t = base.encode_prompt(b["prompt"])
+    torch.manual_seed(0)
+    zero = gate(ControlNet(base.unet, ControlNetConfig()), base.unet, z_t, t, c_t, b["cond"])
+    cross = gate(ControlNet(base.unet, ControlNetConfig(injection="crossnorm", crossnorm_scale=0.35)), base.unet,
+                 z_t, t, c_t, b["cond"])
+    assert all(r == 0 for r in zero["ratio"])
+    assert all(0.1 < r < 1.5 for r in cross["ratio"]), cross["ratio"]
+
+
+def test_cross_normalize_takes_the_locked_features_statistics():
+    from cnref.zero_conv import cross_normalize
+    g = torch.Generator().manual_seed(1)
+    c, h = torch.randn(3, 4, 5, 5, generator=g) * 7 + 2, torch.randn(3, 4, 5, 5, generator=g) * 0.3 - 1
+    out = cross_normalize(c, h)
+    torch.testing.assert_close(out.mean((1, 2, 3)), h.mean((1, 2, 3)))
+    torch.testing.assert_close(out.std((1, 2, 3)), h.std((1, 2, 3)))
+    # an affine map of c does not change the result: only c's pattern is kept
+    torch.testing.assert_close(cross_normalize(3 * c + 5, h), out)
+
+
+def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
+    from cnref.controlnet import ControlNet, ControlNetConfig
+    from cnref.shipping import load_base
+    base = load_base("smoke")
+    for trainable in (True, False):
+        net = ControlNet(base.unet, ControlNetConfig(hint="base", hint_trainable=trainable))
+        E = net.controlnet_cond_embedding
+        assert torch.equal(E.conv_in.weight, base.unet.conv_in.weight)
+        assert all(p.requires_grad == trainable for p in [*E.conv_in.parameters(), *E.resnet.parameters()])
+        assert all(p.requires_grad for p in E.conv_out.parameters())
+        assert not any(p.requires_grad for p in E.time_embedding.parameters())
+        c = torch.rand(2, 3, base.cfg.size, base.cfg.size)
+        assert torch.count_nonzero(E(c)) == 0                     # Z1 starts at zero, as in the official E
+    with pytest.raises(ValueError, match=r"`factor`: expected a power of two <= 1"):
+        ControlNetConfig(hint="base", factor=2)
+    with pytest.raises(ValueError, match=r"`injection`: expected 'crossnorm' with a full copy"):
+        ControlNetConfig(injection="crossnorm", lite=True)

@@ -128,10 +128,28 @@ def learning_rate(preset: str) -> list[Variant]:
             for name, lr in LEARNING_RATES.items()]
 
 
+def injection(preset: str) -> list[Variant]:
+    """Why the convergence is sudden, ControlNeXt's explanation: zero convolutions slow the start. The 13 outputs
+    through zero convs (the default run) against ordinary 1x1 convs brought to the locked features' statistics
+    and scaled by s = 0.35, ControlNeXt's value for sparse conditions such as Canny edges (cross normalisation,
+    in the same 13 positions; the hint encoder's Z1 stays a zero conv in both)."""
+    return [_with(preset, "zero"), _with(preset, "crossnorm", controlnet={"injection": "crossnorm"})]
+
+
+def hint_embedder(preset: str) -> list[Variant]:
+    """Why the convergence is sudden, CtrLoRA's explanation: a randomly initialised condition embedder. The
+    official E (random init: the default run) against the locked base's own first layers as E (conv_in and the
+    first ResNet block, reading the condition as a clean image at t = 0), trainable and frozen. Conditions at the
+    sample's resolution, the only one those layers take."""
+    return [_with(preset, "random"), _with(preset, "base_trainable", controlnet={"hint": "base", "factor": 1}),
+            _with(preset, "base_frozen", controlnet={"hint": "base", "factor": 1, "hint_trainable": False})]
+
+
 ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,
              "dataset_size": dataset_size, "prompt_dropout": prompt_dropout, "mid_only": mid_only,
              "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders,
-             "scenes": scenes, "precision": precision, "cond_factor": cond_factor, "learning_rate": learning_rate}
+             "scenes": scenes, "precision": precision, "cond_factor": cond_factor, "learning_rate": learning_rate,
+             "injection": injection, "hint_embedder": hint_embedder}
 SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampling", "mid_only",
          "batch_vs_steps", "dataset_size"]     # the paper's training ablations, cheapest claims first
 SUITE_SEEDS = (0, 1, 2)                        # the suite's seeds: 3 each

@@ -206,6 +206,16 @@ CLAIMS = [
     Claim("learning_rate", "Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
           "(log10 within 0.18, a factor 1.5)", "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4",
           "=", key="log_gate_at_step", setting=None, tol=0.18),
+    # why the convergence is sudden: the published explanations (stated before their runs)
+    Claim("injection", "ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
+          "ControlNeXt (zero convs slow the start)", "crossnorm", "zero", "<", key="convergence_step", setting=None),
+    Claim("injection", "... and keeps the condition fidelity (IoU within 0.05 of zero convs, perfect prompt)",
+          "ControlNeXt", "crossnorm", "zero", "=", tol=0.05),
+    Claim("hint_embedder", "CtrLoRA: a pretrained condition embedder (the base's first layers, trained) converges "
+          "earlier than a random one", "CtrLoRA (pretrained embedder)", "base_trainable", "random", "<",
+          key="convergence_step", setting=None),
+    Claim("hint_embedder", "... and kept frozen, too", "CtrLoRA (pretrained embedder)", "base_frozen", "random", "<",
+          key="convergence_step", setting=None),
     Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",

@@ -6,9 +6,9 @@ once), and the reuse is recorded; a result made with a different config is never
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-import hashlib
 import subprocess
 import sys
 import time

@@ -40,7 +40,9 @@ def readme_rows(preset: str, root: Path | None = None) -> str:
     lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook, results |",
              "|---|---|---|---|---|---|"]
     nb = {p.stem.split("_", 1)[1]: p.name for p in (results_root(root).parent / "notebooks").glob("*.py")}
-    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor", "learning_rate")}
+    # the diagnostics and the why-sudden studies are read in the sudden-convergence notebook
+    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor", "learning_rate", "injection",
+                                                 "hint_embedder")}
     for c in CLAIMS:
         j = evaluate_claim(c, preset, root)
         lines.append(readme_row(c, j, source_of(c), nb.get(c.ablation, c.ablation),
