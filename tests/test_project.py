@@ -36,8 +36,9 @@ def test_readme_commands_are_run_sh_and_ci_runs_the_test_one():
 def test_readme_claims_table_is_the_committed_results(tmp_path):
     """The table and compute summary are generated (`python -m cnref report readme --write README.md`),
     never typed: regenerating them from the committed results changes nothing."""
-    from cnref.views.readme import write_readme
+    from cnref.views.readme import CLAIMS_PAGE, write_readme
     copy = tmp_path / "README.md"
     copy.write_text((ROOT / "README.md").read_text())
     write_readme(copy)
     assert copy.read_text() == (ROOT / "README.md").read_text()
+    assert (tmp_path / CLAIMS_PAGE).read_text() == (ROOT / CLAIMS_PAGE).read_text()

@@ -189,7 +189,7 @@ def code_key() -> str:
     return h.hexdigest()[:12]
 
 
-def prepare_smoke(ablation: str, seeds=(0,), log=print) -> Path:
+def prepare_smoke(ablation: str, seeds=(0,), log=print, names: list[str] | None = None) -> Path:
     """Smoke mode's data for a notebook: the ablation trained for a few steps on the tiny smoke base (one seed:
     smoke mode checks that the notebook runs; the statistics over seeds are tested in tests/), and the smoke
     bounds, in runs/smoke/<hash of the code>/experiments (returned). Notebooks share it, so the default run
@@ -198,5 +198,5 @@ def prepare_smoke(ablation: str, seeds=(0,), log=print) -> Path:
     data = "scenes" if ablation == "scenes" else "fill50k"
     if load_bounds("smoke", root, data) is None:
         write_bounds("smoke", data, root)
-    run(ablation, "smoke", list(seeds), root=root, log=log)
+    run(ablation, "smoke", list(seeds), names, root=root, log=log)
     return root

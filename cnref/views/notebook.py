@@ -40,9 +40,10 @@ class AblationReport:
         self.bounds = load_bounds(preset, self.root, self.data)
 
     @classmethod
-    def smoke(cls, ablation: str) -> "AblationReport":
-        """The ablation trained for a few steps on the smoke base (`lab.runner.prepare_smoke`)."""
-        return cls(ablation, "smoke", prepare_smoke(ablation))
+    def smoke(cls, ablation: str, variants: list[str] | None = None) -> "AblationReport":
+        """The ablation (or some of its variants) trained for a few steps on the smoke base
+        (`lab.runner.prepare_smoke`)."""
+        return cls(ablation, "smoke", prepare_smoke(ablation, names=variants))
 
     def training(self, keys=("iou", "loss")):
         """One line per run, then the validation curves (mean over seeds, band = min-max)."""

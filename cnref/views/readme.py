@@ -12,9 +12,10 @@ from ..lab.results import results_root
 from .tables import evidence, measured, source_of
 
 
-def readme_row(c, j: dict, where: str | None, notebook: str, results: str) -> str:
+def readme_row(c, j: dict, where: str | None, notebook: str, results: str, up: str = "") -> str:
+    """One row of the full table; `up` leads the links back to the repository's root (a page under docs/)."""
     return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | {evidence(c, j)} | " \
-           f"[{notebook}](notebooks/{notebook}), [results]({results}) |"
+           f"[{notebook}]({up}notebooks/{notebook}), [results]({up}{results}) |"
 
 
 CONVERGENCE_KEYS = ("convergence_step", "step_x_lr")
@@ -35,21 +36,32 @@ def sensitivity_rows(preset: str, root: Path | None = None) -> str:
     return "\n".join(lines)
 
 
-def readme_rows(preset: str, root: Path | None = None) -> str:
-    """The README's claims table (markdown), from the committed results."""
+def judged_claims(preset: str, root: Path | None = None) -> list[tuple]:
+    """Every claim judged on the committed results: (claim, judgement, source, notebook, results folder)."""
+    nb = {p.stem.split("_", 1)[1]: p.name for p in (results_root(root).parent / "notebooks").glob("*.py")}
+    # the gpu diagnostics are read in the sudden-convergence notebook, the explanations of the jump in why-sudden
+    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}
+    nb |= {a: nb.get("why_sudden", a) for a in ("learning_rate", "injection", "hint_embedder")}
+    out = [(c, evaluate_claim(c, preset, root), source_of(c), nb.get(c.ablation, c.ablation),
+            f"experiments/{c.ablation}/{preset}/") for c in CLAIMS]
+    return out + [(c, evaluate_study_claim(c, preset, root), None, nb.get(c.study, c.study),
+                   f"experiments/studies/{preset}/{c.study}/") for c in STUDY_CLAIMS]
+
+
+def readme_rows(preset: str, root: Path | None = None, rows: list[tuple] | None = None, up: str = "") -> str:
+    """The full claims table (markdown): the measured figures of both groups with their spread, the verdict, p or
+    the interval, and where to look."""
     lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook, results |",
              "|---|---|---|---|---|---|"]
-    nb = {p.stem.split("_", 1)[1]: p.name for p in (results_root(root).parent / "notebooks").glob("*.py")}
-    # the diagnostics and the why-sudden studies are read in the sudden-convergence notebook
-    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor", "learning_rate", "injection",
-                                                 "hint_embedder")}
-    for c in CLAIMS:
-        j = evaluate_claim(c, preset, root)
-        lines.append(readme_row(c, j, source_of(c), nb.get(c.ablation, c.ablation),
-                                f"experiments/{c.ablation}/{preset}/"))
-    for c in STUDY_CLAIMS:
-        j = evaluate_study_claim(c, preset, root)
-        lines.append(readme_row(c, j, None, nb.get(c.study, c.study), f"experiments/studies/{preset}/{c.study}/"))
+    lines += [readme_row(*row, up=up) for row in (rows or judged_claims(preset, root))]
+    return "\n".join(lines)
+
+
+def headline_rows(rows: list[tuple]) -> str:
+    """The README's short table: each claim, its source, the verdict with its evidence, the notebook."""
+    lines = ["| claim | paper | verdict | p or 90% CI | notebook |", "|---|---|---|---|---|"]
+    lines += [f"| {c.text} | {c.paper} | **{j['verdict']}** | {evidence(c, j)} | [{n}](notebooks/{n}) |"
+              for c, j, _, n, _ in rows]
     return "\n".join(lines)
 
 
@@ -76,13 +88,25 @@ def compute_lines(preset: str, root: Path | None = None) -> str:
 MARKS = ("<!-- claims-table:start -->", "<!-- claims-table:end -->")
 
 
+CLAIMS_PAGE = Path("docs") / "claims.md"
+
+
 def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> None:
-    """Replace what lies between the README's two MARKS with the claims table and the compute summary."""
+    """Replace what lies between the README's two MARKS with the short claims table, and write the full one (with
+    the measured figures, the sensitivity table and the compute summary) to docs/claims.md beside it."""
     s = path.read_text()
     if not all(m in s for m in MARKS):
         fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
+    rows = judged_claims(preset, root)
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
+    path.write_text(s[:a] + "\n" + headline_rows(rows) + "\n\nThe measured figures of every row, the convergence "
+                    f"verdicts at two other levels and the compute they cost: [{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n"
+                    + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
             "the level's choice):\n\n" + sensitivity_rows(preset, root))
-    path.write_text(s[:a] + "\n" + readme_rows(preset, root) + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
-                    + "\n" + s[b:])
+    page = path.parent / CLAIMS_PAGE
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(f"# Every claim, measured (`{preset}` preset)\n\nGenerated from the committed results by "
+                    f"`python -m cnref report readme --preset {preset} --write README.md`; the verdict rule is in the "
+                    "README and in `cnref.lab.claims`.\n\n"
+                    + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root) + "\n")
