@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from .checks import check_choice, check_positive
 from .data import batch_at
+from .presets import PRECISIONS
 
 
 def controlnet_optimizer(params, lr: float) -> torch.optim.AdamW:
@@ -83,7 +84,6 @@ def check_step(batch: dict, step: int) -> list[dict]:
     return batch["micro"]
 
 
-PRECISIONS = {"32-true", "bf16-mixed"}
 
 
 def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(), devices: int = 1,

@@ -99,6 +99,9 @@ class ControlNetTrainConfig:
         return self.controlnet.factor
 
 
+PRECISIONS = {"32-true", "bf16-mixed"}       # Lightning's precision settings a run may name
+
+
 def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
     """A ControlNet run's settings, checked before anything is trained or written."""
     for name in ("steps", "batch_size", "accumulate", "val_every", "ckpt_every"):
@@ -106,7 +109,7 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
     check_positive("lr", cfg.lr)
     check_probability("prompt_dropout", cfg.prompt_dropout)
     check_choice("timesteps", cfg.timesteps, TIMESTEP_KINDS)
-    check_choice("precision", cfg.precision, {"32-true", "bf16-mixed"})
+    check_choice("precision", cfg.precision, PRECISIONS)
     check_choice("data", cfg.data, DATASETS)
     check_choice("preset", cfg.preset, NAMES)
     if cfg.n_train is not None:
