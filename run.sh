@@ -3,21 +3,29 @@
 #   bash run.sh experiment    the default experiment (sudden convergence, cpu preset, seed 0; --seeds for more),
 #                             trained into runs/scratch and shown against the committed seeds
 #   bash run.sh test          all tests and all notebooks (smoke mode)
+#   bash run.sh book          every notebook executed on the committed results (book/), and the site (runs/book/)
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 . .venv/bin/activate
-if ! python -c "import cnref, pytest, nbmake, jupytext" 2>/dev/null; then
+if ! python -c "import cnref, pytest, nbmake, jupytext, selenium" 2>/dev/null; then
     pip install -q --upgrade pip
-    pip install -q torch==2.13.0          # CPU build: a range in pyproject keeps it
-    pip install -q -e ".[dev]"
+    # PyTorch's CPU build from its CPU index; where that index cannot be reached, the default index's wheel
+    # (the CPU build where the index serves one; on Linux PyPI's is the CUDA build, several GB)
+    pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --timeout 15 --retries 0 2>/dev/null \
+        || pip install -q torch==2.13.0
+    pip install -q -e ".[dev]" -c constraints.txt      # the torch range in pyproject keeps the build above
 fi
 case "${1:-}" in
     test)
         jupytext --quiet --to ipynb notebooks/*.py
         CNREF_SMOKE=1 python -m pytest -q tests --nbmake notebooks/*.ipynb
+        ;;
+    book)
+        shift
+        python -m cnref book "$@"
         ;;
     experiment)
         shift
@@ -31,7 +39,7 @@ case "${1:-}" in
         python -m cnref run sudden_convergence --preset gpu --seeds 0 1 2 --jobs 3
         ;;
     *)
-        echo "usage: bash run.sh test | experiment | gpu" >&2
+        echo "usage: bash run.sh test | experiment | book | gpu" >&2
         exit 2
         ;;
 esac

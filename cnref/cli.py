@@ -16,6 +16,7 @@ on stderr and exit status 2, never a traceback.
     report readme|verdicts                 the README's claims table / every claim's verdict
     compute                                the wall time the committed results cost
     reeval <result.json ...>               recompute final evaluations from checkpoints
+    book [notebook ...] [--render]         execute the notebooks on the committed results into book/, render the site
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from .presets import NAMES, override, preset
 from .provenance import provenance
 from .shipping import base_path, load_base
 from .train import pretrain_base, train_controlnet
+from .views.book import build, stale
 from .views.figures import plot_sd15_bench
 from .views.readme import readme_rows, write_readme
 from .views.rerun import compare_to_committed
@@ -134,6 +136,11 @@ def parser() -> argparse.ArgumentParser:
     co.add_argument("--root", type=Path)
     rv = sub.add_parser("reeval", help="recompute final evaluations from checkpoints (current code)")
     rv.add_argument("results", type=Path, nargs="+")
+    bk = sub.add_parser("book", help="execute every notebook in full mode into book/ and render the HTML site")
+    bk.add_argument("notebooks", nargs="*", help="only these (stem prefixes, e.g. 04 18); default: all")
+    bk.add_argument("--render", action="store_true", help="only render the site from book/ (no execution)")
+    bk.add_argument("--check", action="store_true", help="list the executed notebooks that are stale; exit 1 if any")
+    bk.add_argument("--site", type=Path, help="where the HTML goes (default: runs/book)")
     return ap
 
 
@@ -186,6 +193,14 @@ def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
                 print_study_verdicts(study, a.preset, a.root)
     elif a.verb == "compute":
         print(json.dumps(compute_report(a.preset, a.root), indent=1))
+    elif a.verb == "book":
+        repo = results_root().parent
+        if a.check:
+            why = stale(repo)
+            print("\n".join(why) or "every executed notebook matches its source and results")
+            return 1 if why else 0
+        pages = build(repo, a.notebooks, execute_first=not a.render, site=a.site)
+        print(f"open {pages[0]} ({len(pages) - 1} notebooks)")
     elif a.verb == "reeval":
         for p in a.results:
             print(p, reevaluate(p)["final_eval"])

@@ -1,0 +1,198 @@
+"""The book: every notebook run in full mode on the committed results, published two ways.
+
+- `book/<name>.ipynb`: the executed notebook with its outputs and figures, which a code host shows as it is.
+  Its metadata records what it was made from: the sha256 of its `.py` source and of every file under
+  `experiments/` that the run opened or listed, so that `stale` can say when one no longer matches.
+- `<site>/index.html` and one page per notebook: static HTML with the figures inline and nothing fetched from
+  anywhere (no script, no font), the index listing the claims table with each row linking to its notebook.
+
+    python -m cnref book              # execute every notebook (minutes), then render the site
+    python -m cnref book --render     # render the site from the executed notebooks already in book/ (seconds)
+"""
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+from pathlib import Path
+
+from ..checks import fail
+from .readme import judged_claims
+from .tables import evidence
+
+BOOK = Path("book")
+SITE = Path("runs") / "book"
+
+# Run first in the kernel and removed before saving: records every file and folder under the results that
+# the notebook opens or lists (Python's audit events), which is what its outputs were made from.
+_TRACK = """\
+import os as _os, sys as _sys
+_cnref_inputs = set()
+def _cnref_audit(event, args, _root=_os.path.realpath({root!r}) + _os.sep):
+    if event in ("open", "os.listdir", "os.scandir") and args and isinstance(args[0], (str, bytes, _os.PathLike)):
+        p = _os.path.realpath(_os.fsdecode(args[0]))
+        if p.startswith(_root):
+            _cnref_inputs.add(p)
+_sys.addaudithook(_cnref_audit)
+"""
+_REPORT = "import json as _json; print(_json.dumps(sorted(_cnref_inputs)))"
+
+
+def sha256(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def digest(path: Path) -> str | None:
+    """A file's sha256, a folder's listing's, None when it is gone."""
+    if path.is_dir():
+        return sha256("\n".join(sorted(p.name for p in path.iterdir())).encode())
+    return sha256(path.read_bytes()) if path.is_file() else None
+
+
+def inputs_of(paths: list[str], repo: Path) -> dict[str, str | None]:
+    return {Path(p).relative_to(repo.resolve()).as_posix(): digest(Path(p)) for p in paths}
+
+
+def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
+    """Run one `.py` notebook in full mode (its folder as working directory) and save it, outputs and provenance
+    included, as out/<name>.ipynb. A cell that fails stops the build with the notebook's name and the error."""
+    import jupytext                                      # deferred: the notebooks extra, needed by the book only
+    from nbclient import NotebookClient                  # deferred: as above
+    from nbclient.exceptions import CellExecutionError   # deferred: as above
+    from nbformat.v4 import new_code_cell                # deferred: as above
+
+    nb = jupytext.read(source)
+    nb.cells.insert(0, new_code_cell(_TRACK.format(root=str(repo / "experiments"))))
+    nb.cells.append(new_code_cell(_REPORT))
+    env_smoke = os.environ.pop("CNREF_SMOKE", None)        # the kernel inherits the environment: full mode
+    try:
+        # the kernel's own notices (about its local TCP sockets) go to a log beside the site, not the terminal;
+        # what a cell prints or raises comes back in its outputs
+        log = repo / SITE / "kernel.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a") as err:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                           resources={"metadata": {"path": str(source.parent)}}).execute(stderr=err)
+    except CellExecutionError as e:
+        last = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()[-1]      # without the terminal colours
+        fail("notebook", "a notebook that runs in full mode", f"{source.name}: {last}")
+    finally:
+        if env_smoke is not None:
+            os.environ["CNREF_SMOKE"] = env_smoke
+    read = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs))
+    nb.cells = nb.cells[1:-1]
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code":
+            c.execution_count = None if not c.outputs else c.execution_count - 1
+    nb.metadata["cnref"] = {"source": source.name, "source_sha256": sha256(source.read_bytes()),
+                            "inputs": inputs_of(read, repo)}
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{source.stem}.ipynb"
+    jupytext.write(nb, path, fmt="ipynb")
+    return path
+
+
+def stale(repo: Path, book: Path | None = None) -> list[str]:
+    """Why each executed notebook no longer matches its source or its results (empty: all fresh)."""
+    book = book or repo / BOOK
+    why = []
+    for src in sorted((repo / "notebooks").glob("*.py")):
+        path = book / f"{src.stem}.ipynb"
+        if not path.is_file():
+            why.append(f"{src.stem}: not executed")
+            continue
+        meta = json.loads(path.read_text())["metadata"].get("cnref", {})
+        if meta.get("source_sha256") != sha256(src.read_bytes()):
+            why.append(f"{src.stem}: its source changed")
+        changed = [p for p, h in meta.get("inputs", {}).items() if digest(repo / p) != h]
+        if changed:
+            why.append(f"{src.stem}: {len(changed)} result file(s) changed, e.g. {changed[0]}")
+    return why
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
+nav { font-size: 0.9em; margin-bottom: 1.5em; } pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
+.input pre { border-left: 3px solid #9ab; } .output pre { background: #fff; border-left: 3px solid #ddd; }
+img { max-width: 100%; } table { border-collapse: collapse; font-size: 0.88em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.45em; vertical-align: top; }
+.error { background: #fdd; }
+"""
+
+
+def _page(title: str, body: str, nav: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body><nav>{nav}</nav>{body}<nav>{nav}</nav></body></html>\n")
+
+
+def _title(nb) -> str:
+    for c in nb.cells:
+        if c.cell_type == "markdown":
+            for line in c.source.splitlines():
+                if line.startswith("# "):
+                    return line[2:].strip()
+    return "untitled"
+
+
+def render(book: Path, site: Path, claims: list[tuple] | None = None) -> list[Path]:
+    """Write the site from the executed notebooks: index.html (the notebooks, then the claims table linking to
+    them) and one page per notebook. Returns the pages written."""
+    import nbformat                      # deferred: the notebooks extra, needed by the book only
+    from nbconvert import HTMLExporter   # deferred: as above
+
+    sources = sorted(book.glob("*.ipynb"))
+    if not sources:
+        fail("book", "executed notebooks in book/ (python -m cnref book)", f"none in {book}")
+    site.mkdir(parents=True, exist_ok=True)
+    exporter = HTMLExporter(template_name="basic")
+    nbs = [nbformat.read(p, as_version=4) for p in sources]
+    names = [p.stem for p in sources]
+    pages = []
+    for i, (name, nb) in enumerate(zip(names, nbs)):
+        body, _ = exporter.from_notebook_node(nb)
+        links = ["<a href='index.html'>contents</a>"]
+        if i:
+            links.append(f"<a href='{names[i - 1]}.html'>previous: {html.escape(_title(nbs[i - 1]))}</a>")
+        if i + 1 < len(names):
+            links.append(f"<a href='{names[i + 1]}.html'>next: {html.escape(_title(nbs[i + 1]))}</a>")
+        (site / f"{name}.html").write_text(_page(_title(nb), body, " · ".join(links)))
+        pages.append(site / f"{name}.html")
+    items = "".join(f"<li><a href='{n}.html'>{html.escape(_title(nb))}</a></li>" for n, nb in zip(names, nbs))
+    rows = ""
+    for c, j, _, notebook, _ in claims or []:
+        stem = Path(notebook).stem
+        link = f"<a href='{stem}.html'>{stem}</a>" if stem in names else html.escape(stem)
+        rows += (f"<tr><td>{_md(c.text)}</td><td>{_md(c.paper)}</td><td><b>{html.escape(j['verdict'])}</b></td>"
+                 f"<td>{_md(evidence(c, j))}</td><td>{link}</td></tr>")
+    table = ("<h2>Every claim, judged on the committed results</h2><table><tr><th>claim</th><th>paper</th>"
+             f"<th>verdict</th><th>p or 90% CI</th><th>notebook</th></tr>{rows}</table>") if rows else ""
+    index = (f"<h1>cnref: ControlNet, measured</h1><p>Every notebook executed on the committed results "
+             f"(<code>python -m cnref book</code>).</p><h2>Notebooks</h2><ol>{items}</ol>{table}")
+    (site / "index.html").write_text(_page("cnref", index, "<a href='index.html'>contents</a>"))
+    return [site / "index.html", *pages]
+
+
+def _md(s: str) -> str:
+    """Inline markdown (code, bold, links) of a claims-table cell as HTML."""
+    from nbconvert.filters.markdown import markdown2html   # deferred: the notebooks extra
+    h = markdown2html(s).strip()
+    return h[3:-4] if h.startswith("<p>") and h.endswith("</p>") else h
+
+
+def build(repo: Path, names: list[str] | None = None, execute_first: bool = True, site: Path | None = None,
+          preset: str = "cpu") -> list[Path]:
+    """Execute the notebooks (all, or those whose stem starts with one of `names`) into book/, then render the
+    site (default runs/book/) with the claims table of `preset`."""
+    from tqdm import tqdm        # deferred: keeps this module's import light (the CLI imports it at start)
+    sources = sorted((repo / "notebooks").glob("*.py"))
+    if names:
+        picked = [s for s in sources if any(s.stem.startswith(n) for n in names)]
+        if not picked:
+            fail("notebooks", f"stems starting with one of {names}", ", ".join(s.stem for s in sources))
+        sources = picked
+    if execute_first:
+        for src in tqdm(sources, desc="execute", unit="notebook"):
+            execute(src, repo, repo / BOOK)
+    return render(repo / BOOK, site or repo / SITE, judged_claims(preset, repo / "experiments"))

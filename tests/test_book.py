@@ -1,0 +1,86 @@
+"""The book: the executed notebooks match their sources and results, and the rendered site works in a real browser
+(Debian's chromium, headless, through selenium; nothing is downloaded)."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cnref.views.book import digest, render, stale
+
+REPO = Path(__file__).resolve().parents[1]
+BOOK = REPO / "book"
+
+
+def test_every_executed_notebook_matches_its_source_and_results():
+    assert stale(REPO) == [], "rerun `python -m cnref book` (or the stems listed) and commit book/"
+
+
+def test_stale_names_a_changed_source_and_a_changed_result(tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "experiments" / "a").mkdir(parents=True)
+    src, res = tmp_path / "notebooks" / "01_x.py", tmp_path / "experiments" / "a" / "seed0.json"
+    src.write_text("# %%\nprint(1)\n")
+    res.write_text("{}")
+    meta = {"source_sha256": digest(src), "inputs": {"experiments/a/seed0.json": digest(res),
+                                                     "experiments/a": digest(res.parent)}}
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "01_x.ipynb").write_text(json.dumps({"metadata": {"cnref": meta}}))
+    assert stale(tmp_path) == []
+    (res.parent / "seed1.json").write_text("{}")            # a new seed in a folder the notebook listed
+    assert stale(tmp_path) == ["01_x: 1 result file(s) changed, e.g. experiments/a"]
+    res.write_text('{"x": 1}')
+    src.write_text("# %%\nprint(2)\n")
+    why = stale(tmp_path)
+    assert why[0] == "01_x: its source changed" and why[1].startswith("01_x: 2 result file(s) changed")
+
+
+def _images(nb: dict) -> int:
+    return sum("image/png" in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
+
+
+def _browser():
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+        pytest.skip("no chromium/chromedriver here")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        opts.add_argument(a)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+@pytest.mark.slow
+def test_the_site_opens_in_a_browser_with_every_figure_and_no_error(tmp_path):
+    """Renders the committed executed notebooks, then opens every page: it loads, every image decodes, each
+    notebook page shows as many figures as its notebook has, no output is an error, every index link resolves."""
+    nbs = {p.stem: json.loads(p.read_text()) for p in sorted(BOOK.glob("*.ipynb"))}
+    assert nbs, "no executed notebooks in book/"
+    for name, nb in nbs.items():
+        errors = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"]
+        assert not errors, f"{name}: an error output"
+    pages = render(BOOK, tmp_path)
+    driver = _browser()
+    try:
+        for page in pages:
+            driver.get(page.as_uri())
+            assert driver.title and "not found" not in driver.title.lower(), page.name
+            imgs = driver.execute_script(
+                "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)")
+            assert all(imgs), f"{page.name}: an image did not load"
+            if page.stem in nbs:
+                assert len(imgs) == _images(nbs[page.stem]), page.name
+                assert "Traceback (most recent call last)" not in driver.page_source, page.name
+        driver.get((tmp_path / "index.html").as_uri())
+        hrefs = driver.execute_script("return Array.from(document.links).map(a => a.href)")
+        assert {Path(h.split("://", 1)[1]).name for h in hrefs} >= {f"{n}.html" for n in nbs}
+        for h in set(hrefs):
+            assert Path(h.split("://", 1)[1]).is_file(), h
+    finally:
+        driver.quit()
