@@ -1,4 +1,8 @@
 """cnref: ControlNet, one paper equation per function, each checked against an independent reference."""
+import warnings
+
+# tqdm.auto (imported by our dependencies) warns in a notebook without ipywidgets; cnref draws no widget bars
+warnings.filterwarnings("ignore", message="IProgress not found")
 from .block import ControlledBlock
 from .control import Control, compose, connection_scales, controlled_unet
 from .controlnet import ControlNet, ControlNetConfig, unlock_decoder

@@ -19,6 +19,8 @@ from cnref.cli import main
     (["run", "lite", "--jobs", "0"], "`jobs`: expected a positive integer, received 0"),
     (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "controlnet.factor=3"],
      "`factor`: expected a power of two <= 8"),
+    (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "train_folder=/no/such/folder"],
+     "`train_folder`: expected a fill50k folder holding prompt.json"),
 ])
 def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
     assert main([*argv, *(["--root", str(tmp_path)] if argv[0] == "run" else [])]) == 2
@@ -30,6 +32,16 @@ def test_argparse_errors_are_one_line_too():
     p = subprocess.run([sys.executable, "-m", "cnref", "run", "nope"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines() == [p.stderr.strip()] and "invalid choice: 'nope'" in p.stderr
+
+
+def test_a_missing_package_is_one_line_at_the_start():
+    """OpenCV hidden from the interpreter: the command stops at once, naming the package and the install line."""
+    code = ("import sys, runpy; sys.modules['cv2'] = None; sys.argv = ['cnref', 'list']; "
+            "runpy.run_module('cnref', run_name='__main__')")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert p.stderr.strip() == ("cnref: missing opencv-python-headless: install with `pip install -e . -c "
+                                "constraints.txt` (bash run.sh sets up .venv this way)")
 
 
 @pytest.mark.slow
