@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+from pathlib import Path
 from dataclasses import dataclass, replace
 
 from .checks import check_choice, check_positive, check_probability, fail
@@ -81,6 +82,8 @@ class ControlNetTrainConfig:
     timesteps: str = "uniform"       # cnref.loss.TIMESTEP_KINDS
     n_train: int | None = None       # training-set size; None = fresh procedural samples every step
     data: str = "fill50k"            # "fill50k" | "scenes" (on the scenes base)
+    train_folder: str | None = None  # train on a fill50k folder (source/, target/, prompt.json) instead of the
+                                     # procedural set; validation stays on the procedural held-out set
     condition: str = "outline"       # scenes: outline | canny | segmentation | depth | scribble
     controlnet: ControlNetConfig = ControlNetConfig()
     unlock_decoder: bool = False
@@ -114,6 +117,11 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
     check_choice("preset", cfg.preset, NAMES)
     if cfg.n_train is not None:
         check_positive("n_train", cfg.n_train, integer=True)
+    if cfg.train_folder is not None:
+        if cfg.data != "fill50k" or cfg.n_train is not None:
+            fail("train_folder", "a fill50k run (data=fill50k) without n_train", f"data={cfg.data}, n_train={cfg.n_train}")
+        if not (Path(cfg.train_folder) / "prompt.json").is_file():
+            fail("train_folder", "a fill50k folder holding prompt.json, source/ and target/", cfg.train_folder)
     for name in ("val_n", "val_steps", "val_keep", "final_n"):
         check_positive(f"protocol.{name}", getattr(cfg.protocol, name), integer=True)
     return cfg

@@ -20,6 +20,7 @@ from .checks import check_positive, fail
 from .control import controlled_unet
 from .controlnet import ControlNet, set_gradient_checkpointing, unlock_decoder
 from .data import TRAIN_SEED, VAL_SEED, dataset, prompts_for_setting
+from .data.io import Fill50KFolder
 from .ema import EMA
 from .engine import (check_step, controlnet_optimizer, last_checkpoint, quiet_lightning, step_generator,
                      step_loader, trainer_kwargs, warmup_cosine)
@@ -106,7 +107,8 @@ class ControlNetTraining(L.LightningModule):
         if bc.data != cfg.data:
             fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))
         kw = dict(size=bc.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
-        self.data = dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw)
+        self.data = (Fill50KFolder(cfg.train_folder, bc.size, cfg.cond_factor) if cfg.train_folder else
+                     dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw))
         self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
         self.probe = probe_inputs(self.base, self.val_batch, cfg.seed) if cfg.instrument else None
         self.history: list[dict] = []

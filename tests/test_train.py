@@ -103,3 +103,19 @@ def test_devices_must_divide_the_batch(tmp_path):
     cfg = replace(preset("smoke").train, batch_size=3)
     with pytest.raises(ValueError, match="devices"):
         train_controlnet(cfg, tmp_path, devices=2)
+
+
+def test_a_fill50k_folder_trains_like_the_same_samples_in_memory(tmp_path):
+    """train_folder: the official folder layout (source/, target/, prompt.json) feeds the same loop. Written from
+    the procedural training set, it must train as that set does with n_train (PNG's 8-bit rounding aside)."""
+    from cnref.data import TRAIN_SEED
+    from cnref.data.io import write_fill50k_folder
+    cfg = _cfg(steps=3)
+    data = Fill50K(size=load_base("smoke").cfg.size, cond_factor=cfg.cond_factor, seed=TRAIN_SEED)
+    folder = write_fill50k_folder(data, 16, tmp_path / "fill50k")
+    from_folder = train_controlnet(replace(cfg, train_folder=str(folder)), tmp_path / "folder")
+    in_memory = train_controlnet(replace(cfg, n_train=16), tmp_path / "memory")
+    losses = [(a["loss"], b["loss"]) for a, b in zip(from_folder.history, in_memory.history) if b.get("loss") is not None]
+    assert losses and all(abs(a - b) < 2e-3 * max(1.0, abs(b)) for a, b in losses), losses
+    with pytest.raises(ValueError, match="train_folder"):
+        train_controlnet(replace(cfg, train_folder=str(tmp_path / "nowhere")), tmp_path / "x")

@@ -77,6 +77,17 @@ class Fill50KFolder(torch.utils.data.Dataset):
             raise ValueError(f"{self.root / 'prompt.json'}, line {i + 1}: cannot read image ({e})") from None
         return {"image": image, "cond": cond, "prompt": row["prompt"]}
 
+    @property
+    def n(self) -> int:
+        """A finite set: `batch_at` visits it in a fresh permutation per epoch, as it does `n_train`."""
+        return len(self.rows)
+
+    def batch(self, indices) -> dict:
+        """Samples stacked as the procedural sets' `batch` gives them (image, cond, prompt)."""
+        items = [self[int(i)] for i in indices]
+        return {"image": torch.stack([x["image"] for x in items]), "cond": torch.stack([x["cond"] for x in items]),
+                "prompt": [x["prompt"] for x in items]}
+
 
 class DiffusersColumns(torch.utils.data.Dataset):
     """A `datasets.Dataset` with diffusers' ControlNet columns (image, conditioning_image, text)."""
