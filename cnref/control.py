@@ -9,6 +9,9 @@ Scales per connection i = 0..12 (12 = the middle block):
 - guess mode, diffusers:                w_i = s * logspace(-1, 0, 13)_i   (close to, not equal to, the above)
 - CFG resolution weighting (paper 3.4): w_i = s * 64 / h_i, h_i the connection's spatial size,
                                         generalised to h_max / h_i (h_max = the sample's size).
+  Read literally these are >= 1 (up to 8x on SD's coarsest connections); the paper says the weighting works
+  "by reducing the CFG guidance strength", which only weights <= 1 can do:
+- the same weights normalised to at most 1:  w_i = s * h_min / h_i  (1 on the coarsest connections).
 Several ControlNets compose by a plain sum of their residuals (paper section 3.4, no weighting).
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 
 from .checks import check_choice, fail
 
-SCALE_KINDS = {"uniform", "guess_official", "guess_diffusers", "resolution"}
+SCALE_KINDS = {"uniform", "guess_official", "guess_diffusers", "resolution", "resolution_normalized"}
 
 
 @dataclass
@@ -86,6 +89,8 @@ def connection_scales(kind: str = "uniform", strength: float = 1.0, sizes: list[
             fail("sizes", f"{n} connection sizes h_i", sizes)
         h = torch.tensor(sizes, dtype=torch.float64)
         w = h.max() / h                                   # w_i = h_max / h_i  (paper: 64 / h_i)
+        if kind == "resolution_normalized":
+            w = w / w.max()                               # w_i = h_min / h_i <= 1
     return (strength * w).float()
 
 

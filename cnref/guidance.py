@@ -6,7 +6,9 @@ Where the control goes is a choice the paper discusses:
 - `both`: the control in both branches (the official code: the unconditional branch keeps the hint);
 - `cond_only`: the control only in eps_c (diffusers' guess-mode pipeline; CFG then amplifies the control);
 - `cond_only_weighted`: the control only in eps_c, each connection scaled by w_i = 64 / h_i
-  (generalised to h_max / h_i): the paper's "CFG resolution weighting".
+  (generalised to h_max / h_i): the paper's "CFG resolution weighting", read literally (weights >= 1);
+- `cond_only_normalized`: the same weights normalised to at most 1, w_i = h_min / h_i: the reading in which
+  the weighting "reduces the CFG guidance strength", as the paper says it does.
 Guess mode is `cond_only` with an empty prompt and guess-mode connection scales.
 """
 from __future__ import annotations
@@ -16,7 +18,8 @@ import torch
 from .checks import check_choice, fail
 from .control import Control, compose, connection_scales, controlled_unet
 
-MODES = {"both", "cond_only", "cond_only_weighted"}
+MODES = {"both", "cond_only", "cond_only_weighted", "cond_only_normalized"}
+WEIGHTING = {"cond_only_weighted": "resolution", "cond_only_normalized": "resolution_normalized"}
 
 
 def cfg(eps_uc: torch.Tensor, eps_c: torch.Tensor, beta: float) -> torch.Tensor:
@@ -36,10 +39,10 @@ def _controls(controlnets, z, t, text, scales) -> Control:
 
 
 def _cond_control(controlnets, z_t, t, c_t, scales, mode: str) -> Control:
-    """The control of the conditional branch; with `cond_only_weighted`, times w_i = h_max / h_i."""
+    """The control of the conditional branch; with a weighted mode, times its w_i (WEIGHTING)."""
     ctl = _controls(controlnets, z_t, t, c_t, scales)
-    if mode == "cond_only_weighted":
-        ctl = ctl.scaled(connection_scales("resolution", sizes=ctl.sizes, n=len(ctl.residuals)))
+    if mode in WEIGHTING:
+        ctl = ctl.scaled(connection_scales(WEIGHTING[mode], sizes=ctl.sizes, n=len(ctl.residuals)))
     return ctl
 
 

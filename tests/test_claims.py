@@ -53,6 +53,17 @@ def test_every_study_claim_names_existing_settings():
         assert c.expect in (">", "<", "=")
 
 
+def test_a_study_claim_on_a_setting_its_seeds_lack_is_pending(tmp_path):
+    """A setting added to a study after its seeds ran (the normalised Fig. 5d reading): pending, not a crash."""
+    from cnref.lab.claims import evaluate_study_claim
+    c = next(c for c in STUDY_CLAIMS if c.a == "cond_only_normalized/beta9/none")
+    for seed in range(3):
+        p = tmp_path / "studies" / "cpu" / "cfg" / f"seed{seed}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps({"study": "cfg", "seed": seed, "results": {c.b: {c.key: 0.5}}}))
+    assert evaluate_study_claim(c, "cpu", tmp_path)["verdict"].startswith("pending")
+
+
 def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False, steps=500):
     p = root / ablation / "cpu" / variant / f"seed{seed}.json"
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,11 @@ def test_resolution_weighting_is_64_over_h():
     assert w.tolist() == [64 / h for h in SD_SIZES] == [1] * 3 + [2] * 3 + [4] * 3 + [8] * 4
 
 
+def test_normalised_resolution_weighting_is_at_most_one():
+    w = connection_scales("resolution_normalized", sizes=SD_SIZES)
+    assert w.tolist() == pytest.approx([8 / h for h in SD_SIZES]) and w.max() == 1.0
+
+
 def test_resolution_weighting_generalises_to_hmax():
     sizes = [32] * 3 + [16] * 3 + [8] * 3 + [4] * 4
     assert connection_scales("resolution", strength=0.5, sizes=sizes).tolist() == [0.5 * 32 / h for h in sizes]

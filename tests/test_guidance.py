@@ -30,14 +30,16 @@ def test_cfg_matches_diffusers_guider(beta):
 
 
 @torch.no_grad()
-@pytest.mark.parametrize("mode", ["both", "cond_only", "cond_only_weighted"])
+@pytest.mark.parametrize("mode", ["both", "cond_only", "cond_only_weighted", "cond_only_normalized"])
 def test_modes_against_manual_branches(setup, mode):
     unet, net, z_t, t, c_t, c_uc, cond = setup
     beta = 5.0
     got = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=beta, mode=mode)
     ctl_c = net(z_t, t, c_t, cond)
-    if mode == "cond_only_weighted":
-        ctl_c = ctl_c.scaled(connection_scales("resolution", sizes=ctl_c.sizes))
+    if mode == "cond_only_weighted":           # the paper's w_i = 64 / h_i, written out from the sizes
+        ctl_c = ctl_c.scaled(torch.tensor([max(ctl_c.sizes) / h for h in ctl_c.sizes]))
+    if mode == "cond_only_normalized":         # the same, divided by its largest value
+        ctl_c = ctl_c.scaled(torch.tensor([min(ctl_c.sizes) / h for h in ctl_c.sizes]))
     eps_c = controlled_unet(unet, z_t, t, c_t, ctl_c)
     ctl_uc = net(z_t, t, c_uc, cond) if mode == "both" else None
     eps_uc = controlled_unet(unet, z_t, t, c_uc, ctl_uc)
