@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checks import check_choice, check_positive
 from .data import batch_at

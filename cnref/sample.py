@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .base import MiniSD, sample_scheduler
 from .checks import check_positive, fail

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .base import train_scheduler
 from .presets import BaseConfig

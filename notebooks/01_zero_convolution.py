@@ -117,3 +117,20 @@ for step in range(1, 4):
     print(f"step {step}: " + ", ".join(f"{k}: {sum(p.grad.norm() ** 2 for p in ps).sqrt().item():.1e}"
                                        for k, ps in parts.items()))
     opt.step()
+
+# %% [markdown]
+# ## Reading
+# Every figure in it is computed above in this notebook.
+
+# %%
+from cnref.views.notebook import show_reading
+
+show_reading("""
+**Eq. 2 starts as the identity and still learns.** The analytic gradients of a zero convolution match autograd
+to {grad_err:.1e}: dL/dI is exactly zero (nothing flows back into the block's input through a zero weight) while
+dL/dW is not ({grad_w:.2e}), because it is the input, not the weight, that multiplies the upstream gradient. So at
+step one only the output zero conv moves; from step two the trainable copy and the input zero conv receive
+gradient too, and the locked block never does (the bars above). Over the full UNet the chain is one step
+longer, because the hint encoder ends in a zero conv as well (the last printout).
+""", grad_err=max((dW - z.weight.grad.view(6, 4)).abs().max().item(), (dB - z.bias.grad).abs().max().item()),
+     grad_w=dW.norm().item());

@@ -16,10 +16,10 @@
 # **Device and time:** CPU, under 30 s. Smoke mode uses SD1.5's topology at width 8; full mode at width 32
 # (SD1.5 is width 320: same blocks, same 13 connections).
 #
-# The trainable copy is a copy of the locked UNet's encoder: `conv_in`, the time embedding, the 12 encoder
-# blocks (4 resolutions x (2 layers + a downsampler), the last without) and the middle block. The hint
-# encoder's output is added to the copy's `conv_in` features; a zero conv follows each of the 12 skip outputs
-# and the middle block. Code: `cnref.controlnet.ControlNet`, `cnref.control`.
+# The trainable copy is a copy of the locked UNet's encoder: `conv_in`, the time embedding, the 11 encoder
+# layers (4 resolutions x (2 layers + a downsampler), the last without a downsampler) and the middle block. The
+# hint encoder's output is added to the copy's `conv_in` features. The UNet's decoder takes 12 skips: `conv_in`'s
+# output and the 11 layers' outputs; a zero conv follows each of the 12 and the middle block, 13 connections. Code: `cnref.controlnet.ControlNet`, `cnref.control`.
 
 # %%
 import os
@@ -106,3 +106,39 @@ with torch.no_grad():
     ignored = unet(z_t, t, c_t, mid_block_additional_residual=ctl.mid).sample
     print("diffusers, middle residual alone: changes eps by", (ignored - plain).abs().max().item())
     print("cnref controlled_unet:            changes eps by", (controlled_unet(unet, z_t, t, c_t, ctl) - plain).abs().max().item())
+
+# %% [markdown]
+# ## Your own UNet, from disk
+# Any diffusers SD1.5-shaped UNet works the same way: here a small one saved with `save_pretrained` and loaded
+# back with `from_pretrained`, as a real SD1.5 checkpoint's `unet` folder would be. The README's "own model"
+# section trains it with Eq. 3 and saves the ControlNet as a diffusers `ControlNetModel`.
+
+# %%
+import tempfile
+
+from diffusers import UNet2DConditionModel
+
+with tempfile.TemporaryDirectory() as d:
+    unet.save_pretrained(f"{d}/unet")
+    mine = UNet2DConditionModel.from_pretrained(f"{d}/unet").eval().requires_grad_(False)
+own = ControlNet(mine, ControlNetConfig(factor=8)).eval()
+with torch.no_grad():
+    print("loaded from disk; at initialisation eps_c == eps exactly:",
+          torch.equal(controlled_unet(mine, z_t, t, c_t, own(z_t, t, c_t, cond)), mine(z_t, t, c_t).sample))
+
+# %% [markdown]
+# ## Reading
+# Every figure in it is computed above in this notebook.
+
+# %%
+from cnref.views.notebook import show_reading
+
+show_reading("""
+**cnref's ControlNet is the paper's and diffusers' network.** At initialisation the controlled UNet's output
+equals the locked UNet's exactly; with random zero convs and shared weights, cnref's independently written forward
+matches diffusers' `ControlNetModel.from_unet` to {res:.1e} on the residuals and {eps:.1e} on eps. The scales
+table shows the three per-connection weightings the paper and its code use: guess mode (official and diffusers,
+nearly the same geometric curve) and the CFG resolution weighting, which is at least one everywhere and largest
+on the coarsest connections. One trap is real: diffusers ignores a middle residual given alone, so a middle-only
+ControlNet needs explicit zeros for the twelve skips.
+""", res=max(diffs), eps=float(eps_diff));

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from cnref.data.scenes import CONDITIONS, Scenes
-from cnref.views.figures import show_images
+from cnref.views.figures import image_rows
 
 k = 8
 scenes = Scenes(size=64, condition="outline")
@@ -39,16 +39,13 @@ for i, p in enumerate(b["prompt"]):
     print(i, p)
 
 # %%
-fig, axes = plt.subplots(len(CONDITIONS) + 2, 1, figsize=(k * 1.1, 1.3 * (len(CONDITIONS) + 2)))
-show_images(axes[0], b["image"], nrow=k, title="target images")
-for ax, cond in zip(axes[1:], CONDITIONS):
-    c = Scenes(size=64, condition=cond).batch(range(k))["cond"]
-    show_images(ax, c * 2 - 1, nrow=k, title=f"condition: {cond}")
 vis = b["visible"].float()                                  # (k, 3, s, s): each shape's exact visible mask
 colours = torch.tensor([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0]])
 masks = torch.einsum("bkhw,kc->bchw", vis, colours) * 2 - 1
-show_images(axes[-1], masks, nrow=k, title="exact visible masks (slot 1 red, 2 green, 3 blue: drawing order)")
-plt.tight_layout(); plt.show()
+image_rows([("target images", b["image"])]
+           + [(f"condition: {cond}", Scenes(size=64, condition=cond).batch(range(k))["cond"] * 2 - 1) for cond in CONDITIONS]
+           + [("exact visible masks (slot 1 red, 2 green, 3 blue: drawing order)", masks)], k)
+plt.show()
 
 # %% [markdown]
 # Occlusion in numbers: over 1000 scenes, how much of each shape the nearer ones hide.
@@ -95,3 +92,16 @@ rep.grid(SCENE_SETTINGS[:2])
 
 # %%
 verdicts = rep.verdicts()
+
+# %% [markdown]
+# ## Reading
+# What the figures and verdicts above say, with every figure filled in from the results (`rep.reading`).
+
+# %%
+rep.reading("""
+**A ControlNet learns richer conditions too.** On the scenes task both ControlNets follow their condition:
+edge F1 with the scene's exact outline {v[0].a} for the outline ControlNet against {v[0].b} for the base alone
+({v[0].verdict}, {v[0].evidence}), and {v[1].a} for segmentation maps ({v[1].verdict}, {v[1].evidence}). The
+grids show what the numbers measure: the shapes land where the condition puts them (the condition's outline is
+drawn over each sample). These two ControlNets are the ones the inference studies (notebooks 14 to 17) use.
+""");

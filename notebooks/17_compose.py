@@ -80,3 +80,21 @@ fig = figures.show_study_grid(rs[0], matched[:4] + conflict, root); plt.show()
 
 # %%
 verdicts = rep.verdicts()
+
+# %% [markdown]
+# ## Reading
+# What the figures and verdicts above say, with every figure filled in from the results (`rep.reading`).
+
+# %%
+rep.reading("""
+**Two ControlNets compose by a plain sum, as Fig. 6 shows.** On matched conditions the sum of the outline and
+segmentation ControlNets' residuals does not lose the condition: edge F1 {v[0].a} against {v[0].b} for the
+outline ControlNet alone. The rule says {v[0].verdict} ({v[0].evidence}) because the sum is *better* than either
+alone by more than the tolerance allows for "equal": two consistent conditions reinforce each other. Halving
+each weight costs fidelity ({v[1].a} against the sum's {v[1].b}; {v[1].verdict}, {v[1].evidence}), so no
+extra weighting is needed, as Sec. 3.4 says. On conflicting conditions (outline of one scene, segmentation of
+another) the samples follow a mixture of both scenes: edge F1 {m[conflicting/none/sum][edge_f1]} against the
+outline's scene and {m[conflicting/none/sum][other_edge_f1]} against the segmentation's (the grid outlines both
+conditions, in two colours). diffusers' MultiControlNetModel, given the exported pair, reproduces our composition exactly
+({v[2].verdict}, largest difference {v[2].a}).
+""");

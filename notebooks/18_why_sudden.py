@@ -99,4 +99,6 @@ for name in ("learning_rate", "injection", "hint_embedder"):
 # Generated from the runs above: nothing in it is typed by hand.
 
 # %%
-print(reading(lr.by if lr else {}))
+from cnref.views.notebook import show_reading
+
+show_reading("{text}", text=reading(lr.by if lr else {}));

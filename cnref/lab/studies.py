@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from ..checks import check_choice, fail
 from ..control import compose, connection_scales

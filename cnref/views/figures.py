@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -12,18 +13,65 @@ from ..data import VAL_SEED, dataset, grid
 from ..guidance import MODES
 from ..lab.claims import HELD_OUT, value
 from ..lab.results import final_images, study_images
-from ..lab.studies import NETS
 
 
-def show_images(ax, images, nrow: int = 8, title: str | None = None):
-    """images: (B,3,H,W) float in [-1,1] or uint8; drawn as one tiled grid without axes."""
+# What each measured key is, for axis labels and titles (a reader should never have to decode a key).
+LABELS = {
+    "iou": "disc IoU with the condition",
+    "loss": "training loss (Eq. 3)",
+    "fid": "FID (lower is better)",
+    "kid": "KID (lower is better)",
+    "fill_ok": "fill colour right (share)",
+    "bg_ok": "background colour right (share)",
+    "color_ok": "colours right (share)",
+    "edge_f1": "edge F1 with the condition",
+}
+
+
+def metric_label(key: str) -> str:
+    return LABELS.get(key, key.replace("_", " "))
+
+
+OUTLINE_COLOURS = ("cyan", "magenta")
+TILE_IN = 1.0       # inches per sample tile: at the figures' 100 dpi, a 32x32 sample is drawn at 100x100 px
+DPI = 100
+
+
+def outline(cond) -> np.ndarray:
+    """Where the condition changes (its edges), as one (B,H,W) mask: a disc's outline, a map's boundaries."""
+    c = torch.as_tensor(np.asarray(cond)).float()
+    c = c / 255 if c.max() > 1.5 else c
+    gy = (c[..., 1:, :] - c[..., :-1, :]).abs().sum(1)
+    gx = (c[..., :, 1:] - c[..., :, :-1]).abs().sum(1)
+    return ((torch.nn.functional.pad(gy, (0, 0, 0, 1)) + torch.nn.functional.pad(gx, (0, 1))) > 0.3).numpy()
+
+
+def show_images(ax, images, nrow: int = 8, title: str | None = None, cond=None):
+    """images: (B,3,H,W) float in [-1,1] or uint8; drawn as one tiled grid without axes. `cond` (the conditions
+    the images were made from, any range; a list for several): their outline is drawn over each image, so a reader sees at a glance
+    whether a sample follows its condition."""
     x = torch.as_tensor(np.asarray(images))
     x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
     g = grid(x, nrow=nrow)
     ax.imshow(((g.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy(), interpolation="nearest")
+    for c, colour in zip(cond if isinstance(cond, list) else [] if cond is None else [cond], OUTLINE_COLOURS):
+        m = grid(torch.as_tensor(outline(c)[: len(x), None]).float().expand(-1, 3, -1, -1) * 2 - 1, nrow=nrow)
+        mask = (m[0] > 0).numpy()
+        rgba = np.zeros((*mask.shape, 4))
+        rgba[mask] = (*matplotlib.colors.to_rgb(colour), 0.6)
+        ax.imshow(rgba, interpolation="nearest")
     ax.set_axis_off()
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9, loc="left")
+
+
+def image_rows(rows: list[tuple], k: int):
+    """A figure of labelled image rows (title, images[, conditions to outline]), each tile TILE_IN wide."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(k * TILE_IN, (TILE_IN + 0.3) * len(rows)), dpi=DPI)
+    for ax, row in zip(np.atleast_1d(axes), rows):
+        show_images(ax, row[1], nrow=k, title=row[0], cond=row[2] if len(row) > 2 else None)
+    fig.tight_layout()
+    return fig
 
 
 def mean_and_spread(curves: list[tuple[list, list]]):
@@ -82,7 +130,8 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss")):
         for name, rs in by.items():
             hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
             plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name)
-        ax.set_xlabel("step"); ax.set_title(key); ax.legend(fontsize=8)
+        ax.set_xlabel("training step"); ax.set_ylabel(metric_label(key)); ax.set_title(f"{metric_label(key)} during training")
+        ax.legend(fontsize=8, loc="best")
 
 
 def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OUT, bnd: dict | None = None):
@@ -101,33 +150,36 @@ def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OU
             rows = [r[s][key] for r in bnd["base"].values() if s in r]
             if rows:
                 ax.hlines(np.mean(rows), j - 0.45, j + 0.45, colors="red", lw=1, linestyles="--")
-    ax.set_xticks(range(len(settings)), [s.split("/")[1] for s in settings])
-    ax.set_title(f"final {key} (dots: seeds; green: ground truth; red dashed: base alone)")
-    ax.legend(fontsize=8)
+    ax.set_xticks(range(len(settings)), [f"{s.split('/')[1]} prompt" for s in settings])
+    ax.set_ylabel(metric_label(key))
+    ax.set_title(f"after training: {metric_label(key)}\n(dots: seeds; green: ground truth; red dashed: base alone)", fontsize=9)
+    ax.legend(fontsize=8, loc="best")
 
 
 def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k: int = 8, seed: int = 0):
     """Rows: variants x prompt settings, k held-out conditions each (the first row: the conditions)."""
-    rows = []
+    def conds(rs, size):
+        cfg = rs[0]["config"]
+        return dataset(cfg.get("data", "fill50k"), size=size, cond_factor=1, seed=VAL_SEED,
+                       condition=cfg.get("condition", "outline")).batch(range(k))["cond"]
+
+    rows, shown = [], set()
     for name, rs in by.items():
         r = next((r for r in rs if r["seed"] == seed), rs[0])
-        rows += [(f"{name} / {s.split('/')[1]}", final_images(r, s, root)) for s in settings]
-    rows = [(t, x[:k]) for t, x in rows if x is not None]
+        imgs = [(s, final_images(r, s, root)) for s in settings]
+        imgs = [(s, x[:k]) for s, x in imgs if x is not None]
+        if not imgs:
+            continue
+        c = conds(rs, imgs[0][1].shape[-1])
+        kind = (rs[0]["config"].get("data", "fill50k"), rs[0]["config"].get("condition", "outline"))
+        if kind not in shown:       # each kind of condition once, above the first rows made from it
+            rows.append((f"held-out conditions ({kind[1]}; their outline is drawn over every sample below)", c * 2 - 1))
+            shown.add(kind)
+        rows += [(f"{name}, {s.split('/')[1]} prompt", x, c) for s, x in imgs]
     if not rows:
         print("no final images in these results")
         return
-    size = rows[0][1].shape[-1]
-    kinds = dict.fromkeys((rs[0]["config"].get("data", "fill50k"), rs[0]["config"].get("condition", "outline"))
-                          for rs in by.values())
-    conds = []
-    for data, cond in kinds:
-        c = dataset(data, size=size, cond_factor=1, seed=VAL_SEED, condition=cond).batch(range(k))["cond"]
-        conds.append((f"held-out conditions ({cond})", c * 2 - 1))
-    rows = conds + rows
-    fig, axes = plt.subplots(len(rows), 1, figsize=(k * 0.8, 0.95 * len(rows)))
-    for ax, (t, x) in zip(np.atleast_1d(axes), rows):
-        show_images(ax, x, nrow=k, title=t)
-    plt.tight_layout()
+    image_rows(rows, k)
     plt.show()
 
 
@@ -148,7 +200,7 @@ def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str 
                 yerr=[ys.mean(0) - ys.min(0), ys.max(0) - ys.mean(0)], fmt="none", color=line.get_color(), alpha=0.4)
     for m, px, py in zip(marks or [], xs.mean(0), ys.mean(0)):
         ax.annotate(str(m), (px, py), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(x); ax.set_ylabel(y)
+    ax.set_xlabel(metric_label(x)); ax.set_ylabel(metric_label(y))
     return line
 
 
@@ -161,20 +213,23 @@ def plot_cfg(results: list[dict], keys=("edge_f1", "color_ok", "fid")):
             ax = axes[i, j]
             for m in sorted(MODES):
                 plot_sweep(ax, results, [f"{m}/beta{b:g}/{p}" for b in betas], betas, k, m)
-            ax.set_xlabel("guidance scale beta"); ax.set_title(f"{k}, prompt: {p}"); ax.legend(fontsize=7)
+            ax.set_xlabel("guidance scale beta"); ax.set_ylabel(metric_label(k))
+            ax.set_title(f"{metric_label(k)}, {p} prompt"); ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
 
-def show_study_grid(result: dict, names: list[str], root: Path | None = None, conditions=NETS, k: int = 8):
-    """The held-out conditions, then the first k images of each setting (one trained seed, same noise)."""
+def show_study_grid(result: dict, names: list[str], root: Path | None = None, k: int = 8):
+    """The conditions the settings `names` used (each once, with its scene set), then the first k images of
+    each setting (one trained seed, same noise), the outline of every condition it used drawn over it."""
     imgs = study_images(result, root)
     size = next(iter(imgs.values())).shape[-1]
-    rows = [(f"condition: {c}", dataset("scenes", size=size, cond_factor=1, seed=VAL_SEED, condition=c)
-             .batch(range(k))["cond"] * 2 - 1) for c in conditions]
-    rows += [(n, imgs[n][:k]) for n in names]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(k * 0.8, 0.95 * len(rows)))
-    for ax, (t, x) in zip(np.atleast_1d(axes), rows):
-        show_images(ax, x, nrow=k, title=t)
-    fig.tight_layout()
-    return fig
+    used = {s["name"]: list(zip(s["nets"], s["scenes"])) for s in result["config"]["settings"]}
+    start = {"same": 0, "other": result["config"]["n"]}
+    conds = {(net, sc): dataset("scenes", size=size, cond_factor=1, seed=VAL_SEED, condition=net)
+             .batch(range(start[sc], start[sc] + k))["cond"] for n in names for net, sc in used[n]}
+    where = {"same": "the held-out scenes", "other": "other scenes"}
+    rows = [(f"condition: {net} of {where[sc]}", x * 2 - 1) for (net, sc), x in conds.items()]
+    rows += [(f"{n} (outlined: {' + '.join(f'{net} of {where[sc]}' for net, sc in used[n])})", imgs[n][:k],
+              [conds[u] for u in used[n]]) for n in names]
+    return image_rows(rows, k)

@@ -12,14 +12,51 @@ import os
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
-from ..lab.claims import HELD_OUT, group
+from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
+from ..lab.ablations import ABLATIONS
 from ..lab.convergence import judged
 from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
+from ..metrics import FID_REF_N, fidelity_fn
 from ..lab.studies import STUDIES, run_study
 from .figures import plot_curves, plot_final, show_final_grid
-from .tables import print_runs, print_study_verdicts, print_tables, print_verdicts
+from .tables import Verdict, print_runs, print_study_verdicts, print_tables, print_verdicts
+
+
+def show_reading(template: str, **facts) -> str:
+    """A notebook's closing reading: markdown whose every figure is a {field} filled from the results, shown as
+    markdown (in the executed notebook and the book) and returned. A field the results lack is a one-line error."""
+    try:
+        text = template.format(**facts)
+    except (KeyError, IndexError, AttributeError) as e:
+        raise KeyError(f"reading: no fact {e} in the results (have: {', '.join(facts)})") from None
+    from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
+    display(Markdown(text))
+    return text
+
+
+class Declared(dict):
+    """Per-variant facts: a declared variant without results reads "(no runs yet)"; any other name is an error."""
+
+    def __init__(self, facts: dict, declared: list[str]):
+        super().__init__(facts)
+        self.declared = declared
+
+    def __missing__(self, name):
+        if name in self.declared:
+            return "(no runs yet)"
+        raise KeyError(name)
+
+
+def spread(xs, digits: int = 2) -> str:
+    """mean ± std (n) of a list of numbers, as a reading writes it."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "none"
+    sd = np.std(xs, ddof=1) if len(xs) > 1 else 0.0
+    return f"{np.mean(xs):.{digits}f} ± {sd:.{digits}f} (n = {len(xs)})"
 
 
 def smoke_mode() -> bool:
@@ -38,6 +75,7 @@ class AblationReport:
                                     f"`python -m cnref run {ablation} --preset {preset}` first")
         self.data = next(iter(self.by.values()))[0]["config"].get("data", "fill50k")
         self.bounds = load_bounds(preset, self.root, self.data)
+        self.key = fidelity_fn(self.data)[1]       # the condition-fidelity metric: iou (fill50k), edge_f1 (scenes)
 
     @classmethod
     def smoke(cls, ablation: str, variants: list[str] | None = None) -> "AblationReport":
@@ -56,6 +94,9 @@ class AblationReport:
     def final(self, keys=("iou", "fid"), settings=HELD_OUT, tables=("iou", "fill_ok", "bg_ok", "fid"),
               table_settings=None):
         """The final evaluation per prompt setting (one panel per key), then its tables with the bounds."""
+        cfg = next(iter(self.by.values()))[0]["config"]
+        print(f"protocol: {cfg['final_n']} held-out conditions per prompt setting, DDIM {cfg['val_steps']} steps, "
+              f"CFG scale {cfg['val_beta']:g}; FID against {FID_REF_N} held-out targets")
         fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
         for ax, k in zip(axes[0], keys):
             plot_final(ax, self.by, k, settings=settings, bnd=self.bounds)
@@ -69,6 +110,21 @@ class AblationReport:
 
     def verdicts(self) -> list[dict]:
         return print_verdicts(self.ablation, self.preset, self.root, self.by)
+
+    def reading(self, template: str) -> str:
+        """The closing reading. Fields: v[i] (the notebook's i-th claim: .verdict .evidence .a .b .measured),
+        step[variant] (convergence step, mean ± std), iou[variant] / iou_none[variant] (final condition fidelity,
+        IoU or edge F1, with the perfect / no prompt), n[variant] (seeds)."""
+        claims = [c for c in CLAIMS if c.ablation == self.ablation]
+        v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
+        declared = [v.name for v in ABLATIONS[self.ablation](self.preset)]
+        per = lambda f: Declared({name: f(rs) for name, rs in self.by.items()}, declared)
+        return show_reading(
+            template, v=v, n=per(len),
+            step=per(lambda rs: spread([r["convergence_step"] for r in rs], 0)),
+            # the final condition fidelity (IoU on fill50k, edge F1 on scenes) with the perfect / no prompt
+            iou=per(lambda rs: spread([value(r, self.key, "held_out/perfect") for r in rs])),
+            iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])))
 
 
 class StudyReport:
@@ -97,5 +153,13 @@ class StudyReport:
     def verdicts(self) -> list[dict]:
         return print_study_verdicts(self.study, self.preset, self.root)
 
+    def reading(self, template: str) -> str:
+        """The closing reading. Fields: v[i] (the study's i-th claim: .verdict .evidence .a .b .measured),
+        m[setting][key] (mean ± std over the trained seeds), seeds."""
+        v = [Verdict(c, evaluate_study_claim(c, self.preset, self.root)) for c in STUDY_CLAIMS if c.study == self.study]
+        m = {n: {k: spread([r["results"][n][k] for r in self.results], 1 if k == "fid" else 3)
+                 for k in self.results[0]["results"][n]} for n in self.results[0]["results"]}
+        return show_reading(template, v=v, m=m, seeds=len(self.results))
 
-__all__ = ["AblationReport", "STUDIES", "StudyReport", "smoke_mode"]
+
+__all__ = ["AblationReport", "STUDIES", "StudyReport", "show_reading", "smoke_mode", "spread"]

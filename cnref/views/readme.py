@@ -58,10 +58,12 @@ def readme_rows(preset: str, root: Path | None = None, rows: list[tuple] | None 
 
 
 def headline_rows(rows: list[tuple]) -> str:
-    """The README's short table: each claim, its source, the verdict with its evidence, the notebook."""
-    lines = ["| claim | paper | verdict | p or 90% CI | notebook |", "|---|---|---|---|---|"]
-    lines += [f"| {c.text} | {c.paper} | **{j['verdict']}** | {evidence(c, j)} | [{n}](notebooks/{n}) |"
-              for c, j, _, n, _ in rows]
+    """The README's short table: the headline claims (`headline=True` in `lab.claims`), each with its source, both
+    groups' figures with their spread, the verdict with its evidence, and the executed notebook."""
+    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {c.text} | {c.paper} | {measured(c, j)} | **{j['verdict']}** | {evidence(c, j)} | "
+              f"[{Path(n).stem}](book/{Path(n).stem}.ipynb) |" for c, j, _, n, _ in rows if c.headline]
     return "\n".join(lines)
 
 
@@ -99,9 +101,10 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
         fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
     rows = judged_claims(preset, root)
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
-    path.write_text(s[:a] + "\n" + headline_rows(rows) + "\n\nThe measured figures of every row, the convergence "
-                    f"verdicts at two other levels and the compute they cost: [{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n"
-                    + s[b:])
+    n = sum(1 for c, *_ in rows if c.headline)
+    path.write_text(s[:a] + "\n" + headline_rows(rows) + f"\n\n{n} headline findings of {len(rows)} claims; every "
+                    f"claim, the convergence verdicts at two other levels and the compute they cost: "
+                    f"[{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
             "the level's choice):\n\n" + sensitivity_rows(preset, root))
     page = path.parent / CLAIMS_PAGE

@@ -114,6 +114,18 @@ def print_claim(c, j: dict, where: str | None = None) -> None:
     print(f"Claim ({c.paper}): {c.text}.\n  measured {measured(c, j, where)}{p}\n  -> {j['verdict'].upper()}\n")
 
 
+class Verdict(dict):
+    """One judged claim, for a notebook's reading: `{v[0].verdict}`, `.evidence` (p or the interval), `.a`, `.b`
+    (each group's figure with its spread), `.measured` (both, as in the verdict cell)."""
+
+    def __init__(self, c, j: dict):
+        kb = getattr(c, "key_b", None) or c.key
+        super().__init__(verdict=j["verdict"], evidence=evidence(c, j), a=fmt(j.get("a"), c.key),
+                         b=fmt(j.get("b"), kb), measured=measured(c, j))
+
+    __getattr__ = dict.__getitem__
+
+
 def print_verdicts(ablation: str, preset: str, root: Path | None = None, by: dict | None = None) -> list[dict]:
     """The verdict cell of an ablation's notebook: every claim of it, both groups' figures, p and verdict."""
     out = []
