@@ -21,9 +21,11 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from diffusers import ControlNetModel
+from tqdm import tqdm
 from torch.nn import functional as F
 
 from .base import sample_scheduler, sd15_unet
@@ -119,6 +121,22 @@ def bench_train(unet, factor: int, batch: int, repeats: int, modes: list[str], t
             "modes": {k: {"median_step_s": round(med[k], 5), "img_per_s": round(batch / med[k], 2),
                           "speed_vs_diffusers": round(ref / med[k], 3) if ref else None,
                           "step_s": [round(x, 5) for x in times[k]]} for k in times}}
+
+
+def bench_train_processes(preset: str, modes: list[str], batch: int, repeats: int, processes: int,
+                          out_dir) -> list[dict]:
+    """`bench_train` in `processes` fresh processes, one after the other: each gives one median step time per
+    mode (its steps interleaved), so a ratio between modes has one value per process, the unit a speed claim
+    counts (steps within one process drift together)."""
+    out = []
+    for i in tqdm(range(processes), desc="fresh processes", unit="process"):
+        path = Path(out_dir) / f"process{i}.json"
+        subprocess.run([sys.executable, "-m", "cnref", "bench", "train", "--preset", preset, "--modes", *modes,
+                        "--batch", str(batch), "--repeats", str(repeats), "--out", str(path)],
+                       check=True, capture_output=True, text=True)
+        res = json.loads(path.read_text())
+        out.append({m: {"median_step_s": v["median_step_s"], "step_s": v["step_s"]} for m, v in res["modes"].items()})
+    return out
 
 
 # ------------------------------------------------------------------------ SD1.5 scale

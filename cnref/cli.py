@@ -23,12 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib
 import torch
 
-from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, sd15_mode
+from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .base import build_unet
 from .checks import check_positive
 from .evaluate import base_quality
@@ -119,6 +120,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", choices=SD15_MODES, help="sd15-mode (internal): one mode in this process")
     b.add_argument("--width", type=int, default=320, help="sd15: 320 = SD1.5 (859.5M UNet parameters)")
     b.add_argument("--rounds", type=int, default=1, help="sd15: repeat the sequence of modes, interleaving them")
+    b.add_argument("--processes", type=int, default=1, help="train: repeat the bench in this many fresh processes "
+                   "(one ratio each: the n of a speed claim); writes bench/train_<preset>_processes.json")
     b.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     b.add_argument("--out", type=Path)
     v = sub.add_parser("visibility", help="how visible the disc is in z_t at each timestep")
@@ -243,6 +246,7 @@ def plot_sd15(path: Path) -> None:
 
 
 def bench(a: argparse.Namespace) -> None:
+    check_positive("processes", a.processes, integer=True)
     if a.what == "plot":
         plot_sd15(a.out)
     elif a.what == "sd15-mode":
@@ -262,6 +266,16 @@ def bench(a: argparse.Namespace) -> None:
         print("max |pixel difference|:", res["max_abs_pixel_diff"])
         if a.out:
             _write(a.out, res)
+    elif a.processes > 1:
+        modes = a.modes or ["cnref", "cnref_mid"]
+        root = results_root()
+        with tempfile.TemporaryDirectory() as tmp:
+            procs = bench_train_processes(a.preset, modes, (a.batch or [64])[0], a.repeats or 15, a.processes, tmp)
+        ratios = [p[modes[1]]["median_step_s"] / p[modes[0]]["median_step_s"] for p in procs]
+        print(f"{modes[1]} / {modes[0]} step time per process: " + ", ".join(f"{r:.3f}" for r in ratios))
+        _write(a.out or root / "bench" / f"train_{a.preset}_processes.json",
+               {"provenance": provenance(), "preset": a.preset, "batch": (a.batch or [64])[0],
+                "repeats": a.repeats or 15, "modes": modes, "processes": procs})
     else:
         p = preset(a.preset)
         torch.manual_seed(0)

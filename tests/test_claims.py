@@ -53,6 +53,19 @@ def test_every_study_claim_names_existing_settings():
         assert c.expect in (">", "<", "=")
 
 
+def test_a_speed_claim_counts_processes_and_judges_the_ratio_against_one():
+    """Per fresh process one median step time per mode: the ratio's 90% interval decides, not the means."""
+    c = Claim("mid_only", "faster", "-", "bench:cnref_mid", "bench:cnref", "<", key="step_s", setting=None,
+              timing=True)
+    full = [1.00, 1.10, 0.95, 1.05, 1.02]
+    assert judge(c, [0.98 * f for f in full], full)["verdict"] == "confirmed"       # every ratio 0.98: tight
+    drift = [0.90, 1.08, 0.97, 1.01, 0.99]                                         # mean ratio 0.99, wide
+    j = judge(c, [d * f for d, f in zip(drift, full)], full)
+    assert j["verdict"] == "no difference measured" and j["ratio_ci90"][0] < 1 < j["ratio_ci90"][1]
+    assert judge(c, [1.2 * f for f in full], full)["verdict"] == "refuted"
+    assert judge(c, [1.0, 1.0], [1.1, 1.1])["verdict"] == "too few seeds (n = 2)"
+
+
 def test_a_study_claim_on_a_setting_its_seeds_lack_is_pending(tmp_path):
     """A setting added to a study after its seeds ran (the normalised Fig. 5d reading): pending, not a crash."""
     from cnref.lab.claims import evaluate_study_claim

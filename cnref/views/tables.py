@@ -95,6 +95,9 @@ def measured(c, j: dict, where: str | None = None) -> str:
 def evidence(c, j: dict) -> str:
     """What the verdict rests on: the one-sided Mann-Whitney p of an ordered claim, the 90% interval of the
     difference (against the tolerance) of an equality."""
+    if "ratio_ci90" in j:
+        lo, hi = j["ratio_ci90"]
+        return f"90% CI of the ratio a/b [{lo:.3f}, {hi:.3f}] vs 1"
     if c.expect == "=" and "ci90" in j:
         lo, hi = j["ci90"]
         d = 0 if abs(c.tol) >= 1 else 4 if abs(c.tol) < 0.01 else 3
