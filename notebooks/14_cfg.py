@@ -94,10 +94,13 @@ over-saturated rims, so strong guidance reads as lower fidelity; and the unguide
 the weak ones here (with no prompt and no effective guidance the mini SD draws soft, washed-out scenes), which
 the feature statistics rate worse than over-guided ones.
 
-**Fig. 5d, read literally (w_i = 64/h_i, up to 8x on the coarsest connections), breaks the condition**: edge
-F1 {v[4].a} against conditional-only's {v[4].b} ({v[4].verdict}, {v[4].evidence}) and FID {v[3].a}
-({v[3].verdict}). The paper says the weighting works by reducing the guidance's strength, which weights of at
-least 1 cannot do; the weights normalised to at most 1 (the shape of guess mode's scales, notebook 15) are the
-other reading. **With the perfect prompt** where the control goes matters little ({v[5].verdict},
-{v[5].evidence}): the prompt carries the guidance.
+**Fig. 5d depends on how its weights are read.** Read literally (w_i = 64/h_i, at least 1 and up to 8x on the
+coarsest connections) the weighting breaks the condition: edge F1 {v[4].a} against conditional-only's {v[4].b}
+({v[4].verdict}, {v[4].evidence}) and FID {v[3].a} ({v[3].verdict}). The paper says the weighting works by
+reducing the guidance's strength, which weights of at least 1 cannot do. Normalised to at most 1 (w_i = h_min/h_i,
+the shape of guess mode's scales, notebook 15) it does what the paper shows: the condition is followed better
+than with conditional-only, edge F1 {v[6].a} against {v[6].b} (so "keeps the condition within the tolerance"
+is {v[6].verdict}: it does better than keep it, {v[6].evidence}), while FID does not separate them ({v[5].a}
+against {v[5].b}; {v[5].verdict}, {v[5].evidence}). **With the perfect prompt** where the control goes matters
+little ({v[7].verdict}, {v[7].evidence}): the prompt carries the guidance.
 """);

@@ -38,12 +38,16 @@ DPI = 100
 
 
 def outline(cond) -> np.ndarray:
-    """Where the condition changes (its edges), as one (B,H,W) mask: a disc's outline, a map's boundaries."""
+    """What to draw of each condition, as one (B,H,W) mask: a line drawing (a disc's outline, edges, scribbles:
+    under a fifth of its pixels lit) as it is, any other map (segmentation, depth) by its boundaries."""
     c = torch.as_tensor(np.asarray(cond)).float()
-    c = c / 255 if c.max() > 1.5 else c
+    c = c / 255 if c.max() > 1.5 else (c + 1) / 2 if c.min() < 0 else c
+    lines = c.amax(1) > 0.5
     gy = (c[..., 1:, :] - c[..., :-1, :]).abs().sum(1)
     gx = (c[..., :, 1:] - c[..., :, :-1]).abs().sum(1)
-    return ((torch.nn.functional.pad(gy, (0, 0, 0, 1)) + torch.nn.functional.pad(gx, (0, 1))) > 0.3).numpy()
+    edges = (torch.nn.functional.pad(gy, (0, 0, 0, 1)) + torch.nn.functional.pad(gx, (0, 1))) > 0.3
+    sparse = lines.flatten(1).float().mean(1) < 0.2
+    return torch.where(sparse[:, None, None], lines, edges).numpy()
 
 
 def show_images(ax, images, nrow: int = 8, title: str | None = None, cond=None):
@@ -55,8 +59,8 @@ def show_images(ax, images, nrow: int = 8, title: str | None = None, cond=None):
     g = grid(x, nrow=nrow)
     ax.imshow(((g.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy(), interpolation="nearest")
     for c, colour in zip(cond if isinstance(cond, list) else [] if cond is None else [cond], OUTLINE_COLOURS):
-        m = grid(torch.as_tensor(outline(c)[: len(x), None]).float().expand(-1, 3, -1, -1) * 2 - 1, nrow=nrow)
-        mask = (m[0] > 0).numpy()
+        m = 1 - torch.as_tensor(outline(c)[: len(x), None]).float().expand(-1, 3, -1, -1)   # 0 on the outline
+        mask = (grid(m, nrow=nrow)[0] < 0.5).numpy()         # the grid's padding (1) stays clear
         rgba = np.zeros((*mask.shape, 4))
         rgba[mask] = (*matplotlib.colors.to_rgb(colour), 0.6)
         ax.imshow(rgba, interpolation="nearest")
