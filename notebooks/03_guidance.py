@@ -19,7 +19,10 @@
 # goes is a choice, `cnref.guidance.guided_eps(mode=...)`:
 # - `both`: in both branches (the official code keeps the hint in the unconditional branch);
 # - `cond_only`: only in $\epsilon_c$ (diffusers' guess-mode pipeline); CFG then amplifies the control by $\beta$;
-# - `cond_only_weighted`: only in $\epsilon_c$, connection $i$ scaled by $w_i = 64/h_i$ (CFG resolution weighting).
+# - `cond_only_weighted`: only in $\epsilon_c$, connection $i$ scaled by $w_i = 64/h_i$ (CFG resolution weighting,
+#   read literally);
+# - `cond_only_normalized`: the same weights divided by their largest, $w_i = h_{min}/h_i \le 1$ (the reading in
+#   which the weighting reduces the guidance, as the paper says it does).
 #
 # Measured effects of these modes on trained ControlNets belong to the guidance study (notebook 14); this
 # notebook shows the mechanics and checks them against the formula.
@@ -33,7 +36,7 @@ import torch
 from cnref.base import sd15_unet
 from cnref.control import connection_scales, controlled_unet
 from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.guidance import MODES, cfg, guided_eps
+from cnref.guidance import MODES, WEIGHTING, cfg, guided_eps
 
 SMOKE = os.environ.get("CNREF_SMOKE") == "1"
 WIDTH = 8 if SMOKE else 32
@@ -57,8 +60,8 @@ with torch.no_grad():
     plain = cfg(unet(z_t, t, c_uc).sample, unet(z_t, t, c_t).sample, 1.0)
     for m in sorted(MODES):
         ctl_c = net(z_t, t, c_t, cond)
-        if m == "cond_only_weighted":
-            ctl_c = ctl_c.scaled(connection_scales("resolution", sizes=ctl_c.sizes))
+        if m in WEIGHTING:     # the resolution weighting, literal (>= 1) or normalised (<= 1)
+            ctl_c = ctl_c.scaled(connection_scales(WEIGHTING[m], sizes=ctl_c.sizes))
         eps_c = controlled_unet(unet, z_t, t, c_t, ctl_c)
         eps_uc = controlled_unet(unet, z_t, t, c_uc, net(z_t, t, c_uc, cond) if m == "both" else None)
         for beta in betas:
@@ -73,7 +76,8 @@ print("all modes match the formula for beta in", betas, f"(largest |difference| 
 # %% [markdown]
 # ## How much the control moves $\epsilon_{prd}$, per mode, as $\beta$ grows
 # With the control in both branches it cancels partly in $\epsilon_c - \epsilon_{uc}$; in the conditional branch
-# only it is multiplied by $\beta$. Resolution weighting multiplies the low-resolution connections up to 8x.
+# only it is multiplied by $\beta$. Resolution weighting, read literally, multiplies the low-resolution
+# connections up to 8x; normalised to at most 1 it scales the high-resolution ones down instead.
 # (Random, untrained zero convs here: the curves show the mechanics, not image quality.)
 
 # %%

@@ -51,7 +51,7 @@ fig = figures.plot_cfg(rs); plt.show()
 betas = (1, 3, 6, 9, 12)
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 for ax, p in zip(axes, ("none", "perfect")):
-    for m in ("both", "cond_only", "cond_only_weighted"):
+    for m in ("both", "cond_only", "cond_only_weighted", "cond_only_normalized"):
         figures.plot_tradeoff(ax, rs, [f"{m}/beta{b}/{p}" for b in betas], m, marks=betas)
     ax.set_title(f"prompt: {p}"); ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
@@ -63,8 +63,8 @@ print(tables.study_table(rs))
 # ## Samples at beta = 9 (trained seed 0; every row the same noise)
 
 # %%
-names = [f"{m}/beta{b}/{p}" for p in ("none", "perfect") for m in ("both", "cond_only", "cond_only_weighted")
-         for b in (1, 9)]
+MODES_SHOWN = ("both", "cond_only", "cond_only_weighted", "cond_only_normalized")
+names = [f"{m}/beta{b}/{p}" for p in ("none", "perfect") for m in MODES_SHOWN for b in (1, 9)]
 fig = figures.show_study_grid(rs[0], names, root); plt.show()
 
 # %% [markdown]

@@ -64,8 +64,8 @@ def test_settings_of_every_study():
         assert len({s.name for s in ss}) == len(ss) and ss
         for s in ss:
             assert len(s.nets) == len(s.scenes) == len(s.weights)
-    assert len(settings("cfg", 3.0)) == 30 and {s.mode for s in settings("cfg", 3.0)} == \
-        {"both", "cond_only", "cond_only_weighted"}
+    assert len(settings("cfg", 3.0)) == 40 and {s.mode for s in settings("cfg", 3.0)} == \
+        {"both", "cond_only", "cond_only_weighted", "cond_only_normalized"}
     with pytest.raises(ValueError, match="study"):
         settings("sweep", 3.0)
 
