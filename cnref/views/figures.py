@@ -38,16 +38,17 @@ DPI = 100
 
 
 def outline(cond) -> np.ndarray:
-    """What to draw of each condition, as one (B,H,W) mask: a line drawing (a disc's outline, edges, scribbles:
-    under a fifth of its pixels lit) as it is, any other map (segmentation, depth) by its boundaries."""
+    """What to draw of each condition, as one (B,H,W) mask: a line drawing (a disc's outline, edges: most lit
+    pixels on the lit region's border) as it is; a map of regions (segmentation, depth) by its boundaries."""
     c = torch.as_tensor(np.asarray(cond)).float()
     c = c / 255 if c.max() > 1.5 else (c + 1) / 2 if c.min() < 0 else c
-    lines = c.amax(1) > 0.5
+    lit = (c.amax(1, keepdim=True) > 0.5).float()
+    inner = -torch.nn.functional.max_pool2d(-lit, 3, stride=1, padding=1)        # lit with all 8 neighbours lit
+    thin = (lit - inner).flatten(1).sum(1) > 0.6 * lit.flatten(1).sum(1)
     gy = (c[..., 1:, :] - c[..., :-1, :]).abs().sum(1)
     gx = (c[..., :, 1:] - c[..., :, :-1]).abs().sum(1)
     edges = (torch.nn.functional.pad(gy, (0, 0, 0, 1)) + torch.nn.functional.pad(gx, (0, 1))) > 0.3
-    sparse = lines.flatten(1).float().mean(1) < 0.2
-    return torch.where(sparse[:, None, None], lines, edges).numpy()
+    return torch.where(thin[:, None, None], lit[:, 0] > 0, edges).numpy()
 
 
 def show_images(ax, images, nrow: int = 8, title: str | None = None, cond=None):
