@@ -16,7 +16,8 @@ if ! python -c "import cnref, pytest, nbmake, jupytext, selenium" 2>/dev/null; t
     # (the CPU build where the index serves one; on Linux PyPI's is the CUDA build, several GB)
     pip install -q torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu --timeout 15 --retries 0 2>/dev/null \
         || pip install -q torch==2.13.0
-    pip install -q -e ".[dev]" -c constraints.txt      # the torch range in pyproject keeps the build above
+    # the torch range in pyproject keeps the build above; the build backend's notices go to a log, shown on failure
+    pip install -q -e ".[dev]" -c constraints.txt 2> .venv/install.log || { cat .venv/install.log >&2; exit 1; }
 fi
 case "${1:-}" in
     test)

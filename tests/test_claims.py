@@ -219,3 +219,9 @@ def test_suddenness_tells_a_jump_from_a_ramp_and_from_noise():
     flat = curve(steps, [0.2 + e for e in noise])
     assert suddenness(jump, "iou") > 20 > suddenness(ramp, "iou")
     assert suddenness(flat, "iou") < 5
+    # a curve shorter than the window (a smoke run's) is one window: the brute-force largest rise over its noise
+    short = curve([0, 2, 4], [0.20, 0.21, 0.35])
+    d = np.diff([0.20, 0.21, 0.35])
+    mad = 1.4826 * np.median(np.abs(d - np.median(d)))
+    assert suddenness(short, "iou") == pytest.approx(0.15 / (mad * np.sqrt(2)))
+    assert suddenness(curve([0], [0.2]), "iou") == 0.0

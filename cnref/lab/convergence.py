@@ -47,12 +47,15 @@ def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1
     """How sudden a curve's change is: the largest improvement inside any `window` steps (sign = -1 for a
     curve that improves downwards, such as the loss), in units of the improvement that noise alone gives
     over that many validations: sqrt(m) x the robust std (1.4826 x MAD) of one validation's change, m the
-    validations in a window. A steady or noisy curve scores a few units; a jump, tens."""
+    validations in a window. A steady or noisy curve scores a few units; a jump, tens. A curve shorter than the
+    window (a smoke run's) is one window; one with fewer than two validations has no change: 0."""
     h = [x for x in history if x.get(key) is not None]
+    if len(h) < 2:
+        return 0.0
     steps = np.array([x["step"] for x in h], dtype=float)
     y = sign * np.array([x[key] for x in h], dtype=float)
     d = np.diff(y)
-    m = max(1, int(round(window / np.median(np.diff(steps)))))
+    m = min(len(y) - 1, max(1, int(round(window / np.median(np.diff(steps))))))
     jump = max(y[i + m] - y[i] for i in range(len(y) - m))
     noise = 1.4826 * np.median(np.abs(d - np.median(d)))
     return float(jump / (max(noise, 1e-12) * np.sqrt(m)))
