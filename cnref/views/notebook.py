@@ -14,13 +14,13 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.ablations import ABLATIONS
+from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.convergence import judged
 from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
-from ..metrics import FID_REF_N, fidelity_fn
 from ..lab.studies import STUDIES, run_study
+from ..metrics import FID_REF_N, fidelity_fn
 from .figures import plot_curves, plot_final, show_final_grid
 from .tables import Verdict, print_runs, print_study_verdicts, print_tables, print_verdicts
 
@@ -117,7 +117,7 @@ class AblationReport:
         IoU or edge F1, with the perfect / no prompt), n[variant] (seeds)."""
         claims = [c for c in CLAIMS if c.ablation == self.ablation]
         v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
-        declared = [v.name for v in ABLATIONS[self.ablation](self.preset)]
+        declared = [x.name for x in ABLATIONS[self.ablation](self.preset)]
         per = lambda f: Declared({name: f(rs) for name, rs in self.by.items()}, declared)
         return show_reading(
             template, v=v, n=per(len),
