@@ -67,7 +67,7 @@ def _program() -> str:
     prog = Path(sys.argv[0])
     pkg = Path(__file__).resolve().parent
     if prog.suffix == ".py" and prog.resolve().parent == pkg:
-        return f"python -m cnref.{prog.stem}"
+        return "python -m cnref" if prog.stem == "__main__" else f"python -m cnref.{prog.stem}"
     return sys.argv[0]
 
 
