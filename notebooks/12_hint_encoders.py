@@ -16,12 +16,15 @@
 # The paper describes E as four 4x4 stride-2 convolutions with ReLU (16, 32, 64, 128 channels, Gaussian
 # init), which is 16x downsampling; the official code uses 3x3 convolutions with SiLU and 8x (and diffusers
 # copies the code). At the cpu preset the condition has the sample's resolution (factor 1), so both
-# encoders keep the resolution and differ in kernel, activation and init (`cnref.hint`). Does it matter?
+# encoders keep the resolution and differ in kernel, activation and init (`cnref.hint`). Does it matter? And at
+# 4x the image (`official_f4`, `paper_f4`), where each has two stride-2 stages, the path the descriptions are
+# about?
 #
-# **Device and time:** full mode reads the committed results in `experiments/hint_encoders/cpu/` (seconds). Making them: `python -m cnref run hint_encoders --preset cpu
-# --seeds 0 1 2`:
-# 6 runs (2 variants x 3 seeds) (each run's wall time and device: the first table below); it skips finished runs, resumes an
-# interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
+# **Device and time:** full mode reads the committed results in `experiments/hint_encoders/cpu/` (seconds). Making
+# them: `python -m cnref run hint_encoders --preset cpu --seeds 0 1 2` (each run's wall time and device: the first
+# table below; a 4x run costs a few 1x runs); it skips finished runs, resumes an interrupted one and reuses runs of
+# the same config from the other ablations (the default run; the cond_factor diagnostic's factor_4 for
+# `official_f4`). Rows whose runs are not made yet say so. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for a few steps on the tiny smoke base (seconds).
 
 # %%
@@ -85,6 +88,7 @@ rep.reading("""
 {iou[official]}; the interval of the difference, {v[0].evidence}, reaches past the tolerance, so the rule says
 {v[0].verdict} rather than equal. At the condition's factor 1 the official encoder has no stride-2 stage at all
 (its first convolution, then its zero conv), while the paper's keeps its four convolutions at stride 1: the deep,
-strided path that the two descriptions are about is never exercised here, so this row says little about SD's
-conditions at 8x the latent (notebook 04's cond_factor rows measure what that factor costs).
+strided path that the two descriptions are about is not exercised there. At 4x the image each has two stride-2
+stages: the paper's ends at {iou[paper_f4]}, the official at {iou[official_f4]} ({v[1].verdict},
+{v[1].evidence}); the official's runs there are the cond_factor diagnostic's factor_4 runs (the same config).
 """);

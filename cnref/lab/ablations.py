@@ -93,8 +93,11 @@ def scenes(preset: str) -> list[Variant]:
 
 
 def hint_encoders(preset: str) -> list[Variant]:
-    """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor."""
-    return [_with(preset, "official"), _with(preset, "paper", controlnet={"hint": "paper"})]
+    """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor: at the preset's (1x
+    at cpu, where the official encoder has no stride-2 stage) and at 4x the image, where each has two."""
+    return [_with(preset, "official"), _with(preset, "paper", controlnet={"hint": "paper"}),
+            _with(preset, "official_f4", controlnet={"factor": 4}),
+            _with(preset, "paper_f4", controlnet={"hint": "paper", "factor": 4})]
 
 
 def precision(preset: str) -> list[Variant]:
