@@ -47,3 +47,13 @@ def test_results_from_uncommitted_code_are_refused_or_carry_their_diff(tmp_path,
     assert out["diff"] == "seed0.diff" and (tmp_path / "a" / "seed0.diff").read_text().startswith("diff --git")
     assert runner.check_clean(prov, tmp_path / "elsewhere", False, tmp_path / "b.diff") == prov
     assert runner.check_clean({"commit": "abc"}, tmp_path, False, tmp_path / "c.diff") == {"commit": "abc"}
+
+
+def test_a_scratch_run_takes_its_convergence_level_from_the_committed_calibration(tmp_path):
+    """A rerun into a scratch folder (no calibration rows there) is judged at the committed level of its preset."""
+    from cnref.lab.convergence import levels
+    from cnref.lab.results import results_root
+    from cnref.lab.runner import level_for
+    from cnref.presets import preset
+    committed = levels("cpu", results_root())["fill50k"]
+    assert committed is not None and level_for(preset("cpu").train, tmp_path) == committed

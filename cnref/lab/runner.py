@@ -77,6 +77,13 @@ def check_clean(prov: dict, root: Path, allow_dirty: bool, diff_path: Path) -> d
     return {**prov, "diff": diff_path.name}
 
 
+def level_for(cfg: ControlNetTrainConfig, root: Path) -> float | None:
+    """The convergence level of a run's preset and data: from the calibration rows beside its results, else
+    (a scratch folder has none) from the committed ones, which are the same preset's."""
+    lv = levels(cfg.preset, root)[cfg.data]
+    return lv if lv is not None or root == results_root() else levels(cfg.preset, results_root())[cfg.data]
+
+
 def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, force: bool = False,
             log=print, allow_dirty: bool = False) -> dict:
     root = results_root(root)
@@ -110,7 +117,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
     out = {"ablation": ablation, "variant": v.name, "preset": cfg.preset, "seed": seed,
            "provenance": prov, "config": config_dict(cfg), "complete": True,
            "history": hist, "final": hist[-1], "final_eval": final,
-           "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1], levels(cfg.preset, root)[cfg.data]),
+           "convergence_step": convergence_step(hist, fidelity_fn(cfg.data)[1], level_for(cfg, root)),
            "train_seconds_this_process": round(time.perf_counter() - t0, 1),
            "concurrent_processes": int(os.environ.get("CNREF_CONCURRENT", "1"))}
     cs = out["convergence_step"]
@@ -122,7 +129,8 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
     if ablation in KEEP_WEIGHTS:
         save_controlnet(module.controlnet, path.with_suffix(".safetensors"), out)
     path.write_text(json.dumps(out, indent=1))
-    log(f"done   {v.name} seed {seed}: final {hist[-1]}, convergence step {cs if cs is None else round(cs)}")
+    log(f"done   {v.name} seed {seed}: held-out IoU {hist[-1][fidelity_fn(cfg.data)[1]]:.3f} at step {hist[-1]['step']}, "
+        f"convergence step {'not reached' if cs is None else round(cs)}")
     return out
 
 
