@@ -56,7 +56,8 @@ def _preset(p: argparse.ArgumentParser, default: str = "cpu") -> None:
 
 
 def _sets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="sets", nargs="+", default=[], metavar="KEY=VALUE",
+    # "extend": a later --set adds to an earlier one and wins on the same key (run.sh sets defaults first)
+    p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                    help="override config fields, e.g. --set lr=3e-4 steps=1000 controlnet.factor=4")
 
 

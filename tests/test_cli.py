@@ -57,12 +57,15 @@ def test_set_overrides_are_recorded_in_the_result(tmp_path):
 def test_a_rerun_goes_to_scratch_and_is_shown_against_the_committed_seeds(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "experiments").mkdir()
-    args = ["run", "sudden_convergence", "--preset", "smoke", "--seeds", "0", "--set", "steps=2"]
-    assert main([*args, "--record", "--allow-dirty"]) == 0                # the "committed" result
+    args = ["run", "sudden_convergence", "--preset", "smoke", "--seeds", "0", "--set", "steps=4"]
+    assert main([*args, "--record", "--allow-dirty"]) == 0                # the "committed" result, validated at 0, 2, 4
     committed = sorted(p.name for p in (tmp_path / "experiments").rglob("*") if p.is_file())
     capsys.readouterr()
-    assert main([*args, "--seeds", "1"]) == 0                             # a reader's rerun
+    assert main([*args, "--seeds", "1", "--set", "steps=2"]) == 0         # a reader's shorter rerun: the later --set wins
     out = capsys.readouterr().out
+    ref = json.loads(next((tmp_path / "experiments").rglob("seed0.json")).read_text())
+    at_2 = next(h["iou"] for h in ref["history"] if h["step"] == 2)
+    assert f"iou at step 2 {at_2:.3f}" in out.split("committed")[1]      # compared at the rerun's own last step
     assert sorted(p.name for p in (tmp_path / "experiments").rglob("*") if p.is_file()) == committed   # untouched
     assert (tmp_path / "runs" / "scratch" / "experiments" / "sudden_convergence" / "smoke" / "controlnet" /
             "seed1.json").exists()

@@ -19,10 +19,16 @@ def _fmt(xs: list) -> str:
     return f"{np.mean(xs):.0f}" if len(xs) == 1 else f"{np.mean(xs):.0f} ± {np.std(xs, ddof=1):.0f} ({min(xs):.0f}-{max(xs):.0f})"
 
 
+def _at(r: dict, key: str, step: int) -> float | None:
+    """A run's validation value of `key` at `step` (None if it has no validation there)."""
+    return next((h[key] for h in r["history"] if h["step"] == step and h.get(key) is not None), None)
+
+
 def compare_to_committed(ablation: str, preset: str, new_root: Path, committed_root: Path, seeds: list[int],
                          out: Path) -> Path:
-    """Print each variant's new runs (convergence step, final IoU) next to the committed seeds', and draw the new
-    IoU curves over the committed seeds' band (and the loss) into `out`."""
+    """Print each variant's new runs (convergence step, IoU at their last validation) next to the committed seeds'
+    (their IoU at the same step), and draw the new IoU curves over the committed seeds' band (and the loss)
+    into `out`."""
     new = group(judged([r for r in load_results(ablation, preset, new_root) if r["seed"] in seeds], preset,
                        committed_root), ablation, preset)
     old = group(judged(load_results(ablation, preset, committed_root), preset, committed_root), ablation, preset)
@@ -31,12 +37,15 @@ def compare_to_committed(ablation: str, preset: str, new_root: Path, committed_r
     axes = fig.subplots(1, 2)
     for name, rs in new.items():
         ref = old.get(name, [])
+        step = min(r["history"][-1]["step"] for r in rs)     # a shorter rerun is compared at its own last step
+        at = [_at(r, key, step) for r in ref]
+        at = [x for x in at if x is not None]
         print(f"{ablation}/{name}: this run{'s' if len(rs) > 1 else ''} (seed {', '.join(str(r['seed']) for r in rs)}): "
-              f"convergence step {_fmt([r['convergence_step'] for r in rs])}, final {key} "
-              f"{np.mean([r['final'][key] for r in rs]):.3f}"
-              + (f"; committed ({len(ref)} seeds): step {_fmt([r['convergence_step'] for r in ref])}, final {key} "
-                 f"{np.mean([r['final'][key] for r in ref]):.3f} ({min(r['final'][key] for r in ref):.3f}-"
-                 f"{max(r['final'][key] for r in ref):.3f})" if ref else "; nothing committed to compare with"))
+              f"convergence step {_fmt([r['convergence_step'] for r in rs])}, {key} at step {step} "
+              f"{np.mean([_at(r, key, step) for r in rs]):.3f}"
+              + (f"; committed ({len(ref)} seeds): step {_fmt([r['convergence_step'] for r in ref])}, {key} at step "
+                 f"{step} {np.mean(at):.3f} ({min(at):.3f}-{max(at):.3f})" if at else
+                 "; nothing committed to compare with"))
         for ax, k in zip(axes, (key, "loss")):
             if ref:
                 plot_spread(ax, [([h["step"] for h in r["history"] if h.get(k) is not None],
