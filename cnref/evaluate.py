@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 
 from .data import PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, batch_at, dataset, with_setting
-from .metrics import FID, fidelity, fidelity_fn, summarize
+from .metrics import fidelity, fidelity_fn, summarize
+from .quality import FID
 from .presets import ControlNetTrainConfig, EvalProtocol
 from .sample import generate
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from .checks import check_choice, check_tensor, fail
-from .data import COLORS, DATASETS, VAL_SEED, dataset
+from .checks import check_choice, check_tensor
+from .data import COLORS, DATASETS
 from .data.scenes import canny
 
 
@@ -146,71 +146,3 @@ def fidelity_fn(data: str):
 
 def summarize(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: round(float(v.float().mean()), 5) for k, v in metrics.items()}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Image quality: FID (Table 2's third column). Inception weights would need a download, so the feature
-# network is the locked base UNet itself, trained on this very image domain: the image enters as z_0 at
-# t = 0 with the empty prompt, and the features are the spatial means of the 4 encoder levels and the
-# middle block (32+32+64+64+64 = 256 numbers at the cpu preset). FIDs are comparable with each other at a
-# fixed sample count, not with published (Inception) FIDs; at n = 64 they carry the small-n bias that every
-# row of a table shares, which the ground-truth row (real images vs the reference set) makes visible.
-# ---------------------------------------------------------------------------------------------------------
-FID_REF_START, FID_REF_N = 100_000, 1024       # reference targets: held-out seed, indices no evaluation uses
-
-
-class BaseFeatures(torch.nn.Module):
-    """The FID feature network: images in [0, 1] (torchmetrics' normalize=True) -> (B, num_features)."""
-
-    def __init__(self, base):
-        super().__init__()
-        self.base = base
-        unet = base.unet
-        self.num_features = sum(b.resnets[-1].out_channels for b in unet.down_blocks) + \
-            unet.mid_block.resnets[-1].out_channels
-
-    @torch.no_grad()
-    def forward(self, images01: torch.Tensor) -> torch.Tensor:
-        check_tensor("images", images01, ndim=4, channels=3)
-        unet = self.base.unet
-        x = images01.to(self.base.alpha_bar.device, torch.float32) * 2 - 1
-        c = self.base.encode_prompt([""] * x.shape[0])
-        feats = []
-        keep = lambda m, a, out: feats.append((out[0] if isinstance(out, tuple) else out).float().mean((2, 3)))
-        hooks = [blk.register_forward_hook(keep) for blk in [*unet.down_blocks, unet.mid_block]]
-        try:    # hooks only for this call: the same UNet is the locked base of the model being evaluated
-            unet(x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device), c)
-        finally:
-            for h in hooks:
-                h.remove()
-        return torch.cat(feats, 1).cpu()
-
-
-def fid_reference(base) -> torch.Tensor:
-    """The FID reference set: FID_REF_N held-out targets of the base's dataset, in [-1, 1]."""
-    # conditions unused: rendering them at cond_factor 1 keeps the images (3 GB less at the gpu preset)
-    data = dataset(base.cfg.data, size=base.cfg.size, cond_factor=1, seed=VAL_SEED)
-    return data.batch(range(FID_REF_START, FID_REF_START + FID_REF_N))["image"]
-
-
-class FID:
-    """FID of image sets against one reference set, whose features are computed once."""
-
-    def __init__(self, base, reference: torch.Tensor | None = None, chunk: int = 256):
-        from torchmetrics.image.fid import FrechetInceptionDistance   # deferred: only FID needs torchmetrics
-        self.chunk = chunk
-        self.metric = FrechetInceptionDistance(feature=BaseFeatures(base), normalize=True,
-                                               reset_real_features=False)
-        ref = fid_reference(base) if reference is None else reference
-        for i in range(0, len(ref), chunk):
-            self.metric.update((ref[i:i + chunk].float() + 1) / 2, real=True)
-
-    def __call__(self, images: torch.Tensor) -> float:
-        """images: (B, 3, s, s) in [-1, 1]."""
-        check_tensor("images", images, ndim=4, channels=3)
-        if images.shape[0] < 2:
-            fail("images", "at least 2 images (FID needs a covariance)", f"{images.shape[0]}")
-        self.metric.reset()
-        for i in range(0, len(images), self.chunk):
-            self.metric.update((images[i:i + self.chunk].float() + 1) / 2, real=False)
-        return round(float(self.metric.compute()), 4)

@@ -53,7 +53,8 @@ rep.training()
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
 # name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.metrics.FID`); compare FIDs within a table only.
+# encoder as the feature network (offline; see `cnref.quality`): recorded, but it judges no claim, since it cannot
+# see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
 # The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
 # base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,
 # reference set) is printed above the tables, from the runs' configs.
@@ -86,11 +87,12 @@ rep.reading("""
 {iou[lite]} with the perfect prompt against ControlNet's {iou[controlnet]} ({v[2].verdict}, {v[2].evidence}), and
 the same gap with no prompt ({v[0].verdict}) or an insufficient one ({v[1].verdict}). That is the paper's Fig. 8c
 picture. But given four times the steps, lite converges (step {step[lite_x4]} against ControlNet's
-{step[controlnet]}, {v[7].verdict}, {v[7].evidence}) and ends at {iou[lite_x4]} with the perfect prompt and
+{step[controlnet]}, {v[6].verdict}, {v[6].evidence}) and ends at {iou[lite_x4]} with the perfect prompt and
 {iou_none[lite_x4]} with none, above ControlNet's {iou_none[controlnet]} with no prompt at its own length
-({v[6].verdict}, {v[6].evidence}). The paper's "lite fails without a prompt" holds at equal steps and not at
+({v[5].verdict}, {v[5].evidence}). The paper's "lite fails without a prompt" holds at equal steps and not at
 equal convergence: a single convolution per block can interpret the condition, it just takes longer to learn to.
 
-**Image quality does not separate them** ({v[3].verdict}, {v[3].evidence}): the quality metric here averages
-features over the image and cannot see where the disc is, so equal quality is not evidence of equal control.
+**Image quality is not judged here.** The FID in the table above averages features over the image and cannot see
+where the disc is, so it judges no claim; the metric that can (KID on (image, condition) pairs, notebook 19)
+needs 256 samples of each trained model, and these runs did not keep their weights.
 """);

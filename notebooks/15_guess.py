@@ -69,7 +69,7 @@ rep.reading("""
 **diffusers' guess-mode scales and the official ones behave alike**: edge F1 {v[0].a} against {v[0].b} at
 beta 9 ({v[0].verdict}, {v[0].evidence}). The two formulas are nearly the same curve: both fall geometrically from the
 middle block's full scale to about a tenth at the first connection, weakening the fine connections and keeping
-the coarse ones. **Whether guess mode gives better images than uniform scales with no prompt, the data cannot
-say**: FID {v[1].a} against {v[1].b} ({v[1].verdict}, {v[1].evidence}); the seeds overlap, and this quality
-metric averages over positions, so it is blind to much of what the scales change.
+the coarse ones. Whether guess mode gives better images than uniform scales with no prompt is judged in
+notebook 19, on a quality metric that sees where the shapes are (the FID drawn above averages over positions and
+is blind to much of what the scales change).
 """);

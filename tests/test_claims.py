@@ -9,7 +9,7 @@ import numpy as np
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
 from cnref.lab.convergence import convergence_level, convergence_step, suddenness, with_convergence
 from cnref.lab.compute import compute_report
-from cnref.lab.studies import settings
+from cnref.lab.studies import CALIBRATION, settings
 from cnref.views.tables import fmt, table
 
 
@@ -47,7 +47,7 @@ def test_every_claim_names_existing_variants():
 
 def test_every_study_claim_names_existing_settings():
     for c in STUDY_CLAIMS:
-        names = {s.name for s in settings(c.study, 3.0)} | {"multicontrolnet"}
+        names = {s.name for s in settings(c.study, 3.0)} | {"multicontrolnet"} | set(CALIBRATION)
         for ref in (c.a, c.b):
             assert ref in names or ref.startswith("const:"), (c, ref)
         assert c.expect in (">", "<", "=")

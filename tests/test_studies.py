@@ -1,4 +1,6 @@
 """Scenes as a training set and the inference-time studies, on the smoke scenes base."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -7,7 +9,7 @@ from cnref.controlnet import ControlNet, ControlNetConfig
 from cnref.data import VAL_SEED, Scenes, scene_vocabulary, with_setting
 from cnref.lab.results import load_controlnet, study_images
 from cnref.lab.runner import run
-from cnref.lab.studies import NETS, STUDIES, multicontrolnet_check, run_study, scenes_batches, settings
+from cnref.lab.studies import CALIBRATION, NETS, STUDIES, multicontrolnet_check, run_study, scenes_batches, settings
 from cnref.presets import preset
 from cnref.sample import generate
 from cnref.shipping import load_base
@@ -66,6 +68,10 @@ def test_settings_of_every_study():
             assert len(s.nets) == len(s.scenes) == len(s.weights)
     assert len(settings("cfg", 3.0)) == 40 and {s.mode for s in settings("cfg", 3.0)} == \
         {"both", "cond_only", "cond_only_weighted", "cond_only_normalized"}
+    # the quality study samples exactly the settings of the other studies that its claims compare
+    for q in settings("quality", 3.0):
+        study, name = q.name.split("/", 1)
+        assert replace(q, name=name) in settings(study, 3.0), q
     with pytest.raises(ValueError, match="study"):
         settings("sweep", 3.0)
 
@@ -89,3 +95,8 @@ def test_scene_controlnets_train_save_reload_and_feed_a_study(tmp_path):
     assert again["provenance"] == out["provenance"]
     with pytest.raises(ValueError, match="seed"):
         run_study("strength", "smoke", 5, tmp_path, log=lambda *_: None)
+    q = run_study("quality", "smoke", 0, tmp_path, log=lambda *_: None)["results"]
+    assert set(q) == {s.name for s in settings("quality", 3.0)} | set(CALIBRATION)
+    assert all({"kid", "kid_std", "edge_f1"} <= set(row) for row in q.values())
+    # the targets follow their own outlines, not the outlines they are paired with in the "moved" row
+    assert q["calibration/ground_truth"]["edge_f1"] > q["calibration/moved"]["edge_f1"]

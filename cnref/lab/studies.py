@@ -12,7 +12,13 @@ held-out set of scenes, repeated for every trained seed.
   (the outline of one scene, the segmentation of another). Also checks that diffusers' MultiControlNetModel
   over the exported pair gives the same residuals.
 
-Every sample set is measured with metrics.scene_fidelity (against each scene it may follow) and FID.
+- `quality`: the settings whose image quality a claim compares (from the studies above, named
+  "<study>/<setting>"), at 256 held-out scenes per seed (a different set for each seed), measured with KID on
+  (image, condition) pairs (`cnref.quality`); with calibration rows that need no sampling: the targets, the
+  targets paired with another scene's outline (right images, wrong place), blurred targets and noise.
+
+Every sample set is measured with metrics.scene_fidelity (against each scene it may follow) and FID (KID in
+`quality`).
 `python -m cnref study <study> --preset cpu --seeds 0 1 2` writes
 experiments/studies/<preset>/<study>/seed<k>.json (+ .npz with the first images of each setting); a finished
 seed is skipped, an unfinished one is redone.
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +40,8 @@ from ..control import compose, connection_scales
 from ..data import VAL_SEED, dataset
 from ..guidance import MODES
 from ..interop import to_diffusers
-from ..metrics import FID, scene_fidelity, summarize
+from ..metrics import scene_fidelity, summarize
+from ..quality import FID, KID
 from ..presets import preset as get_preset
 from ..provenance import provenance
 from ..sample import generate
@@ -71,6 +78,9 @@ def settings(study: str, beta: float) -> list[Setting]:
                 for k in ("uniform", "guess_official", "guess_diffusers") for b in (3.0, 9.0)]
     if study == "strength":
         return [Setting(f"s{s:g}", strength=s, beta=beta) for s in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
+    if study == "quality":
+        return [replace(x, name=f"{st}/{x.name}") for st, names in QUALITY_SETTINGS.items()
+                for x in settings(st, beta) if x.name in names]
     out = []
     for p in ("none", "perfect"):
         out += [Setting(f"matched/{p}/outline", prompt=p, beta=beta),
@@ -84,15 +94,23 @@ def settings(study: str, beta: float) -> list[Setting]:
 
 
 STUDIES = {"cfg": "Fig. 5: CFG modes x guidance scale", "guess": "guess-mode scales",
-           "strength": "control strength", "compose": "Fig. 6: multi-ControlNet composition"}
+           "strength": "control strength", "compose": "Fig. 6: multi-ControlNet composition",
+           "quality": "image quality (KID) where a claim rests on it, with calibration rows"}
+# the settings the image-quality claims compare, and s = 0 (the base alone) as a calibration row
+QUALITY_SETTINGS = {"cfg": ("both/beta9/none", "cond_only/beta9/none", "cond_only_weighted/beta9/none",
+                            "cond_only_normalized/beta9/none"),
+                    "guess": ("guess_official/beta9", "uniform/beta9"), "strength": ("s0", "s1", "s2")}
+CALIBRATION = ("calibration/ground_truth", "calibration/moved", "calibration/blurred", "calibration/noise")
+QUALITY_N = 256                         # KID's samples per setting
+QUALITY_START = 10_000                  # seed k's held-out scenes: indices QUALITY_START + k * QUALITY_N onwards
 
 
 @torch.no_grad()
-def scenes_batches(base, n: int, factor: int = 1) -> dict[tuple[str, str], dict]:
-    """(scene set, condition type) -> held-out batch: "same" = indices 0..n-1, "other" = n..2n-1; conditions at
-    size * factor (the trained ControlNets' factor)."""
+def scenes_batches(base, n: int, factor: int = 1, start: int = 0) -> dict[tuple[str, str], dict]:
+    """(scene set, condition type) -> held-out batch: "same" = indices start..start+n-1, "other" = the next n;
+    conditions at size * factor (the trained ControlNets' factor)."""
     out = {}
-    for which, start in (("same", 0), ("other", n)):
+    for which, start in (("same", start), ("other", start + n)):
         for cond in NETS:
             out[which, cond] = dataset("scenes", size=base.cfg.size, cond_factor=factor,
                                        seed=VAL_SEED, condition=cond).batch(range(start, start + n))
@@ -110,10 +128,12 @@ def sample_setting(base, nets: dict, batches: dict, s: Setting, steps: int, seed
     return generate(base, prompts, pairs, steps=steps, beta=s.beta, mode=s.mode, scales=scales, seed=seed).float()
 
 
-def measure(images: torch.Tensor, batches: dict, s: Setting, fid: FID) -> dict:
+def measure(images: torch.Tensor, batches: dict, s: Setting, quality: FID | KID) -> dict:
     """scene_fidelity against the held-out scenes (and, when a ControlNet saw other scenes, against those:
-    keys other_*), and FID."""
-    out = {**summarize(scene_fidelity(images, batches["same", "outline"])), "fid": fid(images)}
+    keys other_*), and FID, or KID on the images paired with the held-out scenes' outlines."""
+    same = batches["same", "outline"]
+    q = {"fid": quality(images)} if isinstance(quality, FID) else quality(images, same["cond"])
+    out = {**summarize(scene_fidelity(images, same)), **q}
     if "other" in s.scenes:
         out.update({f"other_{k}": v for k, v in summarize(scene_fidelity(images, batches["other", "outline"])).items()})
     return out
@@ -139,6 +159,30 @@ def multicontrolnet_check(base, nets: dict, batches: dict, weights=(1.0, 0.5), s
     return {"weights": list(weights), "max_abs_diff": diff, "max_abs_residual": scale}
 
 
+def blur(images: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """A separable Gaussian blur (5 taps), edges replicated."""
+    x = torch.arange(-2, 3, dtype=torch.float32)
+    k = torch.exp(-x ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    c = images.shape[1]
+    h = torch.nn.functional.pad(images.float(), (2, 2, 2, 2), mode="replicate")
+    h = torch.nn.functional.conv2d(h, k.view(1, 1, 1, 5).repeat(c, 1, 1, 1), groups=c)
+    return torch.nn.functional.conv2d(h, k.view(1, 1, 5, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def calibration(batches: dict, kid: KID, seed: int) -> dict:
+    """The quality study's rows that need no sampling, on its held-out scenes: the targets with their outlines
+    (the best a model can do), the targets with another scene's outline (right images in the wrong place: a
+    metric that sees placement must score them clearly worse), blurred targets, and uniform noise."""
+    same = batches["same", "outline"]
+    other = {k: v.roll(1, 0) if torch.is_tensor(v) else v[-1:] + v[:-1] for k, v in same.items()}  # scene i-1's
+    x = same["image"].float()
+    g = torch.Generator().manual_seed(seed)
+    rows = dict(zip(CALIBRATION, [(x, same), (x, other), (blur(x), same), (torch.rand(x.shape, generator=g) * 2 - 1, same)]))
+    # fidelity and KID against the scene whose outline each image is paired with
+    return {name: {**summarize(scene_fidelity(im, b)), **kid(im, b["cond"])} for name, (im, b) in rows.items()}
+
+
 def trained_nets(base, preset: str, seed: int, root: Path | None = None) -> tuple[dict, dict]:
     """The `scenes` ControlNets of one seed, and where they came from."""
     rs = {r["variant"]: r for r in load_results("scenes", preset, root) if r["seed"] == seed}
@@ -153,7 +197,8 @@ def trained_nets(base, preset: str, seed: int, root: Path | None = None) -> tupl
 def run_study(study: str, preset: str, seed: int, root: Path | None = None, keep: int = 8, log=print) -> dict:
     path = study_path(study, preset, seed, root)
     eng = get_preset(preset, "scenes").train.protocol
-    cfg = {"study": study, "n": eng.final_n, "ddim_steps": eng.val_steps, "sample_seed": seed + 1,
+    n = QUALITY_N if study == "quality" and preset != "smoke" else eng.final_n
+    cfg = {"study": study, "n": n, "ddim_steps": eng.val_steps, "sample_seed": seed + 1,
            "settings": [asdict(s) for s in settings(study, eng.val_beta)]}
     if path.exists():
         old = json.loads(path.read_text())
@@ -162,17 +207,19 @@ def run_study(study: str, preset: str, seed: int, root: Path | None = None, keep
             return old
     base = load_base(preset, "scenes")
     nets, sources = trained_nets(base, preset, seed, root)
-    batches = scenes_batches(base, eng.final_n, nets[NETS[0]].cfg.factor)
-    fid = FID(base)
+    batches = scenes_batches(base, n, nets[NETS[0]].cfg.factor, QUALITY_START + seed * n if study == "quality" else 0)
+    quality = KID(base) if study == "quality" else FID(base)
     prov = provenance(seed=seed)
     t0 = time.perf_counter()
     rows, images = {}, {}
     for s in tqdm(settings(study, eng.val_beta), desc=f"{study} seed {seed}"):
         x = sample_setting(base, nets, batches, s, eng.val_steps, seed + 1)
-        rows[s.name] = measure(x, batches, s, fid)
+        rows[s.name] = measure(x, batches, s, quality)
         images[s.name] = ((x[:keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
     out = {"study": study, "preset": preset, "seed": seed, "provenance": prov, "config": cfg,
            "controlnets": sources, "results": rows}
+    if study == "quality":
+        rows.update(calibration(batches, quality, seed))
     if study == "compose":
         out["multicontrolnet"] = multicontrolnet_check(base, nets, batches, seed=seed)
     out["wall_s"] = round(time.perf_counter() - t0, 1)

@@ -20,7 +20,7 @@ LABELS = {
     "iou": "disc IoU with the condition",
     "loss": "training loss (Eq. 3)",
     "fid": "FID (lower is better)",
-    "kid": "KID (lower is better)",
+    "kid": "KID x 1e3 of (image, condition) pairs (lower is better)",
     "fill_ok": "fill colour right (share)",
     "bg_ok": "background colour right (share)",
     "color_ok": "colours right (share)",
@@ -192,6 +192,18 @@ def plot_sweep(ax, results: list[dict], names: list[str], xs: list[float], key: 
     """One line (mean over seeds, band = min-max) through the settings `names` placed at `xs`."""
     curves = [(xs, [r["results"][n][key] for n in names]) for r in results]
     return plot_spread(ax, curves, label)
+
+
+def plot_rows(ax, results: list[dict], names: list[str], key: str):
+    """One horizontal bar per setting (the mean over seeds) with each seed's value as a dot; the first name on top."""
+    ys = np.arange(len(names))[::-1]
+    for y, n in zip(ys, names):
+        vals = [r["results"][n][key] for r in results]
+        ax.barh(y, np.mean(vals), color="0.8")
+        ax.plot(vals, [y] * len(vals), "o", color="C0", ms=4)
+    ax.set_yticks(ys, names, fontsize=8)
+    ax.axvline(0, color="0.3", lw=0.8)
+    ax.set_xlabel(metric_label(key))
 
 
 def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str = "fid", y: str = "edge_f1",

@@ -20,7 +20,8 @@ from ..lab.convergence import judged
 from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
-from ..metrics import FID_REF_N, fidelity_fn
+from ..metrics import fidelity_fn
+from ..quality import REF_N
 from .figures import plot_curves, plot_final, show_final_grid
 from .tables import Verdict, print_runs, print_study_verdicts, print_tables, print_verdicts
 
@@ -96,7 +97,7 @@ class AblationReport:
         """The final evaluation per prompt setting (one panel per key), then its tables with the bounds."""
         cfg = next(iter(self.by.values()))[0]["config"]
         print(f"protocol: {cfg['final_n']} held-out conditions per prompt setting, DDIM {cfg['val_steps']} steps, "
-              f"CFG scale {cfg['val_beta']:g}; FID against {FID_REF_N} held-out targets")
+              f"CFG scale {cfg['val_beta']:g}; FID against {REF_N} held-out targets")
         fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
         for ax, k in zip(axes[0], keys):
             plot_final(ax, self.by, k, settings=settings, bnd=self.bounds)
@@ -157,7 +158,7 @@ class StudyReport:
         """The closing reading. Fields: v[i] (the study's i-th claim: .verdict .evidence .a .b .measured),
         m[setting][key] (mean ± std over the trained seeds), seeds."""
         v = [Verdict(c, evaluate_study_claim(c, self.preset, self.root)) for c in STUDY_CLAIMS if c.study == self.study]
-        m = {n: {k: spread([r["results"][n][k] for r in self.results], 1 if k == "fid" else 3)
+        m = {n: {k: spread([r["results"][n][k] for r in self.results], 1 if k == "fid" else 2 if k == "kid" else 3)
                  for k in self.results[0]["results"][n]} for n in self.results[0]["results"]}
         return show_reading(template, v=v, m=m, seeds=len(self.results))
 

@@ -42,6 +42,7 @@ def judged_claims(preset: str, root: Path | None = None) -> list[tuple]:
     # the gpu diagnostics are read in the sudden-convergence notebook, the explanations of the jump in why-sudden
     nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}
     nb |= {a: nb.get("why_sudden", a) for a in ("learning_rate", "injection", "hint_embedder")}
+    nb |= {"quality": nb.get("image_quality", "quality")}
     out = [(c, evaluate_claim(c, preset, root), source_of(c), nb.get(c.ablation, c.ablation),
             f"experiments/{c.ablation}/{preset}/") for c in CLAIMS]
     return out + [(c, evaluate_study_claim(c, preset, root), None, nb.get(c.study, c.study),

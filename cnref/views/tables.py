@@ -79,7 +79,7 @@ def fmt(s: dict | None, key: str) -> str:
         return "-"
     if key == "max_abs_diff":
         return f"{s['max']:.1e} (max of n={s['n']})"
-    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else 2 if key == "fid" else 3
+    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else 2 if key in ("fid", "kid") else 3
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
     return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']}{never})"
 
