@@ -139,6 +139,44 @@ def bench_train_processes(preset: str, modes: list[str], batch: int, repeats: in
     return out
 
 
+def bench_instrument(cfg, schedules: dict[str, tuple[int, int]], repeats: int = 5) -> dict:
+    """What recording cnref.probe at each validation adds to an instrumented run (`cfg`, instrument=True),
+    measured in one process: the median time of a training step, of a validation without the probe and of the
+    probe itself, interleaved (step, validation, probe, step, ...), combined for each run's (steps, val_every)
+    in `schedules`: validations x probe / (steps x step + validations x validation)."""
+    from .train import ControlNetTraining
+    module = ControlNetTraining(cfg)
+    opt = torch.optim.AdamW(module.controlnet.parameters(), lr=cfg.lr)
+    batch = module.data.batch(range(cfg.batch_size))
+    g = torch.Generator().manual_seed(0)
+
+    def step():
+        opt.zero_grad()
+        module.loss_on(batch, g).backward()
+        opt.step()
+
+    probe = module.probe
+    fns = {"training step": step, "validation": module.validate, "probe": module.instrumentation}
+    times = {k: [] for k in fns}
+    for r in range(1 + repeats):                           # the first round warms up
+        for k, f in fns.items():
+            module.history.clear()                          # validate() skips a step it has already seen
+            module.probe = probe if k == "probe" else None
+            t0 = time.perf_counter()
+            f()
+            if r:
+                times[k].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    runs = {}
+    for name, (steps, every) in schedules.items():
+        n_val = steps // every + 1
+        bare = steps * med["training step"] + n_val * med["validation"]
+        runs[name] = {"steps": steps, "val_every": every, "validations": n_val,
+                      "overhead": round(n_val * med["probe"] / bare, 4)}
+    return {"repeats": repeats, "median_s": {k: round(x, 4) for k, x in med.items()},
+            "seconds": {k: [round(x, 4) for x in v] for k, v in times.items()}, "runs": runs}
+
+
 # ------------------------------------------------------------------------ SD1.5 scale
 SD15_MODES = ["plain", "diffusers", "cnref", "cnref_fast", "cnref_mid", "cnref_ckpt"]
 

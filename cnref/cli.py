@@ -11,7 +11,7 @@ on stderr and exit status 2, never a traceback.
     study <study|all>                      inference-time sweeps over the trained scene ControlNets
     train base|controlnet                  pretrain a base / train one ControlNet into a run folder
     evaluate bounds|base                   calibration rows / colour fidelity of the shipped base
-    bench train|sample|sd15|plot           speed ratios measured in one process
+    bench train|sample|sd15|plot|instrument   speed ratios and costs measured in one process
     visibility                             how visible the disc is at each timestep
     report readme|verdicts                 the README's claims table / every claim's verdict
     compute                                the wall time the committed results cost
@@ -24,16 +24,17 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
 import torch
 
-from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
+from .bench import SD15_MODES, bench_instrument, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .base import build_unet
 from .checks import check_positive
 from .evaluate import base_quality
-from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS
+from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS
 from .lab.compute import compute_report
 from .lab.results import results_root, scratch_root
@@ -113,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
     e.add_argument("--root", type=Path)
     b = sub.add_parser("bench", help="speed ratios measured in one process (modes interleaved)")
-    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot"])
+    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot", "instrument"])
     _preset(b)
     b.add_argument("--batch", type=int, nargs="+", default=None)
     b.add_argument("--repeats", type=int, default=None)
@@ -259,6 +260,14 @@ def bench(a: argparse.Namespace) -> None:
                 for bs in (a.batch or [1])]
         _write(a.out, {"provenance": provenance(), "runs": runs})
         plot_sd15(a.out)
+    elif a.what == "instrument":
+        vs = variants("learning_rate", a.preset)
+        cfg = replace(vs[1].cfg, instrument=True)
+        res = bench_instrument(cfg, {v.name: (v.cfg.steps, v.cfg.val_every) for v in vs}, a.repeats or 5)
+        for k, v in res["runs"].items():
+            print(f"{k:10s} {v['validations']:3d} validations: the probe adds {100 * v['overhead']:.1f}% to the run")
+        _write(a.out or results_root() / "bench" / f"instrument_{a.preset}.json",
+               {"provenance": provenance(), "preset": a.preset, **res})
     elif a.what == "sample":
         res = {"provenance": provenance(), **bench_sample(a.preset, 64, 20, repeats=a.repeats or 3,
                                                          factor=preset(a.preset).train.cond_factor)}

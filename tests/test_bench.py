@@ -54,3 +54,17 @@ def test_sample_bench_smoke_matches_the_pipeline_loop():
     assert set(res["modes"]) == {"cnref", "diffusers_pipeline_loop"}
     # the same weights, noise and schedule: cnref's sampler and the pipeline's loop give the same images
     assert res["max_abs_pixel_diff"] < 1e-4
+
+
+def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
+    """The overhead's validation count is the one a real run with the same schedule records (its history)."""
+    from dataclasses import replace
+
+    from cnref.bench import bench_instrument
+    from cnref.train import train_controlnet
+    cfg = replace(preset("smoke").train, steps=4, val_every=2, instrument=True)
+    res = bench_instrument(cfg, {"smoke": (cfg.steps, cfg.val_every)}, repeats=1)
+    run = train_controlnet(cfg, tmp_path / "run")
+    assert res["runs"]["smoke"]["validations"] == len(run.history)
+    assert all(k in run.history[-1] for k in ("gate", "readout"))
+    assert all(v > 0 for v in res["median_s"].values()) and 0 < res["runs"]["smoke"]["overhead"] < 1

@@ -92,7 +92,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
     if path.exists():
         old = json.loads(path.read_text())
         if same_config(old.get("config"), config_dict(cfg)) and old.get("complete"):
-            log(f"skip   {path.relative_to(root.parent)} (finished)")
+            log(f"skip   {os.path.relpath(path)} (finished)")
             return old
         if not force:
             fail("result", f"no finished result with another config at {path} (pass --force to replace it)",
@@ -107,7 +107,7 @@ def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, forc
         log(f"reuse  {same.relative_to(root)} -> {path.relative_to(root.parent)} (same config)")
         return out
     run_dir = runs_dir(root) / ablation / cfg.preset / v.name / f"seed{seed}"
-    log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {path.relative_to(root.parent)}")
+    log(f"run    {ablation}/{cfg.preset}/{v.name}/seed{seed} -> {os.path.relpath(path)}")
     prov = check_clean(provenance(seed=seed, base_sha256=base_sha256(cfg.preset, cfg.data)), root, allow_dirty,
                        path.with_suffix(".diff"))       # at launch: the commit whose code runs, on which base
     t0 = time.perf_counter()
