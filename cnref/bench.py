@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -156,6 +157,8 @@ def bench_instrument(cfg, schedules: dict[str, tuple[int, int]], repeats: int = 
         opt.step()
 
     probe = module.probe
+    # validate() logs to Lightning, which warns outside a Trainer: the values are in module.history anyway
+    warnings.filterwarnings("ignore", message=".*self.trainer. reference is not registered")
     fns = {"training step": step, "validation": module.validate, "probe": module.instrumentation}
     times = {k: [] for k in fns}
     for r in range(1 + repeats):                           # the first round warms up
