@@ -83,9 +83,9 @@ def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
             os.environ["CNREF_SMOKE"] = env_smoke
     read = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs))
     nb.cells = nb.cells[1:-1]
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code":
-            c.execution_count = None if not c.outputs else c.execution_count - 1
+    for c in nb.cells:                  # counts as if the tracking cell had not run first
+        if c.cell_type == "code" and c.execution_count is not None:
+            c.execution_count -= 1
     nb.metadata["cnref"] = {"source": source.name, "source_sha256": sha256(source.read_bytes()),
                             "inputs": inputs_of(read, repo)}
     out.mkdir(parents=True, exist_ok=True)
