@@ -1,0 +1,63 @@
+"""T2I-Adapter's injection: equal to diffusers' own path where diffusers' layout assumption holds, and at the
+end of every level (before downsampling) on the cpu base, where it does not."""
+import torch
+from diffusers import UNet2DConditionModel
+
+from cnref.shipping import load_base
+from cnref.t2i_adapter import adapted, adapted_unet, adapter_for
+
+
+def sd_layout_unet() -> UNet2DConditionModel:
+    """A tiny UNet with SD1.5's block layout: three cross-attention levels, then a plain one without downsampler."""
+    torch.manual_seed(0)
+    return UNet2DConditionModel(sample_size=16, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=(8, 16, 16, 16), norm_num_groups=4, cross_attention_dim=8,
+                                attention_head_dim=2,
+                                down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+                                up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3).eval()
+
+
+@torch.no_grad()
+def test_injection_equals_diffusers_intrablock_residuals_on_sd_layout():
+    unet = sd_layout_unet()
+    adapter = adapter_for(unet, cond_channels=3, factor=2)
+    z, t, c = torch.randn(2, 4, 16, 16), torch.tensor([10, 700]), torch.randn(2, 5, 8)
+    feats = adapter(torch.rand(2, 3, 32, 32))
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 2]
+    ours = adapted_unet(unet, z, t, c, feats)
+    theirs = unet(z, t, c, down_intrablock_additional_residuals=[f.clone() for f in feats]).sample
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    assert (ours - unet(z, t, c).sample).abs().max() > 1e-3           # the features did act
+
+
+def level_features(unet, z, t, c) -> list[torch.Tensor]:
+    """Each encoder level's output before its downsampler (the last skip the level keeps before it)."""
+    seen = []
+
+    def keep(block):
+        return lambda m, args, out: seen.append(out[1][-2] if block.downsamplers is not None else out[1][-1])
+    handles = [b.register_forward_hook(keep(b)) for b in unet.down_blocks]
+    try:
+        unet(z, t, c)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+@torch.no_grad()
+def test_injection_on_the_cpu_base_adds_each_level_before_its_downsampler():
+    """On the cpu base (plain levels first) level 0's output is the plain one plus the adapter's features (nothing
+    upstream of it changed), every level gets features of its own size, and the hooks end with the call."""
+    unet = load_base("cpu").unet
+    adapter = adapter_for(unet)
+    z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
+    feats = adapter(torch.rand(2, 3, 32, 32))
+    assert [tuple(f.shape[1:]) for f in feats] == [(32, 32, 32), (32, 16, 16), (64, 8, 8), (64, 4, 4)]
+    plain = level_features(unet, z, t, c)
+    with adapted(unet, feats):
+        injected = level_features(unet, z, t, c)
+    torch.testing.assert_close(injected[0], plain[0] + feats[0], rtol=1e-5, atol=1e-5)
+    assert all(a.shape == f.shape for a, f in zip(injected, feats))
+    after = level_features(unet, z, t, c)
+    assert all(torch.equal(a, p) for a, p in zip(after, plain))
