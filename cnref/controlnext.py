@@ -1,0 +1,90 @@
+"""ControlNeXt (Peng et al. 2024, "ControlNeXt: Powerful and Efficient Control for Image and Video Generation"),
+over a locked Stable-Diffusion-shaped UNet.
+
+A small network on the condition (a convolutional embedding, two ResNet blocks that see the timestep, two
+convolutions and a 1x1 projection to the width of the UNet's first level), injected once: into the hidden state
+that leaves the UNet's first down block, by cross normalisation instead of a zero convolution,
+
+    c  = pool(ControlNeXt(c_i, t))  (to that hidden state's size)
+    h <- h + s * ((c - mean(c)) / std(c) * std(h) + mean(h))        (per sample, over C, H, W)
+
+so the control starts at the feature's own scale rather than at zero. As in the official SD1.5 code
+(dvlab-research/ControlNeXt, models/unet.py and models/controlnext.py): injected after down block 0, its skip
+untouched, statistics per sample; the official module reduces 512x512 conditions 8x (a stride-2 embedding and
+two downsamplers) to the latent's size, here the stride-2 stages are log2 of the condition's factor over the
+sample. The official training also fine-tunes a subset of the base's weights; here only the module trains (the
+base stays locked, as for every control in cnref).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.resnet import Downsample2D, ResnetBlock2D
+from torch import nn
+from torch.nn import functional as F
+
+from .checks import check_tensor, fail
+from .zero_conv import cross_normalize
+
+
+class ControlNeXt(nn.Module):
+    """The condition network: (c_i, t) -> a control at the sample's resolution with the first level's width."""
+
+    def __init__(self, unet, cond_channels: int = 3, factor: int = 1, widths: tuple[int, int] = (32, 64),
+                 scale: float = 1.0):
+        super().__init__()
+        if factor & (factor - 1) or not 1 <= factor <= 8:
+            fail("factor", "1, 2, 4 or 8", factor)
+        stages = factor.bit_length() - 1                 # stride-2 stages: 3 for SD's 8x
+        w0, w1 = widths
+        temb = 4 * w0
+        self.scale, self.out_width = scale, unet.config.block_out_channels[0]
+        self.time_proj = Timesteps(w0, True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(w0, temb)
+        self.embedding = nn.Sequential(
+            nn.Conv2d(cond_channels, w0 // 2, 3, stride=2 if stages > 2 else 1, padding=1),
+            nn.GroupNorm(2, w0 // 2), nn.ReLU(),
+            nn.Conv2d(w0 // 2, w0 // 2, 3, padding=1), nn.GroupNorm(2, w0 // 2), nn.ReLU(),
+            nn.Conv2d(w0 // 2, w0, 3, padding=1), nn.GroupNorm(2, w0), nn.ReLU())
+        self.down_res = nn.ModuleList([ResnetBlock2D(in_channels=w0, out_channels=w0, temb_channels=temb, groups=4),
+                                       ResnetBlock2D(in_channels=w0, out_channels=w1, temb_channels=temb, groups=8)])
+        self.down_sample = nn.ModuleList(
+            Downsample2D(c, use_conv=True, out_channels=c, padding=1) if k < stages else nn.Identity()
+            for k, c in enumerate((w0, w1)))
+        self.mid = nn.Sequential(nn.Conv2d(w1, w1, 3, padding=1), nn.ReLU(), nn.GroupNorm(8, w1),
+                                 nn.Conv2d(w1, w1, 3, padding=1), nn.GroupNorm(8, w1))
+        self.out = nn.Conv2d(w1, self.out_width, 1)
+
+    def forward(self, cond: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        check_tensor("cond", cond, ndim=4)
+        emb = self.time_embedding(self.time_proj(t.expand(cond.shape[0])).to(cond.dtype))
+        h = self.embedding(cond)
+        for res, down in zip(self.down_res, self.down_sample):
+            h = down(res(h, emb))
+        return self.out(self.mid(h) + h)
+
+
+@contextmanager
+def injected(unet, control: torch.Tensor, scale: float):
+    """Within the block, every call of `unet` adds the cross-normalised control to the hidden state that leaves
+    its first down block (the block's skips are untouched)."""
+    def hook(module, args, out):
+        h, skips = out
+        c = F.adaptive_avg_pool2d(control, h.shape[-2:]).to(h)
+        return h + scale * cross_normalize(c, h), skips
+
+    handle = unet.down_blocks[0].register_forward_hook(hook)
+    try:
+        yield unet
+    finally:
+        handle.remove()
+
+
+def controlnext_unet(unet, net: ControlNeXt, z_t: torch.Tensor, t, c_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """eps_theta(z_t, t, c_t, c_i): the locked UNet with ControlNeXt's control injected once."""
+    t = torch.as_tensor(t, device=z_t.device)
+    control = net(cond, t if t.ndim else t.expand(z_t.shape[0]))
+    with injected(unet, control, net.scale):
+        return unet(z_t, t, c_t).sample
