@@ -47,8 +47,18 @@ class ControlNetConfig:
     injection: str = "zero"       # "zero" | "crossnorm": how the 13 residuals enter (ControlNeXt: cross normalisation)
     crossnorm_scale: float = 0.35 # ControlNeXt's s for sparse conditions such as Canny edges
     hint_trainable: bool = True   # hint "base": whether the copied base layers train
+    kind: str = "controlnet"      # or a successor over the same locked base (cnref.controls): "t2i_adapter",
+                                  # "controlnet_xs", "controlnext" (its s: crossnorm_scale)
+    xs_size_ratio: float = 0.25   # controlnet_xs: the control encoder's widths over the base's
 
     def __post_init__(self):
+        check_choice("kind", self.kind, {"controlnet", "t2i_adapter", "controlnet_xs", "controlnext"})
+        check_positive("xs_size_ratio", self.xs_size_ratio)
+        if self.kind != "controlnet" and (self.lite or self.connections != "full" or self.init != "zero"
+                                          or self.injection != "zero" or self.hint != "official"):
+            fail("kind", "the default ControlNet options with a successor (they configure the ControlNet only)",
+                 f"kind={self.kind!r} with lite={self.lite}, connections={self.connections!r}, init={self.init!r}, "
+                 f"injection={self.injection!r}, hint={self.hint!r}")
         check_choice("hint", self.hint, {"official", "paper", "base"})
         check_choice("injection", self.injection, {"zero", "crossnorm"})
         check_positive("crossnorm_scale", self.crossnorm_scale)

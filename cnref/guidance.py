@@ -17,6 +17,7 @@ import torch
 
 from .checks import check_choice, fail
 from .control import Control, compose, connection_scales, controlled_unet
+from .controls import SUCCESSORS, controlled_eps
 
 MODES = {"both", "cond_only", "cond_only_weighted", "cond_only_normalized"}
 WEIGHTING = {"cond_only_weighted": "resolution", "cond_only_normalized": "resolution_normalized"}
@@ -55,15 +56,12 @@ def guided_eps(unet, controlnets, z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc:
     c_uc: the unconditional text embedding (None or beta == 1: no guidance, eps_c only).
     """
     check_choice("mode", mode, MODES)
+    if any(isinstance(net, SUCCESSORS) for net, _ in controlnets):
+        return _successor_eps(unet, controlnets, z_t, t, c_t, c_uc, beta, mode, scales)
     if c_uc is None or beta == 1.0:     # eps_prd = eps_c: one branch, the mode's weighting still applies
         ctl = _cond_control(controlnets, z_t, t, c_t, scales, mode) if controlnets else None
         return controlled_unet(unet, z_t, t, c_t, ctl)
-    if c_uc.shape != c_t.shape:
-        fail("c_uc", f"shape {tuple(c_t.shape)} (as c_t)", f"{tuple(c_uc.shape)}")
-    z = torch.cat([z_t, z_t])
-    text = torch.cat([c_uc, c_t])
-    t2 = torch.as_tensor(t, device=z.device)
-    t2 = t2.repeat(2) if t2.ndim == 1 else t2
+    z, t2, text = _both_branches(z_t, t, c_t, c_uc)
     ctl = None
     if controlnets and mode == "both":
         ctl = _controls(controlnets, z, t2, text, scales)
@@ -73,4 +71,25 @@ def guided_eps(unet, controlnets, z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc:
         ctl = Control(tuple(torch.cat([zr, r]) for zr, r in zip(zeros[:-1], ctl_c.down)),
                       torch.cat([zeros[-1], ctl_c.mid]))
     eps_uc, eps_c = controlled_unet(unet, z, t2, text, ctl).chunk(2)
+    return cfg(eps_uc, eps_c, beta)
+
+
+def _both_branches(z_t: torch.Tensor, t, c_t: torch.Tensor, c_uc: torch.Tensor):
+    """One batch for CFG's two branches: [z_t; z_t], [t; t], [c_uc; c_t]."""
+    if c_uc.shape != c_t.shape:
+        fail("c_uc", f"shape {tuple(c_t.shape)} (as c_t)", f"{tuple(c_uc.shape)}")
+    t2 = torch.as_tensor(t, device=z_t.device)
+    return torch.cat([z_t, z_t]), t2.repeat(2) if t2.ndim == 1 else t2, torch.cat([c_uc, c_t])
+
+
+def _successor_eps(unet, controlnets, z_t, t, c_t, c_uc, beta: float, mode: str, scales) -> torch.Tensor:
+    """eps_prd under one successor of ControlNet (cnref.controls), its control in both branches: the CFG modes
+    and per-connection scales of section 3.4 are the ControlNet's."""
+    if len(controlnets) != 1 or mode != "both" or scales is not None:
+        fail("controlnets", "one successor of ControlNet, mode 'both', no per-connection scales",
+             f"{len(controlnets)} controls, mode {mode!r}, scales {'given' if scales is not None else None}")
+    (net, cond), = controlnets
+    if c_uc is None or beta == 1.0:
+        return controlled_eps(net, unet, z_t, t, c_t, cond)
+    eps_uc, eps_c = controlled_eps(net, unet, *_both_branches(z_t, t, c_t, c_uc), cond).chunk(2)
     return cfg(eps_uc, eps_c, beta)

@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from .base import MiniSD, sample_scheduler
 from .checks import check_positive, fail
+from .controls import once
 from .guidance import guided_eps
 
 
@@ -44,7 +45,7 @@ def generate(base: MiniSD, prompts: list[str], controlnets=(), *, steps: int = 2
     z_T = torch.randn(b, base.unet.config.in_channels, s, s, generator=g).to(dev)
     c_t = base.encode_prompt(prompts)
     c_uc = base.encode_prompt([negative] * b) if beta != 1.0 else None
-    controlnets = [(net, cond.to(dev)) for net, cond in controlnets]
+    controlnets = [(net, once(net, cond.to(dev))) for net, cond in controlnets]     # T2I-Adapter: features, once
 
     def eps_fn(z, t):
         return guided_eps(base.unet, controlnets, z, t, c_t, c_uc, beta=beta, mode=mode, scales=scales)

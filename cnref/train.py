@@ -17,8 +17,8 @@ import torch
 
 from .base import MiniSD
 from .checks import check_positive, fail
-from .control import controlled_unet
-from .controlnet import ControlNet, set_gradient_checkpointing, unlock_decoder
+from .controlnet import set_gradient_checkpointing, unlock_decoder
+from .controls import controlled_eps, make_control, trainable
 from .data import TRAIN_SEED, VAL_SEED, dataset, prompts_for_setting
 from .data.io import Fill50KFolder
 from .ema import EMA
@@ -89,7 +89,8 @@ def pretrain_base(cfg: BaseTrainConfig, run_dir: Path, weights: Path) -> Path:
 
 # ----------------------------------------------------------------------------------- ControlNet
 class ControlNetTraining(L.LightningModule):
-    """Eq. 3 with a locked mini SD and a trainable cnref ControlNet; validation by sampling + re-detection."""
+    """Eq. 3 with a locked mini SD and a trainable control module (the ControlNet, or a successor of it:
+    cnref.controls); validation by sampling + re-detection."""
 
     def __init__(self, cfg: ControlNetTrainConfig, base: MiniSD | None = None):
         super().__init__()
@@ -99,7 +100,9 @@ class ControlNetTraining(L.LightningModule):
         self.base = base if base is not None else load_base(cfg.preset, cfg.data)
         self.base.lock()
         bc = self.base.cfg
-        self.controlnet = ControlNet(self.base.unet, cfg.controlnet, bc.num_train_timesteps)
+        if cfg.instrument and cfg.controlnet.kind != "controlnet":
+            fail("instrument", "the ControlNet (cnref.probe reads its zero convs and residuals)", cfg.controlnet.kind)
+        self.controlnet = make_control(self.base.unet, cfg.controlnet, bc.num_train_timesteps)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
         if cfg.gradient_checkpointing:
             set_gradient_checkpointing(self.controlnet)
@@ -158,11 +161,11 @@ class ControlNetTraining(L.LightningModule):
             self.validate()
 
     def loss_on(self, b: dict, g: torch.Generator) -> torch.Tensor:
-        """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2, the locked UNet plus the ControlNet's residuals."""
+        """Eq. 3: || eps - eps_theta(z_t, t, c_t, c_f) ||^2, the locked UNet under the control module."""
         cond, unet = b["cond"].to(self.device), self.base.unet
 
         def eps_theta(z_t, t, c_t):
-            return controlled_unet(unet, z_t, t, c_t, self.controlnet(z_t, t, c_t, cond))
+            return controlled_eps(self.controlnet, unet, z_t, t, c_t, cond)
 
         @torch.no_grad()
         def encode_prompt(prompts):       # the text encoder is locked too
@@ -207,7 +210,7 @@ class ControlNetTraining(L.LightningModule):
         return out
 
     def configure_optimizers(self):
-        groups = [{"params": list(self.controlnet.parameters()), "lr": self.cfg.lr}]
+        groups = [{"params": trainable(self.controlnet), "lr": self.cfg.lr}]
         if self.decoder_params:
             groups.append({"params": self.decoder_params, "lr": self.cfg.decoder_lr})
         return controlnet_optimizer(groups, self.cfg.lr)

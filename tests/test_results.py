@@ -31,6 +31,35 @@ def test_committed_results_carry_provenance():
             assert (RESULTS / src).exists(), (p, src)
 
 
+def _provenances(node, path=()):
+    """Every provenance record (a dict with a "commit") inside a JSON document, with where it sits."""
+    if isinstance(node, dict):
+        if isinstance(node.get("commit"), str):
+            yield path, node
+        for k, v in node.items():
+            yield from _provenances(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _provenances(v, (*path, i))
+
+
+def test_no_committed_result_from_an_uncommitted_tree_without_its_diff():
+    """A result made with uncommitted changes in cnref/ (commit "...+dirty") carries the diff it ran with, in a
+    file next to it, or a note of what the changes were (the shipped base, whose weights predate the rule)."""
+    RESULTS = results_root()
+    dirty = []
+    for p in sorted(RESULTS.rglob("*.json")):
+        for where, prov in _provenances(json.loads(p.read_text())):
+            if not prov["commit"].endswith("+dirty"):
+                continue
+            if "diff" in prov and (p.parent / prov["diff"]).is_file():
+                continue
+            if prov.get("dirty_note"):
+                continue
+            dirty.append(f"{p.relative_to(RESULTS)} {'/'.join(map(str, where))}")
+    assert not dirty, f"+dirty results without their diff: {dirty}"
+
+
 def test_history_from_lightning_csv_reads_one_row_per_validation(tmp_path):
     """Lightning logs every 10 steps and repeats a validation's values until the next one; the last
     validation (at step 40 = steps) is logged from the training_step of step 39. A CSV written that way

@@ -148,11 +148,21 @@ def hint_embedder(preset: str) -> list[Variant]:
             _with(preset, "base_frozen", controlnet={"hint": "base", "factor": 1, "hint_trainable": False})]
 
 
+def successors(preset: str) -> list[Variant]:
+    """ControlNet and its successors on the same locked base, data, recipe and budget (cnref.controls): the
+    default run, T2I-Adapter (with our uniform timesteps, and with the cubic schedule its paper trains with),
+    ControlNet-XS (control encoder at a quarter of the base's widths) and ControlNeXt (s = crossnorm_scale)."""
+    return [_with(preset, "controlnet"), _with(preset, "t2i_adapter", controlnet={"kind": "t2i_adapter"}),
+            _with(preset, "t2i_adapter_cubic", controlnet={"kind": "t2i_adapter"}, timesteps="cubic"),
+            _with(preset, "controlnet_xs", controlnet={"kind": "controlnet_xs"}),
+            _with(preset, "controlnext", controlnet={"kind": "controlnext"})]
+
+
 ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,
              "dataset_size": dataset_size, "prompt_dropout": prompt_dropout, "mid_only": mid_only,
              "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders,
              "scenes": scenes, "precision": precision, "cond_factor": cond_factor, "learning_rate": learning_rate,
-             "injection": injection, "hint_embedder": hint_embedder}
+             "injection": injection, "hint_embedder": hint_embedder, "successors": successors}
 SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampling", "mid_only",
          "batch_vs_steps", "dataset_size"]     # the paper's training ablations, cheapest claims first
 SUITE_SEEDS = (0, 1, 2)                        # the suite's seeds: 3 each

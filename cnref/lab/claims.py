@@ -228,6 +228,15 @@ CLAIMS = [
           key="convergence_step", setting=None),
     Claim("hint_embedder", "... and kept frozen, too", "CtrLoRA (pretrained embedder)", "base_frozen", "random", "<",
           key="convergence_step", setting=None),
+    # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
+    Claim("successors", "T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
+          "T2I-Adapter: 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05),
+    Claim("successors", "... and so with the cubic timesteps its paper trains with", "T2I-Adapter (cubic sampling)",
+          "t2i_adapter_cubic", "controlnet", "=", tol=0.05),
+    Claim("successors", "ControlNet-XS matches ControlNet's condition fidelity (within 0.05 IoU, perfect prompt) "
+          "with a fifth of its trainable parameters", "ControlNet-XS", "controlnet_xs", "controlnet", "=", tol=0.05),
+    Claim("successors", "ControlNeXt converges in fewer steps than ControlNet", "ControlNeXt: 'converges faster'",
+          "controlnext", "controlnet", "<", key="convergence_step", setting=None),
     Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",

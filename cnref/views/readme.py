@@ -14,8 +14,9 @@ from .tables import evidence, measured, source_of
 
 def readme_row(c, j: dict, where: str | None, notebook: str, results: str, up: str = "") -> str:
     """One row of the full table; `up` leads the links back to the repository's root (a page under docs/)."""
-    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | {evidence(c, j)} | " \
-           f"[{notebook}]({up}notebooks/{notebook}), [results]({up}{results}) |"
+    nb = f"[{notebook}]({up}notebooks/{notebook})" if notebook.endswith(".py") else "no notebook yet"
+    res = f"[results]({up}{results})" if results else "no results yet"
+    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | {evidence(c, j)} | {nb}, {res} |"
 
 
 CONVERGENCE_KEYS = ("convergence_step", "step_x_lr")
@@ -42,9 +43,11 @@ def judged_claims(preset: str, root: Path | None = None) -> list[tuple]:
     # the gpu diagnostics are read in the sudden-convergence notebook, the explanations of the jump in why-sudden
     nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}
     nb |= {a: nb.get("why_sudden", a) for a in ("learning_rate", "injection", "hint_embedder")}
-    nb |= {"quality": nb.get("image_quality", "quality")}
+    nb |= {"quality": nb.get("image_quality", "quality"), "successors": nb.get("alternatives", "successors")}
+    root_dir = results_root(root)
+    made = lambda folder: folder if (root_dir.parent / folder).is_dir() else None
     out = [(c, evaluate_claim(c, preset, root), source_of(c), nb.get(c.ablation, c.ablation),
-            f"experiments/{c.ablation}/{preset}/") for c in CLAIMS]
+            made(f"experiments/{c.ablation}/{preset}/")) for c in CLAIMS]
     return out + [(c, evaluate_study_claim(c, preset, root), None, nb.get(c.study, c.study),
                    f"experiments/studies/{preset}/{c.study}/") for c in STUDY_CLAIMS]
 
