@@ -11,7 +11,7 @@ on stderr and exit status 2, never a traceback.
     study <study|all>                      inference-time sweeps over the trained scene ControlNets
     train base|controlnet                  pretrain a base / train one ControlNet into a run folder
     evaluate bounds|base                   calibration rows / colour fidelity of the shipped base
-    bench train|sample|sd15|plot|instrument   speed ratios and costs measured in one process
+    bench train|sample|sd15|plot|instrument|successors   speed ratios and costs measured in one process
     visibility                             how visible the disc is at each timestep
     report readme|verdicts                 the README's claims table / every claim's verdict
     compute                                the wall time the committed results cost
@@ -30,7 +30,7 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from .bench import SD15_MODES, bench_instrument, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
+from .bench import SD15_MODES, bench_instrument, bench_sample, bench_successors, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .base import build_unet
 from .checks import check_positive
 from .evaluate import base_quality
@@ -114,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
     e.add_argument("--root", type=Path)
     b = sub.add_parser("bench", help="speed ratios measured in one process (modes interleaved)")
-    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot", "instrument"])
+    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot", "instrument", "successors"])
     _preset(b)
     b.add_argument("--batch", type=int, nargs="+", default=None)
     b.add_argument("--repeats", type=int, default=None)
@@ -260,6 +260,13 @@ def bench(a: argparse.Namespace) -> None:
                 for bs in (a.batch or [1])]
         _write(a.out, {"provenance": provenance(), "runs": runs})
         plot_sd15(a.out)
+    elif a.what == "successors":
+        res = bench_successors(a.preset, repeats=a.repeats or 3)
+        for k, v in res["kinds"].items():
+            print(f"{k:14s} {v['trainable_params']:>9,d} trainable  training x{v['train_speed_vs_controlnet']} "
+                  f"the ControlNet's images/s  sampling cost x{v['sample_cost_vs_controlnet']} per image")
+        _write(a.out or results_root() / "bench" / f"successors_{a.preset}.json",
+               {"provenance": provenance(), **res})
     elif a.what == "instrument":
         vs = variants("learning_rate", a.preset)
         cfg = replace(vs[1].cfg, instrument=True)

@@ -68,3 +68,16 @@ def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
     assert res["runs"]["smoke"]["validations"] == len(run.history)
     assert all(k in run.history[-1] for k in ("gate", "readout"))
     assert all(v > 0 for v in res["median_s"].values()) and 0 < res["runs"]["smoke"]["overhead"] < 1
+
+
+def test_successors_bench_smoke_measures_every_kind_against_the_controlnet():
+    from cnref.bench import bench_successors
+    from cnref.controls import KINDS
+    res = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1)
+    assert set(res["kinds"]) == set(KINDS)
+    cn = res["kinds"]["controlnet"]
+    for k, v in res["kinds"].items():
+        assert v["trainable_params"] > 0 and len(v["s"]["train"]) == len(v["s"]["sample"]) == 1
+        # each ratio is the kind's own median against the ControlNet's, from the times it reports
+        assert v["sample_cost_vs_controlnet"] == pytest.approx(v["s"]["sample"][0] / cn["s"]["sample"][0], rel=1e-2)
+        assert v["train_speed_vs_controlnet"] == pytest.approx(cn["s"]["train"][0] / v["s"]["train"][0], rel=1e-2)
