@@ -225,3 +225,16 @@ def test_suddenness_tells_a_jump_from_a_ramp_and_from_noise():
     mad = 1.4826 * np.median(np.abs(d - np.median(d)))
     assert suddenness(short, "iou") == pytest.approx(0.15 / (mad * np.sqrt(2)))
     assert suddenness(curve([0], [0.2]), "iou") == 0.0
+
+
+def test_every_reworded_claim_leads_to_a_claim_of_today():
+    """The table of changed verdicts follows each claim reworded since the revision to the claim that replaced it:
+    every old wording it names was printed then, and every replacement exists now."""
+    from cnref.lab.claims import REVISED
+    from cnref.lab.results import results_root
+    before = (results_root() / "verdicts" / "before_revision.txt").read_text()
+    now = {c.text for c in [*CLAIMS, *STUDY_CLAIMS]}
+    for old, (new, why) in REVISED.items():
+        assert f"): {old}.\n" in before, old
+        assert new is None or new in now, new
+        assert why

@@ -356,6 +356,51 @@ class StudyClaim:
     headline: bool = False
 
 
+# The claims as worded before the revised rules (experiments/verdicts/before_revision.txt) whose text changed:
+# old text -> the claim that replaces it (None: dropped), and why
+REVISED = {
+    "ControlNet < lite on FID (perfect prompt)":
+        (None, "dropped: FID cannot see where the disc is, and KID needs 256 samples of weights these runs did not keep"),
+    "Middle-only is faster per training step (step times interleaved with full in one process: python -m cnref "
+    "bench train)": ("Middle-only is faster per training step (one ratio per fresh process, each interleaving the two: "
+                     "python -m cnref bench train --processes 5)", "a speed claim counts fresh processes, not timed steps"),
+    "At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000":
+        ("At equal images, both past the jump, a larger batch beats more steps: 64 x 500 > 16 x 2000",
+         "judged on runs that reach the jump, as the advice assumes"),
+    "The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05)":
+        ("The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05), conditions at the image's "
+         "resolution", "equality by its 90% interval; the 4x comparison, where the encoders differ, is its own row"),
+    "... at a cost in image quality (FID above both branches, beta 9)":
+        ("No prompt: control in the conditional branch only costs image quality (KID above both branches, beta 9)",
+         "image quality by KID on (image, condition) pairs at 256 scenes"),
+    "CFG resolution weighting (w_i = 64/h_i) improves image quality over conditional-only (FID, beta 9, no prompt)":
+        ("CFG resolution weighting, literal (w_i = 64/h_i >= 1), improves image quality over conditional-only (KID, "
+         "beta 9, no prompt)", "both readings of Fig. 5d; image quality by KID"),
+    "CFG resolution weighting keeps the condition (edge F1 within 0.05 of conditional-only, beta 9, no prompt)":
+        ("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of conditional-only, beta 9, no "
+         "prompt)", "both readings of Fig. 5d; equality by its 90% interval"),
+    "Guess-mode scales give better images than uniform scales with no prompt (FID, beta 9)":
+        ("Guess-mode scales give better images than uniform scales with no prompt (KID, beta 9)",
+         "image quality by KID on (image, condition) pairs at 256 scenes"),
+    "Over-strong control (s = 2) costs image quality: FID above s = 1":
+        ("Over-strong control (s = 2) costs image quality: KID above s = 1",
+         "image quality by KID on (image, condition) pairs at 256 scenes"),
+}
+
+
+def why_changed(c, old: str, new: str) -> str:
+    """Which revised rule moves a claim's verdict from `old` to `new` (both as printed)."""
+    if old.lower().startswith("pending"):
+        return "runs made since"
+    if new.startswith("too few seeds"):
+        return "fewer than 3 seeds a side is 'too few seeds', never confirmed"
+    if c.expect == "=":
+        return "an equality needs its 90% interval inside the tolerance (the means alone confirmed or refuted it before)"
+    if c.key in ("convergence_step", "step_x_lr"):
+        return "the convergence step is a fixed level's crossing, whatever the run's length"
+    return "new runs or recomputed results"
+
+
 STUDY_CLAIMS = [
     StudyClaim("cfg", "No prompt: with the control in both branches CFG does nothing (beta 9 = beta 1)",
                "Sec. 3.4, Fig. 5b", "both/beta9/none", "both/beta1/none", "=", tol=0.005),

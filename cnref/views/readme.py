@@ -2,10 +2,11 @@
 (`python -m cnref report readme --preset cpu --write README.md`)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim
+from ..lab.claims import CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, why_changed
 from ..lab.convergence import LEVEL, SENSITIVITY, levels
 from ..lab.compute import compute_report
 from ..lab.results import results_root
@@ -95,6 +96,32 @@ MARKS = ("<!-- claims-table:start -->", "<!-- claims-table:end -->")
 
 
 CLAIMS_PAGE = Path("docs") / "claims.md"
+BEFORE = Path("verdicts") / "before_revision.txt"     # `report verdicts` as printed before the rules were revised
+
+
+def verdict_changes(rows: list[tuple], root: Path | None = None) -> list[tuple[str, str, str, str]]:
+    """Every claim whose verdict differs from the one printed before the rules were revised (BEFORE): (claim as
+    worded then, old verdict, new verdict, why), the claims reworded since followed through claims.REVISED."""
+    path = results_root(root) / BEFORE
+    if not path.is_file():
+        return []
+    old = re.findall(r"^Claim \(.*?\): (.*?)\.\n(?:.*\n)*?  -> (.*)$", path.read_text(), re.M)
+    now = {c.text: (c, j["verdict"]) for c, j, *_ in rows}
+    out = []
+    for text, was in old:
+        new_text, why = REVISED.get(text, (text, None))
+        if new_text is None:
+            out.append((text, was.lower(), "no longer a claim", why))
+        elif new_text in now:
+            c, verdict = now[new_text]
+            if verdict.lower() != was.lower() or why:
+                out.append((text, was.lower(), verdict, why or why_changed(c, was, verdict)))
+    return out
+
+
+def changes_table(changes: list[tuple]) -> str:
+    lines = ["| claim (as worded before) | verdict before | verdict now | why |", "|---|---|---|---|"]
+    return "\n".join(lines + [f"| {t} | {a} | **{b}** | {w} |" for t, a, b, w in changes])
 
 
 def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> None:
@@ -107,7 +134,8 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
     n = sum(1 for c, *_ in rows if c.headline)
     path.write_text(s[:a] + "\n" + headline_rows(rows) + f"\n\n{n} headline findings of {len(rows)} claims; every "
-                    f"claim, the convergence verdicts at two other levels and the compute they cost: "
+                    f"claim, the convergence verdicts at two other levels, the compute they cost and the "
+                    f"{len(verdict_changes(rows, root))} verdicts the revised rules changed (old -> new, with the reason): "
                     f"[{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
             "the level's choice):\n\n" + sensitivity_rows(preset, root))
@@ -116,4 +144,8 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     page.write_text(f"# Every claim, measured (`{preset}` preset)\n\nGenerated from the committed results by "
                     f"`python -m cnref report readme --preset {preset} --write README.md`; the verdict rule is in the "
                     "README and in `cnref.lab.claims`.\n\n"
-                    + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root) + "\n")
+                    + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
+                    + f"\n\n## Verdicts changed by the revised rules\n\nAgainst `experiments/{BEFORE}` (the verdicts as "
+                    "printed before the rules above replaced a run-length-dependent convergence step, equality on the "
+                    "means, and FID), with the rule that moved each:\n\n" + changes_table(verdict_changes(rows, root))
+                    + "\n")
