@@ -20,6 +20,8 @@ the outputs of the 4 encoder levels and the middle block (32+32+64+64+64 = 256 c
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch.nn import functional as F
 
@@ -131,8 +133,10 @@ class KID:
         self.chunk = chunk
         ref = reference_set(base, condition) if reference is None else reference
         self.features = JointFeatures(base, grid)
-        self.metric = KernelInceptionDistance(feature=self.features, subsets=subsets, subset_size=2,
-                                              reset_real_features=False)
+        with warnings.catch_warnings():     # its notice that features are kept in memory: 1024 + 256 rows here
+            warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer")
+            self.metric = KernelInceptionDistance(feature=self.features, subsets=subsets, subset_size=2,
+                                                  reset_real_features=False)
         pairs = pairs01(ref["image"], ref["cond"])
         for i in range(0, len(pairs), chunk):
             self.metric.update(pairs[i:i + chunk], real=True)
