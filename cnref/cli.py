@@ -3,7 +3,8 @@
 Every verb that makes something takes `--preset smoke|cpu|gpu` and `--set key=value ...`, which overrides any
 field of the preset's config (dotted keys reach nested configs: `--set lr=3e-4 steps=1000
 controlnet.factor=4`); a run records the resulting config in its result file. A bad argument is one line
-on stderr and exit status 2, never a traceback.
+on stderr and exit status 2, never a traceback. Why this module is long: every verb's arguments and dispatch sit
+in one place, so that a reader finds any command here.
 
     list                                   the ablations and their variants
     run <ablation> [--seeds ..] [--variants ..]   run, resume, skip or reuse an ablation's runs
@@ -30,9 +31,10 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from .bench import SD15_MODES, bench_instrument, bench_sample, bench_successors, bench_sd15, bench_train, bench_train_processes, sd15_mode
+from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .base import build_unet
 from .checks import check_positive
+from .costs import bench_instrument, bench_successors
 from .evaluate import base_quality
 from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS

@@ -128,7 +128,7 @@ class KID:
 
     def __init__(self, base, reference: dict | None = None, grid: int = 4, subsets: int = 100, chunk: int = 256,
                  condition: str = "outline"):
-        from torchmetrics.image.kid import KernelInceptionDistance
+        from torchmetrics.image.kid import KernelInceptionDistance   # deferred: as FID's, only KID needs it
         check_positive("grid", grid, integer=True)
         self.chunk = chunk
         ref = reference_set(base, condition) if reference is None else reference

@@ -78,14 +78,24 @@ verdicts = rep.verdicts()
 
 # %%
 rep.reading("""
-**Calibration.** The targets with their own outlines score {m[calibration/ground_truth][kid]}; paired with
-another scene's outline the same images score {m[calibration/moved][kid]} ({v[0].verdict}, {v[0].evidence}),
-blurred targets {m[calibration/blurred][kid]}, noise {m[calibration/noise][kid]}, and the base alone
-{m[strength/s0][kid]} ({v[1].verdict}, {v[1].evidence}).
+**The metric sees placement, and little besides at this grid.** The targets with their own outlines score
+{m[calibration/ground_truth][kid]} (zero within its spread: the estimator is unbiased); paired with another
+scene's outline the same images score {m[calibration/moved][kid]} ({v[0].verdict}, {v[0].evidence}), and noise
+{m[calibration/noise][kid]}. A blur that keeps every shape in place costs almost nothing
+({m[calibration/blurred][kid]}): a 4 x 4 grid of features is coarser than a 5-pixel blur. The base alone scores
+{m[strength/s0][kid]} ({v[1].verdict}, {v[1].evidence}), about as badly as the misplaced targets: its scenes are
+plausible, their shapes are not where the outline says. So a row here separates from the calibration rows by
+where its shapes are far more than by how crisp they look.
 
-**The claims.** Conditional-only guidance against both branches (Fig. 5c): {v[2].a} against {v[2].b}
-({v[2].verdict}, {v[2].evidence}). Fig. 5d's weighting against conditional-only, literal: {v[3].a} against
-{v[3].b} ({v[3].verdict}, {v[3].evidence}); normalised: {v[4].a} ({v[4].verdict}, {v[4].evidence}). Guess-mode
-scales against uniform ones: {v[5].a} against {v[5].b} ({v[5].verdict}, {v[5].evidence}). Strength 2 against
-1: {v[6].a} against {v[6].b} ({v[6].verdict}, {v[6].evidence}).
+**What the claims show.** With the perfect prompt and strength 1 the images score {m[strength/s1][kid]}, the best of
+the sampled settings; strength 2 gives {m[strength/s2][kid]} ({v[6].verdict}, {v[6].evidence}). With no prompt at
+beta 9 the control in both branches (where CFG has nothing to act on) scores {m[cfg/both/beta9/none][kid]}, worse
+than the base alone, and moving it to the conditional branch brings {m[cfg/cond_only/beta9/none][kid]}: Fig. 5c's
+strong guidance costs no image quality here, it repairs the washed-out unguided images ({v[2].verdict},
+{v[2].evidence}). The literal resolution weighting, up to 8x on the coarsest connections, wrecks it:
+{m[cfg/cond_only_weighted/beta9/none][kid]} ({v[3].verdict}, {v[3].evidence}). The normalised weighting
+({m[cfg/cond_only_normalized/beta9/none][kid]}; {v[4].verdict}, {v[4].evidence}) and guess mode's scales
+({m[guess/guess_official/beta9][kid]} against uniform {m[guess/uniform/beta9][kid]}; {v[5].verdict},
+{v[5].evidence}) keep the edges much better than conditional-only with uniform scales (notebooks 14 and 15); what
+they do to image quality, three trained seeds cannot tell.
 """);

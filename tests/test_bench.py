@@ -60,7 +60,7 @@ def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
     """The overhead's validation count is the one a real run with the same schedule records (its history)."""
     from dataclasses import replace
 
-    from cnref.bench import bench_instrument
+    from cnref.costs import bench_instrument
     from cnref.train import train_controlnet
     cfg = replace(preset("smoke").train, steps=4, val_every=2, instrument=True)
     res = bench_instrument(cfg, {"smoke": (cfg.steps, cfg.val_every)}, repeats=1)
@@ -71,7 +71,7 @@ def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
 
 
 def test_successors_bench_smoke_measures_every_kind_against_the_controlnet():
-    from cnref.bench import bench_successors
+    from cnref.costs import bench_successors
     from cnref.controls import KINDS
     res = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1)
     assert set(res["kinds"]) == set(KINDS)
