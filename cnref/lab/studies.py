@@ -110,10 +110,10 @@ def scenes_batches(base, n: int, factor: int = 1, start: int = 0) -> dict[tuple[
     """(scene set, condition type) -> held-out batch: "same" = indices start..start+n-1, "other" = the next n;
     conditions at size * factor (the trained ControlNets' factor)."""
     out = {}
-    for which, start in (("same", start), ("other", start + n)):
+    for which, first in (("same", start), ("other", start + n)):
         for cond in NETS:
             out[which, cond] = dataset("scenes", size=base.cfg.size, cond_factor=factor,
-                                       seed=VAL_SEED, condition=cond).batch(range(start, start + n))
+                                       seed=VAL_SEED, condition=cond).batch(range(first, first + n))
     return out
 
 
