@@ -54,6 +54,13 @@ def check_tensor(name: str, x, *, ndim: int | None = None, channels: int | None 
         fail(name, "finite values", "NaN or inf")
 
 
+def check_power_of_two(name: str, value, top: int | None = None, why: str = "") -> None:
+    """`value` is 1, 2, 4, ... (at most `top` when given): a resolution factor made of stride-2 stages."""
+    check_positive(name, value, integer=True)
+    if value & (value - 1) or (top is not None and value > top):
+        fail(name, "a power of two" + (f" <= {top}" if top is not None else "") + (f" ({why})" if why else ""), value)
+
+
 def check_positive(name: str, value, *, integer: bool = False, allow_zero: bool = False) -> None:
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type or value < 0 or (value == 0 and not allow_zero):

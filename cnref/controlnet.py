@@ -29,7 +29,7 @@ import torch.utils.checkpoint
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_choice, check_positive, check_tensor, check_timesteps, fail
+from .checks import check_choice, check_positive, check_power_of_two, check_tensor, check_timesteps, fail
 from .control import Control
 from .hint import BaseHintEncoder, hint_encoder
 from .zero_conv import cross_normalize, gaussian_, zero_conv
@@ -71,8 +71,7 @@ class ControlNetConfig:
         check_positive("cond_channels", self.cond_channels, integer=True)
         check_positive("gaussian_std", self.gaussian_std)
         top = {"official": 8, "paper": 16, "base": 1}[self.hint]
-        if self.factor & (self.factor - 1) or self.factor > top:
-            fail("factor", f"a power of two <= {top} (the {self.hint} hint encoder's stride-2 stages)", self.factor)
+        check_power_of_two("factor", self.factor, top, f"the {self.hint} hint encoder's stride-2 stages")
 
 
 def skip_shapes(unet) -> list[tuple[int, int]]:

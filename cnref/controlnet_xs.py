@@ -24,7 +24,7 @@ from diffusers.utils import logging as dlogging
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_tensor, fail
+from .checks import check_power_of_two, check_tensor, fail
 
 LATENT = 4                      # the channels diffusers' ControlNet-XS is built for
 EMBEDDING = (16, 32, 96, 256)   # the condition embedding's widths (diffusers' default, SD's 8x)
@@ -58,8 +58,7 @@ class ControlNetXS(nn.Module):
     def __init__(self, unet, size_ratio: float = 0.25, cond_channels: int = 3, factor: int = 1):
         super().__init__()
         self.channels = unet.config.in_channels
-        if factor & (factor - 1) or not 1 <= factor <= 8:
-            fail("factor", "1, 2, 4 or 8 (the condition embedding's stride-2 stages)", factor)
+        check_power_of_two("factor", factor, 8, "the condition embedding's stride-2 stages")
         base = lift(unet)
         # the condition embedding halves the resolution between its widths: SD's (16, 32, 96, 256) for 8x
         widths = EMBEDDING[:factor.bit_length()]

@@ -25,7 +25,7 @@ from diffusers.models.resnet import Downsample2D, ResnetBlock2D
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_tensor, fail
+from .checks import check_power_of_two, check_tensor
 from .zero_conv import cross_normalize
 
 
@@ -35,8 +35,7 @@ class ControlNeXt(nn.Module):
     def __init__(self, unet, cond_channels: int = 3, factor: int = 1, widths: tuple[int, int] = (32, 64),
                  scale: float = 1.0):
         super().__init__()
-        if factor & (factor - 1) or not 1 <= factor <= 8:
-            fail("factor", "1, 2, 4 or 8", factor)
+        check_power_of_two("factor", factor, 8, "the official module's stride-2 stages")
         stages = factor.bit_length() - 1                 # stride-2 stages: 3 for SD's 8x
         w0, w1 = widths
         temb = 4 * w0

@@ -64,13 +64,15 @@ def controlled_eps(net: nn.Module, unet, z_t: torch.Tensor, t, c_t: torch.Tensor
     """eps_theta(z_t, t, c_t, c_i) of the locked `unet` under the control module `net`. For a T2I-Adapter `cond`
     may be its features already (`once`); conditions (or features) with fewer rows than z_t are repeated (CFG's
     two halves)."""
-    reps = z_t.shape[0] // (cond[0] if isinstance(cond, (list, tuple)) else cond).shape[0]
+    if isinstance(net, T2IAdapterControl) and torch.is_tensor(cond):
+        cond = net(cond)
+    reps = z_t.shape[0] // (cond if torch.is_tensor(cond) else cond[0]).shape[0]
     if reps > 1:
-        cond = [f.repeat(reps, 1, 1, 1) for f in cond] if isinstance(cond, (list, tuple)) else cond.repeat(reps, 1, 1, 1)
+        cond = cond.repeat(reps, 1, 1, 1) if torch.is_tensor(cond) else [f.repeat(reps, 1, 1, 1) for f in cond]
     if isinstance(net, ControlNet):
         return controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond))
     if isinstance(net, T2IAdapterControl):
-        return adapted_unet(unet, z_t, t, c_t, cond if isinstance(cond, (list, tuple)) else net(cond))
+        return adapted_unet(unet, z_t, t, c_t, cond)
     if isinstance(net, ControlNetXS):
         return net(z_t, t, c_t, cond)
     if isinstance(net, ControlNeXt):

@@ -29,7 +29,7 @@ def bench_instrument(cfg, schedules: dict[str, tuple[int, int]], repeats: int = 
     probe itself, interleaved (step, validation, probe, step, ...), combined for each run's (steps, val_every)
     in `schedules`: validations x probe / (steps x step + validations x validation)."""
     module = ControlNetTraining(cfg)
-    opt = torch.optim.AdamW(module.controlnet.parameters(), lr=cfg.lr)
+    opt = torch.optim.AdamW(trainable(module.controlnet), lr=cfg.lr)
     batch = module.data.batch(range(cfg.batch_size))
     g = torch.Generator().manual_seed(0)
 
@@ -39,18 +39,19 @@ def bench_instrument(cfg, schedules: dict[str, tuple[int, int]], repeats: int = 
         opt.step()
 
     probe = module.probe
-    # validate() logs to Lightning, which warns outside a Trainer: the values are in module.history anyway
-    warnings.filterwarnings("ignore", message=".*self.trainer. reference is not registered")
     fns = {"training step": step, "validation": module.validate, "probe": module.instrumentation}
     times = {k: [] for k in fns}
-    for r in range(1 + repeats):                           # the first round warms up
-        for k, f in fns.items():
-            module.history.clear()                          # validate() skips a step it has already seen
-            module.probe = probe if k == "probe" else None
-            t0 = time.perf_counter()
-            f()
-            if r:
-                times[k].append(time.perf_counter() - t0)
+    with warnings.catch_warnings():
+        # validate() logs to Lightning, which warns outside a Trainer: the values are in module.history anyway
+        warnings.filterwarnings("ignore", message=".*self.trainer. reference is not registered")
+        for r in range(1 + repeats):                           # the first round warms up
+            for k, f in fns.items():
+                module.history.clear()                          # validate() skips a step it has already seen
+                module.probe = probe if k == "probe" else None
+                t0 = time.perf_counter()
+                f()
+                if r:
+                    times[k].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}
     runs = {}
     for name, (steps, every) in schedules.items():

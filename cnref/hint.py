@@ -18,13 +18,12 @@ Either output is added to the trainable copy's first-conv features (the official
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import check_choice, check_positive, check_tensor, fail
+from .checks import check_choice, check_power_of_two, check_tensor, fail
 from .zero_conv import zero_conv
 
 VARIANTS = {"official", "paper"}
@@ -33,11 +32,8 @@ PAPER_CHANNELS = (16, 32, 64, 128)
 
 
 def _log2_factor(factor: int, max_factor: int) -> int:
-    check_positive("factor", factor, integer=True)
-    n = int(math.log2(factor))
-    if 2 ** n != factor or factor > max_factor:
-        fail("factor", f"a power of two <= {max_factor}", factor)
-    return n
+    check_power_of_two("factor", factor, max_factor)
+    return factor.bit_length() - 1
 
 
 def official_channels(factor: int) -> tuple[int, ...]:

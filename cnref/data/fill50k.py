@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..checks import check_choice, check_positive, fail
+from ..checks import check_choice, check_positive, check_power_of_two, fail
 
 # CSS colour names (as the official fill50k prompts use), chosen to be far apart in RGB so that
 # prompt fidelity can be read off the nearest palette colour.
@@ -61,9 +61,7 @@ class Fill50K:
 
     def __post_init__(self):
         check_positive("size", self.size, integer=True)
-        check_positive("cond_factor", self.cond_factor, integer=True)
-        if self.cond_factor & (self.cond_factor - 1):
-            fail("cond_factor", "a power of two", self.cond_factor)
+        check_power_of_two("cond_factor", self.cond_factor)
         if self.n is not None:
             check_positive("n", self.n, integer=True)
 

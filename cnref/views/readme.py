@@ -131,11 +131,12 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     if not all(m in s for m in MARKS):
         fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
     rows = judged_claims(preset, root)
+    changes = verdict_changes(rows, root)
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
     n = sum(1 for c, *_ in rows if c.headline)
     path.write_text(s[:a] + "\n" + headline_rows(rows) + f"\n\n{n} headline findings of {len(rows)} claims; every "
                     f"claim, the convergence verdicts at two other levels, the compute they cost and the "
-                    f"{len(verdict_changes(rows, root))} verdicts the revised rules changed (old -> new, with the reason): "
+                    f"{len(changes)} verdicts the revised rules changed (old -> new, with the reason): "
                     f"[{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
             "the level's choice):\n\n" + sensitivity_rows(preset, root))
@@ -147,5 +148,5 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
                     + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
                     + f"\n\n## Verdicts changed by the revised rules\n\nAgainst `experiments/{BEFORE}` (the verdicts as "
                     "printed before the rules above replaced a run-length-dependent convergence step, equality on the "
-                    "means, and FID), with the rule that moved each:\n\n" + changes_table(verdict_changes(rows, root))
+                    "means, and FID), with the rule that moved each:\n\n" + changes_table(changes)
                     + "\n")
