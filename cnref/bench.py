@@ -123,20 +123,27 @@ def bench_train(unet, factor: int, batch: int, repeats: int, modes: list[str], t
                           "step_s": [round(x, 5) for x in times[k]]} for k in times}}
 
 
-def bench_train_processes(preset: str, modes: list[str], batch: int, repeats: int, processes: int,
-                          out_dir) -> list[dict]:
-    """`bench_train` in `processes` fresh processes, one after the other: each gives one median step time per
-    mode (its steps interleaved), so a ratio between modes has one value per process, the unit a speed claim
-    counts (steps within one process drift together)."""
+def fresh_processes(args: list[str], processes: int, out_dir, row) -> list[dict]:
+    """`python -m cnref bench <args> --out <file>` in `processes` fresh processes, one after the other. Each
+    interleaves its modes and gives one median time per mode, so a ratio between modes has one value per
+    process, the unit a speed claim counts (timings within one process drift together). row: a process's
+    result -> what is kept of it."""
     out = []
     for i in tqdm(range(processes), desc="fresh processes", unit="process"):
         path = Path(out_dir) / f"process{i}.json"
-        subprocess.run([sys.executable, "-m", "cnref", "bench", "train", "--preset", preset, "--modes", *modes,
-                        "--batch", str(batch), "--repeats", str(repeats), "--out", str(path)],
+        subprocess.run([sys.executable, "-m", "cnref", "bench", *args, "--out", str(path)],
                        check=True, capture_output=True, text=True)
-        res = json.loads(path.read_text())
-        out.append({m: {"median_step_s": v["median_step_s"], "step_s": v["step_s"]} for m, v in res["modes"].items()})
+        out.append(row(json.loads(path.read_text())))
     return out
+
+
+def bench_train_processes(preset: str, modes: list[str], batch: int, repeats: int, processes: int,
+                          out_dir) -> list[dict]:
+    """`bench_train` in fresh processes (`fresh_processes`): per process and mode, the median step time."""
+    return fresh_processes(["train", "--preset", preset, "--modes", *modes, "--batch", str(batch),
+                            "--repeats", str(repeats)], processes, out_dir,
+                           lambda res: {m: {"median_step_s": v["median_step_s"], "step_s": v["step_s"]}
+                                        for m, v in res["modes"].items()})
 
 
 # ------------------------------------------------------------------------ SD1.5 scale

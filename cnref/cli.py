@@ -34,7 +34,7 @@ import torch
 from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .base import build_unet
 from .checks import check_positive
-from .costs import bench_instrument, bench_successors
+from .costs import bench_instrument, bench_successors, bench_successors_processes
 from .evaluate import base_quality
 from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS
@@ -124,8 +124,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--mode", choices=SD15_MODES, help="sd15-mode (internal): one mode in this process")
     b.add_argument("--width", type=int, default=320, help="sd15: 320 = SD1.5 (859.5M UNet parameters)")
     b.add_argument("--rounds", type=int, default=1, help="sd15: repeat the sequence of modes, interleaving them")
-    b.add_argument("--processes", type=int, default=1, help="train: repeat the bench in this many fresh processes "
-                   "(one ratio each: the n of a speed claim); writes bench/train_<preset>_processes.json")
+    b.add_argument("--processes", type=int, default=1, help="train, successors: repeat the bench in this many fresh "
+                   "processes (one ratio each: the n of a speed claim); writes bench/<what>_<preset>_processes.json")
     b.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     b.add_argument("--out", type=Path)
     v = sub.add_parser("visibility", help="how visible the disc is in z_t at each timestep")
@@ -262,6 +262,14 @@ def bench(a: argparse.Namespace) -> None:
                 for bs in (a.batch or [1])]
         _write(a.out, {"provenance": provenance(), "runs": runs})
         plot_sd15(a.out)
+    elif a.what == "successors" and a.processes > 1:
+        with tempfile.TemporaryDirectory() as tmp:
+            procs = bench_successors_processes(a.preset, a.repeats or 3, a.processes, tmp)
+        for k in procs[0]:
+            r = [p[k]["median_sample_s"] / p["controlnet"]["median_sample_s"] for p in procs]
+            print(f"{k:14s} sampling cost / the ControlNet's, per process: " + ", ".join(f"{x:.3f}" for x in r))
+        _write(a.out or results_root() / "bench" / f"successors_{a.preset}_processes.json",
+               {"provenance": provenance(), "preset": a.preset, "repeats": a.repeats or 3, "processes": procs})
     elif a.what == "successors":
         res = bench_successors(a.preset, repeats=a.repeats or 3)
         for k, v in res["kinds"].items():

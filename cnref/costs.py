@@ -3,7 +3,8 @@
 - `python -m cnref bench instrument --preset cpu`: what the why-sudden study's instruments (cnref.probe at each
   validation) add to a run's time, from a step, a validation and a probe timed in turn;
 - `python -m cnref bench successors --preset cpu`: ControlNet's successors (cnref.controls) against the
-  ControlNet: trainable parameters, training images/s, sampling cost per generated image.
+  ControlNet: trainable parameters, training images/s, sampling cost per generated image; with `--processes 5`,
+  once per fresh process (the n of the sampling-cost claims).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import warnings
 import torch
 from torch.nn import functional as F
 
-from .bench import interleaved
+from .bench import fresh_processes, interleaved
 from .controlnet import ControlNetConfig
 from .controls import KINDS, controlled_eps, make_control, trainable
 from .data import VAL_SEED, Fill50K
@@ -105,3 +106,12 @@ def bench_successors(preset: str = "cpu", kinds=KINDS, batch: int = 64, n: int =
                   "s": {m: [round(x, 4) for x in times[f"{k}/{m}"]] for m in ("train", "sample")}}
     return {"preset": preset, "batch": batch, "n": n, "ddim_steps": steps, "beta": beta, "repeats": repeats,
             "kinds": out}
+
+
+def bench_successors_processes(preset: str, repeats: int, processes: int, out_dir) -> list[dict]:
+    """`bench_successors` in fresh processes (`cnref.bench.fresh_processes`): per process and kind, the median
+    training-step time and the median time of one n-image generation."""
+    return fresh_processes(["successors", "--preset", preset, "--repeats", str(repeats)], processes, out_dir,
+                           lambda res: {k: {"median_step_s": statistics.median(v["s"]["train"]),
+                                            "median_sample_s": statistics.median(v["s"]["sample"]), **v["s"]}
+                                        for k, v in res["kinds"].items()})

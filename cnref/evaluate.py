@@ -15,7 +15,7 @@ import torch
 
 from .data import PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, batch_at, dataset, with_setting
 from .metrics import fidelity, fidelity_fn, summarize
-from .quality import FID
+from .quality import FID, KID
 from .presets import ControlNetTrainConfig, EvalProtocol
 from .sample import generate
 
@@ -58,8 +58,30 @@ def final_evaluation(base, controlnet, cfg: ControlNetTrainConfig, train_data) -
     p = cfg.protocol
     controlnet.eval()
     train = batch_at(train_data, 0, p.final_n, shuffle_seed=cfg.seed)
-    return evaluate_settings(base, controlnet, p.final_n, steps=p.val_steps, beta=p.val_beta, seed=cfg.seed + 1,
-                             train_batch=train, condition=cfg.condition, cond_factor=cfg.cond_factor)
+    out, images = evaluate_settings(base, controlnet, p.final_n, steps=p.val_steps, beta=p.val_beta,
+                                    seed=cfg.seed + 1, train_batch=train, condition=cfg.condition,
+                                    cond_factor=cfg.cond_factor)
+    if p.kid_n:
+        out[QUALITY_SET] = quality_row(base, controlnet, p.kid_n, steps=p.val_steps, beta=p.val_beta,
+                                       seed=cfg.seed + 1, condition=cfg.condition, cond_factor=cfg.cond_factor)
+    return out, images
+
+
+QUALITY_SET = "quality/held_out/perfect"     # a final evaluation's KID row (EvalProtocol.kid_n > 0)
+
+
+@torch.no_grad()
+def quality_row(base, controlnet, n: int, *, steps: int, beta: float, seed: int, condition: str = "outline",
+                cond_factor: int = 1) -> dict:
+    """Image quality that sees placement (cnref.quality.KID on (image, condition) pairs) of `n` samples on the
+    first n held-out conditions with the perfect prompt, with their fidelity; KID needs more samples than the
+    other rows (256 in the quality study), so it is its own set."""
+    b = with_setting(dataset(base.cfg.data, size=base.cfg.size, cond_factor=cond_factor, seed=VAL_SEED,
+                             condition=condition).batch(range(n)), "perfect")
+    images = generate(base, b["prompt"], [(controlnet, b["cond"].to(base.alpha_bar.device))], steps=steps,
+                      beta=beta, seed=seed).float().cpu()
+    return {**summarize(fidelity_fn(base.cfg.data)[0](images, b)), **KID(base, condition=condition)(images, b["cond"]),
+            "n": n}
 
 
 @torch.no_grad()

@@ -68,6 +68,7 @@ class EvalProtocol:
     val_prompt: str = "perfect"
     val_keep: int = 8                # images per validation kept for the sample grid
     final_n: int = 64                # final evaluation: samples per prompt setting
+    kid_n: int = 0                   # final evaluation: held-out conditions, perfect prompt, scored by KID (0: none)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from .checks import check_positive, check_tensor, fail
 from .data import VAL_SEED, dataset
 
 REF_START, REF_N = 100_000, 1024       # reference targets: held-out seed, indices no evaluation uses
+KID_N = 256                            # samples per KID row: subsets of the reference this size separate the
+                                       # quality study's calibration rows by 7-18 of their standard deviations
 
 
 class BaseFeatures(torch.nn.Module):

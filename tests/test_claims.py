@@ -4,6 +4,7 @@ import json
 import pytest
 
 from cnref.lab.ablations import ABLATIONS
+from cnref.controls import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
@@ -38,7 +39,9 @@ def test_every_claim_names_existing_variants():
             if ref in ("bounds:base", "bounds:base_scenes"):
                 continue
             if ref.startswith("bench:"):
-                assert ref[6:] in ("cnref", "cnref_mid", "diffusers", "plain", "cnref_adamw_loop"), ref
+                _, bench, mode = ref.split(":")
+                assert mode in {"train": ("cnref", "cnref_mid", "diffusers", "plain", "cnref_adamw_loop"),
+                                "successors": KINDS}[bench], ref
                 continue
             abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
             assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
@@ -55,7 +58,7 @@ def test_every_study_claim_names_existing_settings():
 
 def test_a_speed_claim_counts_processes_and_judges_the_ratio_against_one():
     """Per fresh process one median step time per mode: the ratio's 90% interval decides, not the means."""
-    c = Claim("mid_only", "faster", "-", "bench:cnref_mid", "bench:cnref", "<", key="step_s", setting=None,
+    c = Claim("mid_only", "faster", "-", "bench:train:cnref_mid", "bench:train:cnref", "<", key="median_step_s", setting=None,
               timing=True)
     full = [1.00, 1.10, 0.95, 1.05, 1.02]
     assert judge(c, [0.98 * f for f in full], full)["verdict"] == "confirmed"       # every ratio 0.98: tight

@@ -1,10 +1,12 @@
 """One interface for ControlNet and its successors: each kind trains through the same loop, samples through the
 same guidance, and is evaluated the same way; T2I-Adapter's features are computed once per generation."""
+import numpy as np
 import pytest
 import torch
 
 from cnref.controlnet import ControlNetConfig
 from cnref.controls import KINDS, T2IAdapterControl, controlled_eps, make_control, once
+from cnref.evaluate import QUALITY_SET
 from cnref.lab.runner import run
 from cnref.sample import generate
 from cnref.shipping import load_base
@@ -39,3 +41,5 @@ def test_every_successor_trains_and_is_evaluated_like_the_controlnet(kind, tmp_p
     assert r["config"]["controlnet"]["kind"] == kind and r["complete"]
     assert [h["step"] for h in r["history"]] == [0, 2, 4]
     assert {"held_out/perfect", "held_out/none"} <= set(r["final_eval"])
+    q = r["final_eval"][QUALITY_SET]           # the KID row every successor run adds: kid_n samples, perfect prompt
+    assert q["n"] == r["config"]["kid_n"] == r["config"]["final_n"] and np.isfinite(q["kid"]) and q["kid_std"] >= 0

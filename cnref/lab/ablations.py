@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 
 from ..checks import check_choice
 from ..presets import ControlNetTrainConfig, preset as get_preset
+from ..quality import KID_N
 
 
 def default_run(preset: str) -> ControlNetTrainConfig:
@@ -27,10 +28,11 @@ def sudden_convergence(preset: str) -> list[Variant]:
 
 
 def _with(preset: str, name: str, **over) -> Variant:
-    """The preset's default run with some fields changed (`controlnet`: a dict of ControlNetConfig fields)."""
+    """The preset's default run with some fields changed (`controlnet`, `protocol`: dicts of their fields)."""
     cfg = default_run(preset)
-    cn = over.pop("controlnet", {})
-    return Variant(name, replace(cfg, controlnet=replace(cfg.controlnet, **cn), **over))
+    cn, proto = over.pop("controlnet", {}), over.pop("protocol", {})
+    return Variant(name, replace(cfg, controlnet=replace(cfg.controlnet, **cn),
+                                 protocol=replace(cfg.protocol, **proto), **over))
 
 
 def zero_init(preset: str) -> list[Variant]:
@@ -151,11 +153,16 @@ def hint_embedder(preset: str) -> list[Variant]:
 def successors(preset: str) -> list[Variant]:
     """ControlNet and its successors on the same locked base, data, recipe and budget (cnref.controls): the
     default run, T2I-Adapter (with our uniform timesteps, and with the cubic schedule its paper trains with),
-    ControlNet-XS (control encoder at a quarter of the base's widths) and ControlNeXt (s = crossnorm_scale)."""
-    return [_with(preset, "controlnet"), _with(preset, "t2i_adapter", controlnet={"kind": "t2i_adapter"}),
-            _with(preset, "t2i_adapter_cubic", controlnet={"kind": "t2i_adapter"}, timesteps="cubic"),
-            _with(preset, "controlnet_xs", controlnet={"kind": "controlnet_xs"}),
-            _with(preset, "controlnext", controlnet={"kind": "controlnext"})]
+    ControlNet-XS (control encoder at a quarter of the base's widths) and ControlNeXt (s = crossnorm_scale).
+    Each final evaluation adds a KID row on KID_N held-out conditions (the smoke preset: its final_n), so the
+    ControlNet here is its own run, not the default run's."""
+    p = default_run(preset).protocol
+    kid = {"kid_n": p.final_n if preset == "smoke" else KID_N}
+    w = lambda name, **over: _with(preset, name, protocol=kid, **over)
+    return [w("controlnet"), w("t2i_adapter", controlnet={"kind": "t2i_adapter"}),
+            w("t2i_adapter_cubic", controlnet={"kind": "t2i_adapter"}, timesteps="cubic"),
+            w("controlnet_xs", controlnet={"kind": "controlnet_xs"}),
+            w("controlnext", controlnet={"kind": "controlnext"})]
 
 
 ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,

@@ -45,6 +45,7 @@ from scipy.stats import mannwhitneyu
 from scipy.stats import t as student_t
 
 from ..checks import fail
+from ..evaluate import QUALITY_SET
 from .ablations import ABLATIONS
 from .convergence import LEVEL, levels, suddenness, with_convergence
 from .results import load_bounds, load_results, load_study, results_root
@@ -62,12 +63,14 @@ def group(results: list[dict], ablation: str, preset: str) -> dict[str, list[dic
 
 
 def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> list[dict]:
-    """The runs a claim names: "variant" (this ablation), "ablation:variant", or "bounds:base" /
-    "bounds:base_scenes" (the Fill50K / scenes base alone, one pseudo-run per sampling seed, final_eval only)."""
-    if ref.startswith("bench:"):       # one pseudo-run per fresh process of the interleaved bench
-        path = results_root(root) / "bench" / f"train_{preset}_processes.json"
+    """The runs a claim names: "variant" (this ablation), "ablation:variant", "bounds:base" /
+    "bounds:base_scenes" (the Fill50K / scenes base alone, one pseudo-run per sampling seed, final_eval only), or
+    "bench:<bench>:<mode>" (experiments/bench/<bench>_<preset>_processes.json, one pseudo-run per process)."""
+    if ref.startswith("bench:"):       # "bench:<bench>:<mode>": one pseudo-run per fresh process of that bench
+        _, bench, mode = ref.split(":")
+        path = results_root(root) / "bench" / f"{bench}_{preset}_processes.json"
         procs = json.loads(path.read_text())["processes"] if path.exists() else []
-        return [{"step_s": p[ref[6:]]["median_step_s"]} for p in procs if ref[6:] in p]
+        return [p[mode] for p in procs if mode in p]
     if ref in ("bounds:base", "bounds:base_scenes"):
         b = load_bounds(preset, root, "scenes" if ref.endswith("_scenes") else "fill50k")
         return [{"final_eval": rows, "seed": s} for s, rows in (b or {}).get("base", {}).items()]
@@ -80,8 +83,8 @@ def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> lis
 def value(r: dict, key: str, setting: str | None) -> float:
     """A run's number: a final-evaluation metric (setting "held_out/*" = mean over the four held-out prompt
     settings), or a top-level figure such as convergence_step (None = never: after the last step)."""
-    if key == "step_s":          # a bench pseudo-run: one timed training step
-        return float(r["step_s"])
+    if key.startswith("median_"):    # a bench pseudo-run: one process's median step (or sample) time
+        return float(r[key])
     if key == "s_per_step":      # wall seconds per step over the run, validation included
         h = r["history"]
         return (h[-1]["elapsed_s"] - h[0]["elapsed_s"]) / max(1, h[-1]["step"] - h[0]["step"])
@@ -160,8 +163,8 @@ CLAIMS = [
     Claim("mid_only", "Middle-block-only ControlNet still learns the condition: above the base alone",
           "v1, 'Small-scale training'", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
     Claim("mid_only", "Middle-only is faster per training step (one ratio per fresh process, each interleaving "
-          "the two: python -m cnref bench train --processes 5)", "v1: about 1.6x faster", "bench:cnref_mid",
-          "bench:cnref", "<", key="step_s", setting=None, timing=True),
+          "the two: python -m cnref bench train --processes 5)", "v1: about 1.6x faster", "bench:train:cnref_mid",
+          "bench:train:cnref", "<", key="median_step_s", setting=None, timing=True),
     Claim("mid_only", "Full connections beat middle-only on condition fidelity", "-",
           "full", "mid_only", ">", setting="held_out/perfect"),
     Claim("batch_vs_steps", "The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
@@ -237,6 +240,17 @@ CLAIMS = [
           "with a fifth of its trainable parameters", "ControlNet-XS", "controlnet_xs", "controlnet", "=", tol=0.05),
     Claim("successors", "ControlNeXt converges in fewer steps than ControlNet", "ControlNeXt: 'converges faster'",
           "controlnext", "controlnet", "<", key="convergence_step", setting=None),
+    # stated before the successors' runs and their fresh-process bench (one process had measured 0.72x and 0.91x)
+    Claim("successors", "ControlNet-XS gives better image quality than ControlNet (KID on (image, condition) pairs, "
+          "256 held-out conditions, perfect prompt)", "ControlNet-XS: better FID", "controlnet_xs", "controlnet", "<",
+          key="kid", setting=QUALITY_SET),
+    Claim("successors", "T2I-Adapter costs less per generated image than ControlNet: it runs once per generation "
+          "(20 DDIM steps, CFG 9; one ratio per fresh process: python -m cnref bench successors --processes 5)",
+          "T2I-Adapter: runs once", "bench:successors:t2i_adapter", "bench:successors:controlnet", "<",
+          key="median_sample_s", setting=None, timing=True),
+    Claim("successors", "ControlNet-XS is faster per generated image than ControlNet (same bench)",
+          "ControlNet-XS: 'about twice as fast'", "bench:successors:controlnet_xs", "bench:successors:controlnet",
+          "<", key="median_sample_s", setting=None, timing=True),
     Claim("scenes", "A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     Claim("scenes", "A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",

@@ -41,7 +41,7 @@ from ..data import VAL_SEED, dataset
 from ..guidance import MODES
 from ..interop import to_diffusers
 from ..metrics import scene_fidelity, summarize
-from ..quality import FID, KID
+from ..quality import FID, KID, KID_N
 from ..presets import preset as get_preset
 from ..provenance import provenance
 from ..sample import generate
@@ -101,8 +101,7 @@ QUALITY_SETTINGS = {"cfg": ("both/beta9/none", "cond_only/beta9/none", "cond_onl
                             "cond_only_normalized/beta9/none"),
                     "guess": ("guess_official/beta9", "uniform/beta9"), "strength": ("s0", "s1", "s2")}
 CALIBRATION = ("calibration/ground_truth", "calibration/moved", "calibration/blurred", "calibration/noise")
-QUALITY_N = 256                         # KID's samples per setting
-QUALITY_START = 10_000                  # seed k's held-out scenes: indices QUALITY_START + k * QUALITY_N onwards
+QUALITY_START = 10_000                  # seed k's held-out scenes: indices QUALITY_START + k * KID_N onwards
 
 
 @torch.no_grad()
@@ -197,7 +196,7 @@ def trained_nets(base, preset: str, seed: int, root: Path | None = None) -> tupl
 def run_study(study: str, preset: str, seed: int, root: Path | None = None, keep: int = 8, log=print) -> dict:
     path = study_path(study, preset, seed, root)
     eng = get_preset(preset, "scenes").train.protocol
-    n = QUALITY_N if study == "quality" and preset != "smoke" else eng.final_n
+    n = KID_N if study == "quality" and preset != "smoke" else eng.final_n
     cfg = {"study": study, "n": n, "ddim_steps": eng.val_steps, "sample_seed": seed + 1,
            "settings": [asdict(s) for s in settings(study, eng.val_beta)]}
     if path.exists():
