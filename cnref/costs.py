@@ -112,6 +112,10 @@ def bench_successors_processes(preset: str, repeats: int, processes: int, out_di
     """`bench_successors` in fresh processes (`cnref.bench.fresh_processes`): per process and kind, the median
     training-step time and the median time of one n-image generation."""
     return fresh_processes(["successors", "--preset", preset, "--repeats", str(repeats)], processes, out_dir,
-                           lambda res: {k: {"median_step_s": statistics.median(v["s"]["train"]),
-                                            "median_sample_s": statistics.median(v["s"]["sample"]), **v["s"]}
-                                        for k, v in res["kinds"].items()})
+                           process_row)
+
+
+def process_row(res: dict) -> dict:
+    """What a speed claim reads of one process's `bench_successors`: per kind, its medians and timings."""
+    return {k: {"median_step_s": statistics.median(v["s"]["train"]),
+                "median_sample_s": statistics.median(v["s"]["sample"]), **v["s"]} for k, v in res["kinds"].items()}
