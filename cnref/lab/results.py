@@ -53,6 +53,12 @@ def load_results(ablation: str, preset: str, root: Path | None = None) -> list[d
     return [json.loads(p.read_text()) for p in sorted((results_root(root) / ablation / preset).glob("*/seed*.json"))]
 
 
+def load_bench(name: str, root: Path | None = None) -> dict | None:
+    """A committed bench result, experiments/bench/<name>.json (e.g. "successors_cpu"), or None."""
+    p = results_root(root) / "bench" / f"{name}.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
 def final_key(setting: str) -> str:
     """npz key of the final evaluation's images of one setting ("held_out/none" -> "final__held_out__none")."""
     return "final__" + setting.replace("/", "__")

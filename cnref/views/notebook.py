@@ -17,13 +17,13 @@ import numpy as np
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.convergence import judged
-from ..lab.results import load_bounds, load_results, load_study, results_root
+from ..lab.results import load_bench, load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
 from ..metrics import fidelity_fn
 from ..quality import REF_N
 from .figures import plot_curves, plot_final, show_final_grid
-from .tables import Verdict, print_runs, print_study_verdicts, print_tables, print_verdicts
+from .tables import Verdict, design_table, print_runs, print_study_verdicts, print_tables, print_verdicts, ratios
 
 
 def show_reading(template: str, **facts) -> str:
@@ -112,10 +112,10 @@ class AblationReport:
     def verdicts(self) -> list[dict]:
         return print_verdicts(self.ablation, self.preset, self.root, self.by)
 
-    def reading(self, template: str) -> str:
+    def reading(self, template: str, **facts) -> str:
         """The closing reading. Fields: v[i] (the notebook's i-th claim: .verdict .evidence .a .b .measured),
         step[variant] (convergence step, mean ± std), iou[variant] / iou_none[variant] (final condition fidelity,
-        IoU or edge F1, with the perfect / no prompt), n[variant] (seeds)."""
+        IoU or edge F1, with the perfect / no prompt), n[variant] (seeds), and any `facts` the notebook adds."""
         claims = [c for c in CLAIMS if c.ablation == self.ablation]
         v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
         declared = [x.name for x in ABLATIONS[self.ablation](self.preset)]
@@ -125,7 +125,46 @@ class AblationReport:
             step=per(lambda rs: spread([r["convergence_step"] for r in rs], 0)),
             # the final condition fidelity (IoU on fill50k, edge F1 on scenes) with the perfect / no prompt
             iou=per(lambda rs: spread([value(r, self.key, "held_out/perfect") for r in rs])),
-            iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])))
+            iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])), **facts)
+
+
+class Designs:
+    """ControlNet and its successors (the `successors` ablation): the runs, when there are some, beside the
+    successors bench (committed at cpu; measured now, tiny, at smoke)."""
+
+    def __init__(self, preset: str = "cpu"):
+        self.preset = preset
+        self.kinds = {v.name: v.cfg.controlnet.kind for v in ABLATIONS["successors"](preset)}
+        if preset == "smoke":
+            from ..costs import bench_successors       # deferred: only smoke mode measures here
+            self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
+            self.rep = AblationReport.smoke("successors", ["controlnet", "t2i_adapter"])
+        else:
+            self.costs = load_bench(f"successors_{preset}")
+            self.processes = (load_bench(f"successors_{preset}_processes") or {}).get("processes")
+            try:
+                self.rep = AblationReport("successors", preset)
+            except FileNotFoundError as e:
+                print(f"runs pending: {e}")
+                self.rep = None
+
+    def table(self) -> str:
+        """The one table (views.tables.design_table), shown as markdown and returned."""
+        from IPython.display import Markdown, display
+        text = design_table(self.rep.by if self.rep else {}, self.kinds, self.costs, self.processes)
+        n = len(self.processes) if self.processes else 1
+        text += (f"\n\nCosts: {n} process{'es' if n > 1 else ''} of `python -m cnref bench successors` (batch "
+                 f"{self.costs['batch']}, {self.costs['n']} images per generation, {self.costs['ddim_steps']} DDIM steps, "
+                 f"CFG {self.costs['beta']:g}); the rest: mean ± std over seeds.")
+        display(Markdown(text))
+        return text
+
+    def facts(self) -> dict:
+        """The reading's cost fields: params[kind], train[kind], sample[kind] (ratios to the ControlNet's)."""
+        r = ratios(self.costs, self.processes)
+        return {"params": {k: f"{v['trainable_params'] / 1e3:.0f}k" for k, v in self.costs["kinds"].items()},
+                "train": {k: spread(v["train"]) for k, v in r.items()},
+                "sample": {k: spread(v["sample"]) for k, v in r.items()}}
 
 
 class StudyReport:
@@ -163,4 +202,4 @@ class StudyReport:
         return show_reading(template, v=v, m=m, seeds=len(self.results))
 
 
-__all__ = ["AblationReport", "STUDIES", "StudyReport", "show_reading", "smoke_mode", "spread"]
+__all__ = ["AblationReport", "Designs", "STUDIES", "StudyReport", "show_reading", "smoke_mode", "spread"]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
+from ..evaluate import QUALITY_SET
+from ..lab.claims import CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
 from ..metrics import fidelity_fn
 
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
@@ -146,3 +147,38 @@ def print_study_verdicts(study: str, preset: str, root: Path | None = None) -> l
         print_claim(c, j)
         out.append({"claim": c, **j})
     return out
+
+
+def ratios(costs: dict, processes: list[dict] | None) -> dict[str, dict[str, list[float]]]:
+    """Per kind of control, its training speed and sampling cost as ratios to the ControlNet's: one per fresh
+    process of the successors bench when there are some, else the one process of `costs`."""
+    if processes:
+        return {k: {"train": [p["controlnet"]["median_step_s"] / p[k]["median_step_s"] for p in processes],
+                    "sample": [p[k]["median_sample_s"] / p["controlnet"]["median_sample_s"] for p in processes]}
+                for k in processes[0]}
+    return {k: {"train": [v["train_speed_vs_controlnet"]], "sample": [v["sample_cost_vs_controlnet"]]}
+            for k, v in costs["kinds"].items()}
+
+
+def design_table(by: dict[str, list[dict]], kinds: dict[str, str], costs: dict, processes: list[dict] | None = None
+                 ) -> str:
+    """ControlNet and its successors side by side, as a markdown table: what each costs (trainable parameters,
+    training images/s and sampling cost per image as ratios to the ControlNet's, from the successors bench) and
+    what it buys (mean ± std over seeds: convergence step, IoU under the four prompt settings, fill colour right
+    with the perfect prompt, KID x 1e3 of (image, condition) pairs). kinds: variant -> kind of control; a variant
+    without runs shows its costs only."""
+    ms = lambda xs, d: "-" if not xs else f"{np.mean(xs):.{d}f}" + (f" ± {np.std(xs, ddof=1):.{d}f}" if len(xs) > 1 else "")
+    r = ratios(costs, processes)
+    head = (["design", "trainable params", "training img/s (x ControlNet)", "sampling cost / image (x ControlNet)",
+             "seeds", "convergence step"] + [f"IoU, {s.split('/')[1].replace('none', 'no')} prompt" for s in HELD_OUT]
+            + ["fill colour right (perfect)", "KID x1e3 (256, perfect)"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, kind in kinds.items():
+        rs = by.get(name, [])
+        per = lambda key, setting: [value(x, key, setting) for x in rs if setting is None or setting in x["final_eval"]]
+        cells = [name, f"{costs['kinds'][kind]['trainable_params']:,}", ms(r[kind]["train"], 2), ms(r[kind]["sample"], 2),
+                 str(len(rs)), ms(per("convergence_step", None), 0)]
+        cells += [ms(per("iou", s), 3) for s in HELD_OUT] + [ms(per("fill_ok", "held_out/perfect"), 2),
+                                                           ms(per("kid", QUALITY_SET), 2)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
