@@ -35,8 +35,8 @@
 # **Device and time:** full mode reads the committed results (seconds). Making them, one run at a time on 2 CPU
 # cores (12-20 minutes a run, machine-dependent): `python -m cnref run successors --preset cpu --seeds 0 1 2
 # --record`, and the costs: `python -m cnref bench successors --preset cpu --repeats 5` and `... --processes 5`
-# (about 10 minutes). Smoke mode (`CNREF_SMOKE=1`, CI) trains the ControlNet and the T2I-Adapter for a few steps
-# on the tiny smoke base and benches all four there (about a minute).
+# (about 10 minutes). Smoke mode (`CNREF_SMOKE=1`, CI) trains T2I-Adapter and ControlNet-XS for a few steps on
+# the tiny smoke base and benches all four there (under a minute).
 
 # %%
 from cnref.views.notebook import Designs, smoke_mode

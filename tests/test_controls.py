@@ -7,7 +7,8 @@ import torch
 from cnref.controlnet import ControlNetConfig
 from cnref.controls import KINDS, T2IAdapterControl, controlled_eps, make_control, once
 from cnref.evaluate import QUALITY_SET
-from cnref.lab.runner import run
+from cnref.lab.results import load_results
+from cnref.lab.runner import prepare_smoke
 from cnref.sample import generate
 from cnref.shipping import load_base
 
@@ -36,8 +37,10 @@ def test_t2i_adapter_runs_once_per_generation_and_samples_as_if_run_every_step()
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "controlnet"])
-def test_every_successor_trains_and_is_evaluated_like_the_controlnet(kind, tmp_path):
-    (r,) = run("successors", "smoke", [0], names=[kind], root=tmp_path, log=lambda *_: None)
+def test_every_successor_trains_and_is_evaluated_like_the_controlnet(kind):
+    # in smoke mode's shared folder: notebook 20's smoke run then reads these instead of training its own
+    root = prepare_smoke("successors", names=[kind], log=lambda *_: None)
+    (r,) = [r for r in load_results("successors", "smoke", root) if r["variant"] == kind]
     assert r["config"]["controlnet"]["kind"] == kind and r["complete"]
     assert [h["step"] for h in r["history"]] == [0, 2, 4]
     assert {"held_out/perfect", "held_out/none"} <= set(r["final_eval"])

@@ -138,7 +138,8 @@ class Designs:
         if preset == "smoke":
             from ..costs import bench_successors       # deferred: only smoke mode measures here
             self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
-            self.rep = AblationReport.smoke("successors", ["controlnet", "t2i_adapter"])
+            # two successors: tests/test_controls.py trains them in the same shared smoke folder
+            self.rep = AblationReport.smoke("successors", ["t2i_adapter", "controlnet_xs"])
         else:
             self.costs = load_bench(f"successors_{preset}")
             self.processes = (load_bench(f"successors_{preset}_processes") or {}).get("processes")
