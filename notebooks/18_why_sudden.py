@@ -100,5 +100,9 @@ for name in ("learning_rate", "injection", "hint_embedder"):
 
 # %%
 from cnref.views.notebook import show_reading
+from cnref.views.sudden import explanations
 
-show_reading("{text}", text=reading(lr.by if lr else {}));
+show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts, as stated before the runs; "
+             "a run's convergence step is the fixed level's crossing):\n\n{table}",
+             text=reading(lr.by if lr else {}),
+             table=explanations(lr.preset if lr else "cpu", lr.root if lr else None));

@@ -21,7 +21,7 @@
 # | design | where the control enters | when it runs | module |
 # |---|---|---|---|
 # | ControlNet (Zhang et al. 2023) | a trainable copy of the encoder; zero convs add its outputs to the decoder's skips and the middle block | every denoising step | `cnref.controlnet` |
-# | T2I-Adapter (Mou et al. 2024) | a small network on the condition alone; its features are added to the locked encoder's, one per level | once per generation (no t, no prompt) | `cnref.t2i_adapter` (diffusers' `T2IAdapter`) |
+# | T2I-Adapter (Mou et al. 2023) | a small network on the condition alone; its features are added to the locked encoder's, one per level | once per generation (no t, no prompt) | `cnref.t2i_adapter` (diffusers' `T2IAdapter`) |
 # | ControlNet-XS (Zavadski et al. 2024) | a small control encoder trained from scratch, connections both ways with the locked encoder at every block | every step | `cnref.controlnet_xs` (diffusers' `ControlNetXSAdapter`) |
 # | ControlNeXt (Peng et al. 2024) | a few ResNet blocks on the condition, cross-normalised to the locked feature and added at one place (after the first down block, as the official code) | every step | `cnref.controlnext` |
 #

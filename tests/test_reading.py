@@ -19,3 +19,22 @@ def test_spread_is_the_mean_and_sample_std():
     xs = [0.71, 0.75, 0.80]
     assert spread(xs) == f"{np.mean(xs):.2f} ± {np.std(xs, ddof=1):.2f} (n = 3)"
     assert spread([222.0], 0) == "222 ± 0 (n = 1)" and spread([None]) == "none"
+
+
+def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted():
+    from cnref.views.sudden import standing
+    assert standing(["confirmed", "too few seeds (n = 1)"]) == "survives"
+    assert standing(["refuted", "unclear (seeds overlap)"]) == "refuted"
+    assert standing(["confirmed", "refuted"]) == "mixed"
+    assert standing(["pending (no results)", "unclear (seeds overlap)"]) == "undecided"
+
+
+def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_path):
+    """On no results every explanation is undecided, each row naming the claims that carry its prediction."""
+    from cnref.lab.claims import CLAIMS
+    from cnref.views.sudden import EXPLANATIONS, explanations
+    rows = explanations("cpu", tmp_path).splitlines()[2:]
+    assert len(rows) == len(EXPLANATIONS) and all(r.endswith("| **undecided** |") for r in rows)
+    for row, (ablation, keys) in zip(rows, EXPLANATIONS.values()):
+        cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
+        assert cs and all(c.text in row for c in cs)

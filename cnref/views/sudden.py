@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..lab.ablations import LEARNING_RATES
+from ..lab.claims import CLAIMS, evaluate_claim
+from .tables import evidence
 
 
 def _steps(rs: list[dict]) -> list[float]:
@@ -78,9 +80,10 @@ def reading(by: dict[str, list[dict]]) -> str:
         steps = _steps(rs)
         lr = LEARNING_RATES[name]
         if steps:
-            parts.append(f"lr {lr:g}: step {np.mean(steps):.0f} (n={len(steps)}), step x lr {np.mean(steps) * lr:.4f}")
+            parts.append(f"{name.replace('_', ' ')}: step {np.mean(steps):.0f} (n={len(steps)}), step x lr "
+                         f"{np.mean(steps) * lr:.4f}")
         else:
-            parts.append(f"lr {lr:g}: no run reached the level (n={len(rs)})")
+            parts.append(f"{name.replace('_', ' ')}: no run reached the level (n={len(rs)})")
     leads = [v for rs in by.values() for v in map(lead, rs) if v is not None]
     text = "Convergence against the learning rate: " + "; ".join(parts) + "."
     if leads:
@@ -90,3 +93,34 @@ def reading(by: dict[str, list[dict]]) -> str:
                                             "uses the residuals." if min(leads) > 0 else
                                             "not consistently before them."))
     return text
+
+
+# Each explanation, and the claims (ablation, keys) that carry its prediction: a step-moving prediction is judged
+# on the convergence step; the gate's is step x lr and the gate's size at the jump.
+EXPLANATIONS = {
+    "the gate opens at a rate set by the optimiser (Adam moves a weight by about lr per step)":
+        ("learning_rate", ("step_x_lr", "log_gate_at_step")),
+    "zero convolutions slow the start (ControlNeXt)": ("injection", ("convergence_step",)),
+    "a randomly initialised condition embedder (CtrLoRA)": ("hint_embedder", ("convergence_step",)),
+    "uniform timesteps waste the early steps (ControlNet issue #628, T2I-Adapter)":
+        ("timestep_sampling", ("convergence_step",)),
+}
+
+
+def standing(verdicts: list[str]) -> str:
+    """An explanation's standing from its predictions' verdicts: **survives** when some are confirmed and none
+    refuted, **refuted** when some are refuted and none confirmed, **mixed** when both, else **undecided**."""
+    yes, no = "confirmed" in verdicts, "refuted" in verdicts
+    return "mixed" if yes and no else "survives" if yes else "refuted" if no else "undecided"
+
+
+def explanations(preset: str, root=None) -> str:
+    """The reading's table: each explanation, its predictions' verdicts (with p or interval) and its standing."""
+    lines = ["| explanation | prediction: verdict (evidence) | standing |", "|---|---|---|"]
+    for text, (ablation, keys) in EXPLANATIONS.items():
+        cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
+        js = [evaluate_claim(c, preset, root) for c in cs]
+        ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
+        rows = "; ".join(f"{c.text}: **{j['verdict']}**{ev(c, j)}" for c, j in zip(cs, js))
+        lines.append(f"| {text} | {rows} | **{standing([j['verdict'] for j in js])}** |")
+    return "\n".join(lines)
