@@ -4,6 +4,11 @@ The default variant (official hint encoder, zero/gaussian init, full or mid-only
 same parameter names as `ControlNetModel`, so export is `from_unet` + a strict state-dict copy. A
 mid-only ControlNet exports with zero skip convs, which output exact zeros: the same model. The
 `paper` hint encoder and `lite` have no diffusers counterpart and refuse to export.
+
+`export` writes any control module of `cnref.controls` in diffusers' format where diffusers has its class: a
+ControlNet as `ControlNetModel`, a T2I-Adapter as `T2IAdapter` (the module itself), ControlNet-XS as
+`UNetControlNetXSModel` (the locked base and its control in one model, on the lifted 4-channel UNet, which is how
+cnref runs it). ControlNeXt has no diffusers class (its official code ships a modified UNet), so it refuses.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from diffusers import ControlNetModel
 
 from .checks import fail
+from .controls import ControlNetXS, ControlNeXt, T2IAdapterControl
 from .controlnet import ControlNet, ControlNetConfig, skip_shapes
 from .hint import OFFICIAL_CHANNELS, official_channels
 from .zero_conv import zero_conv
@@ -57,3 +63,18 @@ def save_pretrained(net: ControlNet, unet, path: str | Path) -> None:
 
 def load_pretrained(path: str | Path, unet) -> ControlNet:
     return from_diffusers(ControlNetModel.from_pretrained(str(path)), unet)
+
+
+def export(net, unet, path: str | Path) -> None:
+    """A trained control module of `cnref.controls` saved with diffusers' `save_pretrained` (module docstring)."""
+    if isinstance(net, ControlNet):
+        save_pretrained(net, unet, path)
+    elif isinstance(net, T2IAdapterControl):
+        net.adapter.save_pretrained(str(path))
+    elif isinstance(net, ControlNetXS):
+        net.model.save_pretrained(str(path))
+    elif isinstance(net, ControlNeXt):
+        fail("net", "a control module diffusers has a class for (ControlNeXt has none: its official code ships its "
+             "own UNet; keep its state dict)", "ControlNeXt")
+    else:
+        fail("net", "a control module of cnref.controls", type(net).__name__)

@@ -1,5 +1,6 @@
 """An exported cnref ControlNet runs in diffusers' StableDiffusionControlNetPipeline (tiny offline parts)."""
 import numpy as np
+import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionControlNetPipeline
 
@@ -37,3 +38,36 @@ def test_exported_controlnet_runs_in_the_sd_pipeline():
     off = pipe(image=cond, generator=torch.Generator().manual_seed(0), controlnet_conditioning_scale=0.0,
                **kwargs).images
     assert np.abs(out - off).max() > 1e-4
+
+
+def test_every_successor_exports_in_diffusers_format_or_says_why(tmp_path):
+    """T2I-Adapter and ControlNet-XS round-trip through diffusers' own classes to the same eps; ControlNeXt, which
+    diffusers has no class for, refuses with a one-line error."""
+    from diffusers import T2IAdapter, UNetControlNetXSModel
+    from cnref.controls import controlled_eps, make_control
+    from cnref.interop import export
+    from cnref.shipping import load_base
+    base = load_base("smoke")
+    s = base.cfg.size
+    g = torch.Generator().manual_seed(0)
+    z, t = torch.randn(2, 3, s, s, generator=g), torch.tensor([5, 50])
+    c_t, cond = base.encode_prompt(["a", "b"]), torch.rand(2, 3, s, s, generator=g)
+    for kind, cls in (("t2i_adapter", T2IAdapter), ("controlnet_xs", UNetControlNetXSModel)):
+        net = make_control(base.unet, ControlNetConfig(kind=kind)).eval()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=g))     # away from init, where zero convs hide errors
+            export(net, base.unet, tmp_path / kind)
+            fresh = make_control(base.unet, ControlNetConfig(kind=kind)).eval()
+            loaded = cls.from_pretrained(str(tmp_path / kind))
+            if kind == "t2i_adapter":
+                fresh.adapter = loaded
+            else:
+                fresh.model = loaded
+            saved = (net.adapter if kind == "t2i_adapter" else net.model).state_dict()
+            assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in saved.items())     # bit for bit
+            # the same eps to 1e-3: with bit-equal weights the loaded XS model differs by float rounding (2e-4 here)
+            torch.testing.assert_close(controlled_eps(fresh, base.unet, z, t, c_t, cond),
+                                       controlled_eps(net, base.unet, z, t, c_t, cond), atol=1e-3, rtol=1e-3)
+    with pytest.raises(ValueError, match="ControlNeXt"):
+        export(make_control(base.unet, ControlNetConfig(kind="controlnext")), base.unet, tmp_path / "x")
