@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..costs import bench_successors
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.convergence import judged
@@ -136,7 +137,6 @@ class Designs:
         self.preset = preset
         self.kinds = {v.name: v.cfg.controlnet.kind for v in ABLATIONS["successors"](preset)}
         if preset == "smoke":
-            from ..costs import bench_successors       # deferred: only smoke mode measures here
             self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
             # two successors: tests/test_controls.py trains them in the same shared smoke folder
             self.rep = AblationReport.smoke("successors", ["t2i_adapter", "controlnet_xs"])

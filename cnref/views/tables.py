@@ -171,7 +171,7 @@ def design_table(by: dict[str, list[dict]], kinds: dict[str, str], costs: dict, 
     r = ratios(costs, processes)
     head = (["design", "trainable params", "training img/s (x ControlNet)", "sampling cost / image (x ControlNet)",
              "seeds", "convergence step"] + [f"IoU, {s.split('/')[1].replace('none', 'no')} prompt" for s in HELD_OUT]
-            + ["fill colour right (perfect)", "KID x1e3 (256, perfect)"])
+            + ["fill colour right (perfect)", "KID x1e3 (perfect prompt)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, kind in kinds.items():
         rs = by.get(name, [])
