@@ -92,4 +92,7 @@ rep.reading("""
 strided path that the two descriptions are about is not exercised there. At 4x the image each has two stride-2
 stages: the paper's ends at {iou[paper_f4]}, the official at {iou[official_f4]} ({v[1].verdict},
 {v[1].evidence}); the official's runs there are the cond_factor diagnostic's factor_4 runs (the same config).
+The paper's encoder also reached the convergence level earlier at 4x, at step {step[paper_f4]} against the
+official's {step[official_f4]} (at 1x: {step[paper]} and {step[official]}). That is an observation, not a claim
+stated before the runs, and the equality row above is what was tested.
 """);
