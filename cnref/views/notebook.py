@@ -151,7 +151,7 @@ class Designs:
 
     def table(self) -> str:
         """The one table (views.tables.design_table), shown as markdown and returned."""
-        from IPython.display import Markdown, display
+        from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
         text = design_table(self.rep.by if self.rep else {}, self.kinds, self.costs, self.processes)
         n = len(self.processes) if self.processes else 1
         text += (f"\n\nCosts: {n} process{'es' if n > 1 else ''} of `python -m cnref bench successors` (batch "
