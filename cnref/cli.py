@@ -50,7 +50,7 @@ from .views.book import build, stale
 from .views.figures import plot_sd15_bench
 from .views.readme import readme_rows, write_readme
 from .views.rerun import compare_to_committed
-from .views.tables import print_study_verdicts, print_verdicts
+from .views.tables import print_study_verdicts, print_verdicts, ratios
 from .visibility import TIMESTEPS, open_share, visibility
 
 
@@ -265,9 +265,9 @@ def bench(a: argparse.Namespace) -> None:
     elif a.what == "successors" and a.processes > 1:
         with tempfile.TemporaryDirectory() as tmp:
             procs = bench_successors_processes(a.preset, a.repeats or 3, a.processes, tmp)
-        for k in procs[0]:
-            r = [p[k]["median_sample_s"] / p["controlnet"]["median_sample_s"] for p in procs]
-            print(f"{k:14s} sampling cost / the ControlNet's, per process: " + ", ".join(f"{x:.3f}" for x in r))
+        for k, r in ratios(None, procs).items():
+            print(f"{k:14s} sampling cost / the ControlNet's, per process: "
+                  + ", ".join(f"{x:.3f}" for x in r["sample"]))
         _write(a.out or results_root() / "bench" / f"successors_{a.preset}_processes.json",
                {"provenance": provenance(), "preset": a.preset, "repeats": a.repeats or 3, "processes": procs})
     elif a.what == "successors":
