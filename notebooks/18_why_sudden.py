@@ -23,6 +23,10 @@
 # | a randomly initialised condition embedder | CtrLoRA | the base's own first layers as E converge earlier, trained or frozen | `hint_embedder` |
 # | uniform timesteps waste the early steps | ControlNet issue #628; T2I-Adapter | large-t schedules converge earlier | `timestep_sampling` (notebook 11) |
 #
+# The learning rate x batch question is asked only if the learning rate moves the step; seed 0 of 3e-4 and 1e-3
+# showed it does, so `lr_3e-4_batch_16` (3e-4 at batch 16) runs against notebook 10's batch 16 at 1e-4, with the
+# same two predictions (earlier; step x lr constant), stated before its runs.
+#
 # Every run of `learning_rate` is instrumented (`cnref.probe`): at each validation, per connection, the size of
 # the residual relative to the locked feature it joins, ||r_i|| / ||h_i||, and a linear readout of where the disc
 # is, fitted on half of the held-out conditions and scored on the other half, from the trainable copy's
@@ -40,7 +44,7 @@
 import matplotlib.pyplot as plt
 
 from cnref.views.notebook import AblationReport, smoke_mode
-from cnref.views.sudden import plot_gate, plot_readout, plot_step_vs_lr, reading
+from cnref.views.sudden import batch_reference, plot_gate, plot_readout, plot_step_vs_lr, reading
 
 SMOKE = smoke_mode()
 
@@ -61,13 +65,16 @@ lr = report("learning_rate")
 
 # %% [markdown]
 # ## When the jump comes, against the learning rate
-# Left: each seed's convergence step (the fixed level's crossing; an open triangle is a run that never reached
-# it, at its last step). The dashed line is the gate-opening prediction, step x lr constant. Right: the gate.
+# Left: each seed's convergence step (the fixed level's crossing; an open marker is a run that never reached
+# it, at its last step), at batch 64 and, for the learning rate x batch question, at batch 16 (its lr-1e-4 runs
+# are `batch_vs_steps`' batch 16, notebook 10). The dashed lines are the gate-opening prediction, step x lr
+# constant, through each batch's lr 1e-4. Right: the gate.
 
 # %%
 if lr:
+    with_b16 = {**lr.by, **batch_reference(lr.preset, lr.root)}
     fig, axes = plt.subplots(1, 2, figsize=(14, 4))
-    plot_step_vs_lr(axes[0], lr.by)
+    plot_step_vs_lr(axes[0], with_b16)
     plot_gate(axes[1], lr.by)
     plt.tight_layout(); plt.show()
 
@@ -104,5 +111,5 @@ from cnref.views.sudden import explanations
 
 show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts, as stated before the runs; "
              "a run's convergence step is the fixed level's crossing):\n\n{table}",
-             text=reading(lr.by if lr else {}),
+             text=reading(with_b16 if lr else {}),
              table=explanations(lr.preset if lr else "cpu", lr.root if lr else None));

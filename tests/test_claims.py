@@ -1,5 +1,6 @@
 """The convergence step, the verdict rule and the claims, on synthetic curves and result files (no training)."""
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -46,6 +47,16 @@ def test_every_claim_names_existing_variants():
             abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
             assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
         assert c.expect in (">", "<", "=")
+
+
+def test_a_claim_across_ablations_compares_runs_that_differ_only_where_it_says():
+    """The lr x batch claims judge lr_3e-4_batch_16 against batch_vs_steps' batch 16: same batch, data and model,
+    other lr; the run length and validation spacing differ, which the fixed-level convergence step ignores."""
+    a = next(v.cfg for v in ABLATIONS["learning_rate"]("cpu") if v.name == "lr_3e-4_batch_16")
+    b = next(v.cfg for v in ABLATIONS["batch_vs_steps"]("cpu") if v.name == "batch_16")
+    da, db = asdict(a), asdict(b)
+    assert {k for k in da if da[k] != db[k]} == {"lr", "instrument", "steps", "val_every"}
+    assert (a.lr, b.lr, a.batch_size, b.batch_size) == (3e-4, 1e-4, 16, 16)
 
 
 def test_every_study_claim_names_existing_settings():

@@ -125,12 +125,18 @@ def learning_rate(preset: str) -> list[Variant]:
     step x lr is about constant (the claims in cnref.lab.claims, stated before the runs). 1e-4 is the
     default recipe's lr, here rerun with the instruments. 3e-5 gets 3x the steps (that prediction puts its
     jump near step 900); 1e-3's predicted jump (~step 28) needs validations every 10 steps. 1e-5 would need
-    ~2,750 steps (about an hour a run on 2 cores) and is left out of the study's 4 h budget."""
+    ~2,750 steps (about an hour a run on 2 cores) and is left out of the study's 4 h budget.
+
+    `lr_3e-4_batch_16` asks whether the learning rate and the batch act separately: 3e-4 at batch 16 against
+    `batch_vs_steps`' batch 16 at 1e-4 (which converges near step 422). It runs the default steps (a quarter of
+    the images), past every prediction on the table (the gate's: ~141; seed 0's batch-64 ratio, 103 / 222: ~196)
+    and past 1e-4's own step, validated as often as the default run."""
     base = default_run(preset)
     long = {"steps": base.steps * 3}
     fine = {"val_every": max(1, base.val_every * 2 // 5)}
     return [_with(preset, name, lr=lr, instrument=True, **(long if lr < 1e-4 else fine if lr >= 1e-3 else {}))
-            for name, lr in LEARNING_RATES.items()]
+            for name, lr in LEARNING_RATES.items()] + \
+        [_with(preset, "lr_3e-4_batch_16", lr=3e-4, instrument=True, batch_size=max(1, base.batch_size // 4))]
 
 
 def injection(preset: str) -> list[Variant]:

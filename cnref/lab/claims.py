@@ -221,6 +221,13 @@ CLAIMS = [
     Claim("learning_rate", "Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
           "(log10 within 0.18, a factor 1.5)", "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4",
           "=", key="log_gate_at_step", setting=None, tol=0.18),
+    # the learning rate x batch interaction, added because seed 0 of lr_3e-4 and lr_1e-3 showed the lr moves the
+    # step (stated before its runs): does a 3x lr move the step at batch 16 as the gate predicts at batch 64?
+    Claim("learning_rate", "At batch 16 too, 3e-4 converges before 1e-4", "-", "lr_3e-4_batch_16",
+          "batch_vs_steps:batch_16", "<", key="convergence_step", setting=None),
+    Claim("learning_rate", "Gate opening at batch 16: step x lr is constant, 3e-4 vs 1e-4 (within 0.013, ~30% of "
+          "422 x 1e-4)", "ControlNeXt (zero convs slow the start)", "lr_3e-4_batch_16", "batch_vs_steps:batch_16",
+          "=", key="step_x_lr", setting=None, tol=0.013),
     # why the convergence is sudden: the published explanations (stated before their runs)
     Claim("injection", "ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
           "ControlNeXt (zero convs slow the start)", "crossnorm", "zero", "<", key="convergence_step", setting=None, headline=True),

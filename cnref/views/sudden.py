@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab.ablations import LEARNING_RATES
 from ..lab.claims import CLAIMS, evaluate_claim
+from ..lab.convergence import judged
+from ..lab.results import load_results
 from .tables import evidence
 
 
@@ -13,22 +14,41 @@ def _steps(rs: list[dict]) -> list[float]:
     return [r["convergence_step"] for r in rs if r["convergence_step"] is not None]
 
 
+def _lr(r: dict) -> float:
+    return r["config"]["lr"]
+
+
+def _batch(r: dict) -> int:
+    """The logical batch: micro-batch x accumulation."""
+    return r["config"]["batch_size"] * r["config"].get("accumulate", 1)
+
+
+def batch_reference(preset: str, root=None) -> dict[str, list[dict]]:
+    """`batch_vs_steps`' batch-16 runs at lr 1e-4, the reference `lr_3e-4_batch_16` is judged against (empty
+    while none are committed)."""
+    rs = [r for r in judged(load_results("batch_vs_steps", preset, root), preset, root) if r["variant"] == "batch_16"]
+    return {"batch_16 (batch_vs_steps)": rs} if rs else {}
+
+
 def plot_step_vs_lr(ax, by: dict[str, list[dict]]):
-    """Convergence step against the learning rate (log-log, one dot per seed; censored runs as open triangles
-    at their last step), with the gate-opening prediction step x lr = const through the default lr's mean."""
-    for name, rs in by.items():
-        lr = LEARNING_RATES[name]
-        for r in rs:
+    """Convergence step against the learning rate (log-log, one marker per seed, one marker shape per batch;
+    censored runs open, at their last step), with the gate-opening prediction step x lr = const through each
+    batch's lr-1e-4 mean (pass another ablation's lr-1e-4 runs in `by` to give a batch its reference)."""
+    runs = [r for rs in by.values() for r in rs]
+    for b, marker in zip(sorted({_batch(r) for r in runs}, reverse=True), "os^D"):
+        mine = [r for r in runs if _batch(r) == b]
+        for k, r in enumerate(mine):
             cs = r["convergence_step"]
-            ax.plot(lr, cs if cs is not None else r["history"][-1]["step"], "ko" if cs is not None else "k^",
-                    mfc="black" if cs is not None else "none", ms=5)
-    ref = _steps(by.get("lr_1e-4", []))
-    if ref:
-        lrs = np.array(sorted(LEARNING_RATES.values()))
-        ax.plot(lrs, np.mean(ref) * 1e-4 / lrs, "r--", lw=1, label="step x lr constant (through lr 1e-4)")
-        ax.legend(fontsize=8, loc="upper right")
+            ax.plot(_lr(r), cs if cs is not None else r["history"][-1]["step"], marker, color="black",
+                    mfc="black" if cs is not None else "none", ms=5, label=f"batch {b}" if k == 0 else None)
+        ref = _steps([r for r in mine if _lr(r) == 1e-4])
+        if ref:
+            lrs = np.array(sorted({_lr(r) for r in runs}))
+            ax.plot(lrs, np.mean(ref) * 1e-4 / lrs, "--", lw=1, color="red" if marker == "o" else "tab:purple",
+                    label=f"batch {b}: step x lr constant (through lr 1e-4)")
+    ax.legend(fontsize=8, loc="lower left")
     ax.set(xscale="log", yscale="log", xlabel="learning rate", ylabel="convergence step",
-           title="when the jump comes, against the learning rate")
+           title="when the jump comes, against the learning rate (open: never reached)")
 
 
 def plot_gate(ax, by: dict[str, list[dict]]):
@@ -78,12 +98,12 @@ def reading(by: dict[str, list[dict]]) -> str:
     parts = []
     for name, rs in by.items():
         steps = _steps(rs)
-        lr = LEARNING_RATES[name]
+        lr, b = _lr(rs[0]), _batch(rs[0])
         if steps:
-            parts.append(f"{name.replace('_', ' ')}: step {np.mean(steps):.0f} (n={len(steps)}), step x lr "
+            parts.append(f"lr {lr:.0e} at batch {b}: step {np.mean(steps):.0f} (n={len(steps)}), step x lr "
                          f"{np.mean(steps) * lr:.4f}")
         else:
-            parts.append(f"{name.replace('_', ' ')}: no run reached the level (n={len(rs)})")
+            parts.append(f"lr {lr:.0e} at batch {b}: no run reached the level (n={len(rs)})")
     leads = [v for rs in by.values() for v in map(lead, rs) if v is not None]
     text = "Convergence against the learning rate: " + "; ".join(parts) + "."
     if leads:
