@@ -93,12 +93,16 @@ if lr:
 
 # %% [markdown]
 # ## The verdicts
-# Each claim by the project's rule (`cnref.lab.claims`), as stated before its runs.
+# Each claim by the project's rule (`cnref.lab.claims`), as stated before its runs. For the published
+# explanations, first their validation curves against the default run (IoU on the fixed held-out set with the
+# perfect prompt; mean over seeds, band = min-max); the timestep schedules' curves are in notebook 11.
 
 # %%
 for name in ("learning_rate", "injection", "hint_embedder"):
     rep = lr if name == "learning_rate" else report(name)
     if rep:
+        if rep is not lr:
+            rep.training(keys=("iou",))
         rep.verdicts()
 
 # %% [markdown]
