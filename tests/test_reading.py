@@ -18,7 +18,7 @@ def test_a_reading_fills_its_fields_and_names_a_missing_one():
 def test_spread_is_the_mean_and_sample_std():
     xs = [0.71, 0.75, 0.80]
     assert spread(xs) == f"{np.mean(xs):.2f} ± {np.std(xs, ddof=1):.2f} (n = 3)"
-    assert spread([222.0], 0) == "222 ± 0 (n = 1)" and spread([None]) == "none"
+    assert spread([222.0], 0) == "222 (n = 1)" and spread([None]) == "none"
 
 
 def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted():

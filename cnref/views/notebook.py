@@ -24,7 +24,8 @@ from ..lab.studies import STUDIES, run_study
 from ..metrics import fidelity_fn
 from ..quality import REF_N
 from .figures import plot_curves, plot_final, show_final_grid
-from .tables import Verdict, design_table, print_runs, print_study_verdicts, print_tables, print_verdicts, ratios
+from .tables import (Verdict, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
+                     ratios)
 
 
 def show_reading(template: str, **facts) -> str:
@@ -53,12 +54,11 @@ class Declared(dict):
 
 
 def spread(xs, digits: int = 2) -> str:
-    """mean ± std (n) of a list of numbers, as a reading writes it."""
+    """mean ± std (n) of a list of numbers, as a reading writes it (one number has no spread to show)."""
     xs = [x for x in xs if x is not None]
     if not xs:
         return "none"
-    sd = np.std(xs, ddof=1) if len(xs) > 1 else 0.0
-    return f"{np.mean(xs):.{digits}f} ± {sd:.{digits}f} (n = {len(xs)})"
+    return f"{mean_std(xs, digits)} (n = {len(xs)})"
 
 
 def smoke_mode() -> bool:

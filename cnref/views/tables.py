@@ -12,13 +12,18 @@ from ..metrics import fidelity_fn
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
 
 
+def mean_std(xs, d: int = 3) -> str:
+    """mean ± sample std of some seeds' numbers; one number alone has no spread to show."""
+    return f"{np.mean(xs):.{d}f}" + (f" ± {np.std(xs, ddof=1):.{d}f}" if len(xs) > 1 else "")
+
+
 def table(by: dict[str, list[dict]], bnd: dict | None, key: str = "iou", settings=SETTINGS) -> str:
     """The final evaluation's table for one metric: a row per variant (mean ± std over seeds), then the calibration rows
     (ground truth: upper bound; the base alone: lower bound) from the same held-out set and sampler."""
     w = 17
     short = lambda s: s.replace("held_out/", "").replace("train/", "train ")
     lines = [f"{key:<22}" + "".join(f"{short(s):>{w}}" for s in settings)]
-    cell = lambda xs: f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}".rjust(w)
+    cell = lambda xs: mean_std(xs).rjust(w)
     for name, rs in by.items():
         lines.append(f"{name + f' ({len(rs)} seeds)':<22}" + "".join(cell([value(r, key, s) for r in rs])
                                                                       for s in settings))
@@ -69,8 +74,7 @@ def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok", "fid"
         cells = []
         for k in keys:
             xs = [r["results"][n][k] for r in results if k in r["results"][n]]
-            cells.append((f"{np.mean(xs):.3f} ± {np.std(xs, ddof=1) if len(xs) > 1 else 0:.3f}" if xs else "-")
-                         .rjust(w))
+            cells.append((mean_std(xs) if xs else "-").rjust(w))
         lines.append(f"{n:<34}" + "".join(cells))
     return "\n".join(lines)
 
@@ -82,7 +86,8 @@ def fmt(s: dict | None, key: str) -> str:
         return f"{s['max']:.1e} (max of n={s['n']})"
     d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else 2 if key in ("fid", "kid") else 3
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
-    return f"{s['mean']:.{d}f} ± {s['std']:.{d}f} (n={s['n']}{never})"
+    sd = f" ± {s['std']:.{d}f}" if s["n"] > 1 else ""
+    return f"{s['mean']:.{d}f}{sd} (n={s['n']}{never})"
 
 
 def measured(c, j: dict, where: str | None = None) -> str:
@@ -167,7 +172,7 @@ def design_table(by: dict[str, list[dict]], kinds: dict[str, str], costs: dict, 
     what it buys (mean ± std over seeds: convergence step, IoU under the four prompt settings, fill colour right
     with the perfect prompt, KID x 1e3 of (image, condition) pairs). kinds: variant -> kind of control; a variant
     without runs shows its costs only."""
-    ms = lambda xs, d: "-" if not xs else f"{np.mean(xs):.{d}f}" + (f" ± {np.std(xs, ddof=1):.{d}f}" if len(xs) > 1 else "")
+    ms = lambda xs, d: mean_std(xs, d) if xs else "-"
     r = ratios(costs, processes)
     head = (["design", "trainable params", "training img/s (x ControlNet)", "sampling cost / image (x ControlNet)",
              "seeds", "convergence step"] + [f"IoU, {s.split('/')[1].replace('none', 'no')} prompt" for s in HELD_OUT]
