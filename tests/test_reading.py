@@ -38,3 +38,13 @@ def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_pa
     for row, (ablation, keys) in zip(rows, EXPLANATIONS.values()):
         cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
         assert cs and all(c.text in row for c in cs)
+
+
+def test_the_readout_lead_is_counted_from_half_the_readouts_highest_value():
+    """A copy whose readout reaches 0.15 of its 0.3 at step 100, images converging at 180: an 80-step lead; a run
+    that never converged, or had no readout, has none."""
+    from cnref.views.sudden import lead
+    h = [{"step": s, "readout": {"copy": c}} for s, c in ((0, 0.0), (50, 0.1), (100, 0.2), (150, 0.3), (200, 0.25))]
+    assert lead({"history": h, "convergence_step": 180.0}) == 80
+    assert lead({"history": h, "convergence_step": None}) is None
+    assert lead({"history": [{"step": 0}], "convergence_step": 180.0}) is None
