@@ -17,6 +17,11 @@
 # the same locked mini Stable Diffusion, train through the same loop, loss, data and recipe (500 steps, batch 64,
 # lr 1e-4, 10% empty prompts), and are measured by the same final evaluation (four prompt settings on held-out
 # conditions, plus KID on (image, condition) pairs of 256 samples with the perfect prompt, `cnref.quality`).
+# Per-design settings: the learning rate is one for all, because each paper trains at the ControlNet's own
+# (1e-5 at SD scale: ControlNet's tutorial_train.py, T2I-Adapter's paper, ControlNeXt's SD1.5 script; we found no
+# value stated for ControlNet-XS); T2I-Adapter also runs with the cubic timesteps its training uses, the one
+# setting where its recipe differs from ControlNet's; ControlNeXt uses its script's scale for sparse conditions
+# (s = 0.35).
 #
 # | design | where the control enters | when it runs | module |
 # |---|---|---|---|
