@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lab.claims import CLAIMS, evaluate_claim, value
+from ..lab.claims import CLAIMS, evaluate_claim, runs_of, value
 from ..lab.convergence import judged
-from ..lab.results import load_results
+from ..lab.results import results_root
 from .tables import evidence
 
 
@@ -26,8 +26,9 @@ def _batch(r: dict) -> int:
 def batch_reference(preset: str, root=None) -> dict[str, list[dict]]:
     """`batch_vs_steps`' batch-16 runs at lr 1e-4, the reference `lr_3e-4_batch_16` is judged against (empty
     while none are committed)."""
-    rs = [r for r in judged(load_results("batch_vs_steps", preset, root), preset, root) if r["variant"] == "batch_16"]
-    return {"batch_16 (batch_vs_steps)": rs} if rs else {}
+    ref = next(c.b for c in CLAIMS if c.a == "lr_3e-4_batch_16")        # "batch_vs_steps:batch_16"
+    rs = judged(runs_of(ref, {}, preset, results_root(root)), preset, root)
+    return {ref: rs} if rs else {}
 
 
 def plot_step_vs_lr(ax, by: dict[str, list[dict]]):
