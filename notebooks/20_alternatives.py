@@ -119,7 +119,12 @@ encoder's first level, so its backward pass crosses the whole locked encoder).
 {v[1].verdict}), ControlNet-XS {iou[controlnet_xs]} ({v[2].verdict}, {v[2].evidence}), ControlNeXt
 {iou[controlnext]}. With no prompt: {iou_none[controlnet]}, {iou_none[t2i_adapter]}, {iou_none[controlnet_xs]},
 {iou_none[controlnext]} in the same order. Convergence step: ControlNet {step[controlnet]}, ControlNeXt
-{step[controlnext]} ({v[3].verdict}, {v[3].evidence}). XS's image quality against the ControlNet's: {v[4].verdict}
+{step[controlnext]} ({v[3].verdict}, {v[3].evidence}), the step at which IoU first reaches {level}. Before the
+first update (the step-0 validation) the IoU is ControlNet {start[controlnet]}, T2I-Adapter {start[t2i_adapter]},
+ControlNet-XS {start[controlnet_xs]}, ControlNeXt {start[controlnext]}: the ControlNet's and XS's zero convs add
+nothing yet, so theirs is the base's, while the adapter's and ControlNeXt's untrained features already enter the
+locked UNet. Whatever of a design's step-0 IoU lies above the base's is a head start of its random injection
+(convolutions, random or not, keep where the disc is), not something it learned. XS's image quality against the ControlNet's: {v[4].verdict}
 ({v[4].measured}).
 """
 if rep:

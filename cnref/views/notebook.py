@@ -17,7 +17,7 @@ import numpy as np
 from ..costs import bench_successors
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
-from ..lab.convergence import judged
+from ..lab.convergence import convergence_level, judged
 from ..lab.results import load_bench, load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
@@ -116,7 +116,9 @@ class AblationReport:
     def reading(self, template: str, **facts) -> str:
         """The closing reading. Fields: v[i] (the notebook's i-th claim: .verdict .evidence .a .b .measured),
         step[variant] (convergence step, mean ± std), iou[variant] / iou_none[variant] (final condition fidelity,
-        IoU or edge F1, with the perfect / no prompt), n[variant] (seeds), and any `facts` the notebook adds."""
+        IoU or edge F1, with the perfect / no prompt), start[variant] (the same metric at the step-0 validation,
+        before any update), level (the convergence level it is judged at), n[variant] (seeds), and any `facts` the
+        notebook adds."""
         claims = [c for c in CLAIMS if c.ablation == self.ablation]
         v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
         declared = [x.name for x in ABLATIONS[self.ablation](self.preset)]
@@ -126,7 +128,10 @@ class AblationReport:
             step=per(lambda rs: spread([r["convergence_step"] for r in rs], 0)),
             # the final condition fidelity (IoU on fill50k, edge F1 on scenes) with the perfect / no prompt
             iou=per(lambda rs: spread([value(r, self.key, "held_out/perfect") for r in rs])),
-            iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])), **facts)
+            iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])),
+            start=per(lambda rs: spread([next((h[self.key] for h in r["history"] if h["step"] == 0), None)
+                                         for r in rs])),
+            level=f"{convergence_level(self.bounds, self.key):.3f}" if self.bounds else "none", **facts)
 
 
 class Designs:
