@@ -240,7 +240,7 @@ CLAIMS = [
           key="convergence_step", setting=None),
     # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
     Claim("successors", "T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
-          "T2I-Adapter: 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05),
+          "T2I-Adapter: 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05, headline=True),
     Claim("successors", "... and so with the cubic timesteps its paper trains with", "T2I-Adapter (cubic sampling)",
           "t2i_adapter_cubic", "controlnet", "=", tol=0.05),
     Claim("successors", "ControlNet-XS matches ControlNet's condition fidelity (within 0.05 IoU, perfect prompt) "
