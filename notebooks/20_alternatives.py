@@ -118,8 +118,11 @@ encoder's first level, so its backward pass crosses the whole locked encoder).
 {iou[t2i_adapter]} ({v[0].verdict}, {v[0].evidence}; with the cubic timesteps {iou[t2i_adapter_cubic]},
 {v[1].verdict}), ControlNet-XS {iou[controlnet_xs]} ({v[2].verdict}, {v[2].evidence}), ControlNeXt
 {iou[controlnext]}. With no prompt: {iou_none[controlnet]}, {iou_none[t2i_adapter]}, {iou_none[controlnet_xs]},
-{iou_none[controlnext]} in the same order. Convergence step: ControlNet {step[controlnet]}, ControlNeXt
-{step[controlnext]} ({v[3].verdict}, {v[3].evidence}), the step at which IoU first reaches {level}. Before the
+{iou_none[controlnext]} in the same order. Convergence step (where the IoU first reaches {level}): ControlNet
+{step[controlnet]}, T2I-Adapter {step[t2i_adapter]} (cubic timesteps: {step[t2i_adapter_cubic]}), ControlNet-XS
+{step[controlnet_xs]}, ControlNeXt {step[controlnext]} ({v[3].verdict}, {v[3].evidence}). Every design's final
+fidelity is measured after the same 500 steps, so it counts how early a design converges as well as how far it
+gets. Before the
 first update (the step-0 validation) the IoU is ControlNet {start[controlnet]}, T2I-Adapter {start[t2i_adapter]},
 ControlNet-XS {start[controlnet_xs]}, ControlNeXt {start[controlnext]}: the ControlNet's and XS's zero convs add
 nothing yet, so theirs is the base's, while the adapter's and ControlNeXt's untrained features already enter the
