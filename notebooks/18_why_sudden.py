@@ -111,9 +111,10 @@ for name in ("learning_rate", "injection", "hint_embedder"):
 
 # %%
 from cnref.views.notebook import show_reading
-from cnref.views.sudden import explanations
+from cnref.views.sudden import explanations, what_sets_the_step
 
+preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
 show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts, as stated before the runs; "
-             "a run's convergence step is the fixed level's crossing):\n\n{table}",
-             text=reading(with_b16 if lr else {}),
-             table=explanations(lr.preset if lr else "cpu", lr.root if lr else None));
+             "a run's convergence step is the fixed level's crossing):\n\n{table}\n\n{step}",
+             text=reading(with_b16 if lr else {}), table=explanations(preset, root),
+             step=what_sets_the_step(lr.by if lr else {}, preset, root));

@@ -48,3 +48,29 @@ def test_the_readout_lead_is_counted_from_half_the_readouts_highest_value():
     assert lead({"history": h, "convergence_step": 180.0}) == 80
     assert lead({"history": h, "convergence_step": None}) is None
     assert lead({"history": [{"step": 0}], "convergence_step": 180.0}) is None
+
+
+def test_the_step_exponent_recovers_a_known_power_law_and_its_interval():
+    """Runs placed on step = 20 lr^-0.7 exactly give k = 0.7 with a zero-width interval; with noise, k and its 90%
+    interval match numpy's least squares and the textbook slope standard error. The batch-16 run (one lr) and the
+    run that never converged are not fitted; the latter is counted."""
+    from scipy.stats import t as student_t
+
+    from cnref.views.sudden import step_exponent
+
+    def run(lr, step, batch=64):
+        return {"config": {"lr": lr, "batch_size": batch}, "convergence_step": step}
+    lrs = [1e-4, 1e-4, 3e-4, 3e-4, 1e-3, 1e-3]
+    exact = {"a": [run(lr, 20 * lr ** -0.7) for lr in lrs], "b16": [run(3e-4, 999.0, 16)], "c": [run(3e-5, None)]}
+    fit = step_exponent(exact)
+    assert fit["k"] == pytest.approx(0.7) and fit["ci"][1] - fit["ci"][0] == pytest.approx(0, abs=1e-9)
+    assert (fit["batch"], fit["n"], fit["censored"]) == (64, 6, 1)
+
+    noise = np.random.default_rng(0).lognormal(0, 0.2, len(lrs))
+    x, y = np.log(lrs), np.log([20 * lr ** -0.7 * e for lr, e in zip(lrs, noise)])
+    fit = step_exponent({"a": [run(lr, float(np.exp(v))) for lr, v in zip(lrs, y)]})
+    slope, icpt = np.polyfit(x, y, 1)
+    se = np.sqrt(np.sum((y - slope * x - icpt) ** 2) / (len(x) - 2) / np.sum((x - x.mean()) ** 2))
+    half = student_t.ppf(0.95, len(x) - 2) * se
+    assert fit["k"] == pytest.approx(-slope) and fit["ci"] == pytest.approx((-slope - half, -slope + half))
+    assert step_exponent({"a": [run(1e-4, 200.0), run(1e-4, 210.0), run(1e-4, 190.0)]}) is None

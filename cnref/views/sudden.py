@@ -3,6 +3,8 @@ readout finds in the ControlNet, and a reading generated from those numbers."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import linregress
+from scipy.stats import t as student_t
 
 from ..lab.claims import CLAIMS, evaluate_claim, runs_of, value
 from ..lab.convergence import judged
@@ -104,6 +106,60 @@ def gate_at_step(r: dict) -> float | None:
     if r["convergence_step"] is None or "gate" not in r["history"][-1]:
         return None
     return 10 ** value(r, "log_gate_at_step", None)
+
+
+def step_exponent(by: dict[str, list[dict]], conf: float = 0.90) -> dict | None:
+    """How the step scales with the learning rate, step ~ lr^-k: the least-squares slope of log step on log lr
+    over every converged run at the batch with the most learning rates, with its `conf` t interval (None: fewer
+    than two learning rates or three runs). The gate-opening rule (Adam moves a weight by about lr per step)
+    predicts k = 1."""
+    runs = [r for rs in by.values() for r in rs]
+    if not runs:
+        return None
+    b = max({_batch(r) for r in runs}, key=lambda b: len({_lr(r) for r in runs if _batch(r) == b}))
+    mine = [r for r in runs if _batch(r) == b]
+    done = [r for r in mine if r["convergence_step"] is not None]
+    if len({_lr(r) for r in done}) < 2 or len(done) < 3:
+        return None
+    fit = linregress(np.log([_lr(r) for r in done]), np.log([r["convergence_step"] for r in done]))
+    half = student_t.ppf(0.5 + conf / 2, len(done) - 2) * fit.stderr
+    return {"k": -fit.slope, "ci": (-fit.slope - half, -fit.slope + half), "batch": b, "n": len(done),
+            "censored": len(mine) - len(done), "lrs": sorted({_lr(r) for r in done})}
+
+
+def step_factors(preset: str, root=None) -> list[tuple[str, float]]:
+    """The published explanations' interventions that moved the step (their step claims confirmed), each with
+    how many times earlier its runs converged (the reference's mean step over the intervention's)."""
+    out = []
+    for ablation, keys in EXPLANATIONS.values():
+        if "convergence_step" not in keys:
+            continue
+        for c in (c for c in CLAIMS if c.ablation == ablation and c.key == "convergence_step"):
+            j = evaluate_claim(c, preset, root)
+            if j["verdict"] == "confirmed" and c.expect == "<":
+                out.append((c.text, j["b"]["mean"] / j["a"]["mean"]))
+    return out
+
+
+def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str:
+    """The reading's last paragraph: the learning rate's exponent next to the step factors of the published
+    explanations' confirmed interventions (a description fitted after the runs, not a verdict)."""
+    fit = step_exponent(by)
+    if fit is None:
+        return "What sets the step: too few converged learning-rate runs to fit."
+    lo, hi = fit["ci"]
+    text = (f"What sets the step here (a fit made after seeing the runs: a description, not a verdict): at batch "
+            f"{fit['batch']} the step falls as lr^-k with k = {fit['k']:.2f} (90% CI [{lo:.2f}, {hi:.2f}]; least "
+            f"squares of log step on log lr over {fit['n']} converged runs at lr {fit['lrs'][0]:.0e} to "
+            f"{fit['lrs'][-1]:.0e}" + (f", {fit['censored']} that never reached the level left out" if fit["censored"]
+                                        else "") + "), so a 3x learning rate brings the jump "
+            f"{3 ** fit['k']:.1f}x earlier; the gate-opening rule's k = 1 is "
+            + ("inside" if lo <= 1 <= hi else "outside") + " the interval.")
+    factors = step_factors(preset, root)
+    text += (" The published explanations' interventions that moved it (their step claims confirmed): "
+             + "; ".join(f"{t} ({f:.1f}x earlier)" for t, f in factors) + "." if factors else
+             " None of the published explanations' interventions moved it (no step claim confirmed).")
+    return text
 
 
 def reading(by: dict[str, list[dict]]) -> str:
