@@ -2,7 +2,7 @@
 
 Every verb that makes something takes `--preset smoke|cpu|gpu` and `--set key=value ...`, which overrides any
 field of the preset's config (dotted keys reach nested configs: `--set lr=3e-4 steps=1000
-controlnet.factor=4`); a run records the resulting config in its result file. A bad argument is one line
+control.factor=4`); a run records the resulting config in its result file. A bad argument is one line
 on stderr and exit status 2, never a traceback. Why this module is long: every verb's arguments and dispatch sit
 in one place, so that a reader finds any command here.
 
@@ -31,27 +31,27 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from .bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
-from .base import build_unet
+from .measure.bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
+from .mini.base import build_unet
 from .checks import check_positive
-from .costs import bench_instrument, bench_successors, bench_successors_processes
-from .evaluate import base_quality
+from .measure.costs import bench_instrument, bench_successors, bench_successors_processes
+from .measure.evaluate import base_quality
 from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS
 from .lab.compute import compute_report
 from .lab.results import results_root, scratch_root
 from .lab.runner import reevaluate, run, run_parallel, write_bounds
 from .lab.studies import STUDIES, run_study
-from .presets import NAMES, override, preset
+from .mini.presets import NAMES, override, preset
 from .provenance import provenance
-from .shipping import base_path, load_base
-from .train import pretrain_base, train_controlnet
+from .mini.shipping import base_path, load_base
+from .mini.train import pretrain_base, train_controlnet
 from .views.book import build, stale
 from .views.figures import plot_sd15_bench
 from .views.readme import readme_rows, write_readme
 from .views.rerun import compare_to_committed
 from .views.tables import print_study_verdicts, print_verdicts, ratios
-from .visibility import TIMESTEPS, open_share, visibility
+from .measure.visibility import TIMESTEPS, open_share, visibility
 
 
 def _preset(p: argparse.ArgumentParser, default: str = "cpu") -> None:
@@ -61,7 +61,7 @@ def _preset(p: argparse.ArgumentParser, default: str = "cpu") -> None:
 def _sets(p: argparse.ArgumentParser) -> None:
     # "extend": a later --set adds to an earlier one and wins on the same key (run.sh sets defaults first)
     p.add_argument("--set", dest="sets", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                   help="override config fields, e.g. --set lr=3e-4 steps=1000 controlnet.factor=4")
+                   help="override config fields, e.g. --set lr=3e-4 steps=1000 control.factor=4")
 
 
 def _write(path: Path, res: dict) -> None:
@@ -153,8 +153,8 @@ def parser() -> argparse.ArgumentParser:
 
 def dispatch(a: argparse.Namespace, argv: list[str]) -> int:
     if a.verb == "list":
-        for name, f in ABLATIONS.items():
-            print(name, [x.name for x in f("cpu")])
+        for name, abl in ABLATIONS.items():
+            print(name, [x.name for x in abl.variants("cpu")])
     elif a.verb in ("run", "suite"):
         check_positive("jobs", a.jobs, integer=True)
         if a.jobs != 1:

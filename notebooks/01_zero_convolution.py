@@ -23,7 +23,7 @@
 # At $W = 0$: $\partial Z/\partial B = 1$, $\partial Z/\partial W = I \neq 0$, $\partial Z/\partial I = W = 0$.
 # The layer outputs zero and passes no gradient back, yet its own weight gets a gradient; after one
 # optimiser step $W \neq 0$ and gradient starts to flow into what lies behind it.
-# The code is `cnref.zero_conv` (`zero_conv`, `zero_conv_grads`) and `cnref.block.ControlledBlock` (Eq. 2).
+# The code is `cnref.paper.zero_conv` (`zero_conv`, `zero_conv_grads`) and `cnref.paper.block.ControlledBlock` (Eq. 2).
 
 # %%
 import os
@@ -32,8 +32,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from cnref.block import ControlledBlock
-from cnref.zero_conv import zero_conv, zero_conv_grads
+from cnref.paper.block import ControlledBlock
+from cnref.paper.zero_conv import zero_conv, zero_conv_grads
 
 SMOKE = os.environ.get("CNREF_SMOKE") == "1"
 torch.manual_seed(0)
@@ -97,9 +97,9 @@ for name, v in norms.items():
 # (The test `tests/test_controlnet.py::test_gradient_flow_over_the_unet` asserts this.)
 
 # %%
-from cnref.base import sd15_unet
-from cnref.control import controlled_unet
-from cnref.controlnet import ControlNet
+from cnref.mini.base import sd15_unet
+from cnref.paper.control import controlled_unet
+from cnref.paper.controlnet import ControlNet
 
 unet = sd15_unet(width=8, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4).requires_grad_(False)
 net = ControlNet(unet)

@@ -19,7 +19,7 @@
 # The trainable copy is a copy of the locked UNet's encoder: `conv_in`, the time embedding, the 11 encoder
 # layers (4 resolutions x (2 layers + a downsampler), the last without a downsampler) and the middle block. The
 # hint encoder's output is added to the copy's `conv_in` features. The UNet's decoder takes 12 skips: `conv_in`'s
-# output and the 11 layers' outputs; a zero conv follows each of the 12 and the middle block, 13 connections. Code: `cnref.controlnet.ControlNet`, `cnref.control`.
+# output and the 11 layers' outputs; a zero conv follows each of the 12 and the middle block, 13 connections. Code: `cnref.paper.controlnet.ControlNet`, `cnref.paper.control`.
 
 # %%
 import os
@@ -28,10 +28,10 @@ import matplotlib.pyplot as plt
 import torch
 from diffusers import ControlNetModel
 
-from cnref.base import sd15_unet
-from cnref.control import connection_scales, controlled_unet
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.hint import official_channels
+from cnref.mini.base import sd15_unet
+from cnref.paper.control import connection_scales, controlled_unet
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.paper.hint import official_channels
 
 SMOKE = os.environ.get("CNREF_SMOKE") == "1"
 WIDTH = 8 if SMOKE else 32

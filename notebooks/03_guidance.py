@@ -16,7 +16,7 @@
 # **Device and time:** CPU, under 30 s. Smoke mode: SD1.5 topology at width 8; full mode: width 32.
 #
 # $\epsilon_{prd} = \epsilon_{uc} + \beta_{cfg}(\epsilon_c - \epsilon_{uc})$ (paper, section 3.4). Where the control
-# goes is a choice, `cnref.guidance.guided_eps(mode=...)`:
+# goes is a choice, `cnref.paper.guidance.guided_eps(mode=...)`:
 # - `both`: in both branches (the official code keeps the hint in the unconditional branch);
 # - `cond_only`: only in $\epsilon_c$ (diffusers' guess-mode pipeline); CFG then amplifies the control by $\beta$;
 # - `cond_only_weighted`: only in $\epsilon_c$, connection $i$ scaled by $w_i = 64/h_i$ (CFG resolution weighting,
@@ -33,10 +33,10 @@ import os
 import matplotlib.pyplot as plt
 import torch
 
-from cnref.base import sd15_unet
-from cnref.control import connection_scales, controlled_unet
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.guidance import MODES, WEIGHTING, cfg, guided_eps
+from cnref.mini.base import sd15_unet
+from cnref.paper.control import connection_scales, controlled_unet
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.paper.guidance import MODES, WEIGHTING, cfg, guided_eps
 
 SMOKE = os.environ.get("CNREF_SMOKE") == "1"
 WIDTH = 8 if SMOKE else 32

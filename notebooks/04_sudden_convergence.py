@@ -35,7 +35,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cnref.data import VAL_SEED, Fill50K
+from cnref.mini.data import VAL_SEED, Fill50K
 from cnref.lab.results import load_samples, results_root
 from cnref.views.figures import image_rows, plot_spread
 from cnref.views.notebook import AblationReport, smoke_mode, spread
@@ -46,7 +46,9 @@ results, PRESET = rep.by["controlnet"], rep.preset
 COMMITTED = results_root()      # the repository's results (the gpu lease and diagnostics below, in both modes)
 print(f"{len(results)} runs, preset {PRESET}; device: {results[0]['provenance']['device']}; "
       f"commit {results[0]['provenance']['commit']}")
-print("config:", {k: v for k, v in results[0]["config"].items() if k != "controlnet"}, results[0]["config"]["controlnet"])
+cfg = results[0]["config"]
+design = "control" if "control" in cfg else "controlnet"      # results made before the control protocol: "controlnet"
+print("config:", {k: v for k, v in cfg.items() if k != design}, cfg[design])
 
 # %% [markdown]
 # ## Fidelity and loss against training steps
@@ -186,7 +188,7 @@ else:
 # %% [markdown]
 # ## A mechanism for the scale: how much of the disc z_t already shows
 # Eq. 3 rewards the ControlNet only for training examples where knowing the condition lowers the best possible
-# eps error, i.e. where z_t does not already show the disc. `cnref.visibility` measures that with no model
+# eps error, i.e. where z_t does not already show the disc. `cnref.measure.visibility` measures that with no model
 # at all: the maximum-likelihood disc given z_t and the prompt's two colours (an upper bound on what the base can
 # read), its IoU with the true disc at each t, under the base's own schedule and offset noise. The *open share*
 # is the expected fraction of training examples in which the disc is still open,
@@ -197,8 +199,8 @@ else:
 # %%
 import json
 
-from cnref.presets import preset
-from cnref.visibility import TIMESTEPS, open_share, visibility
+from cnref.mini.presets import preset
+from cnref.measure.visibility import TIMESTEPS, open_share, visibility
 
 if SMOKE:
     vis = {"smoke": visibility(preset("smoke").base, TIMESTEPS, n=16)}

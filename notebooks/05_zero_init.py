@@ -18,7 +18,7 @@
 # zero convolutions by "standard convolution layers initialized with Gaussian weights" and shows the
 # result degrade to about ControlNet-lite's level (Fig. 8c). The paper gives no std, so we try two:
 # **0.02** (a common default) and **0.2**; every zero conv (Z1 after the hint encoder and the 13 output
-# convs Z2) is drawn from N(0, std^2), biases zero (`cnref.controlnet.ControlNetConfig.init`).
+# convs Z2) is drawn from N(0, std^2), biases zero (`cnref.paper.controlnet.ControlNetConfig.init`).
 #
 # **Device and time:** full mode reads the committed results in `experiments/zero_init/cpu/` (seconds). Making them: `python -m cnref run zero_init --preset cpu
 # --seeds 0 1 2`:
@@ -45,7 +45,7 @@ rep.training()
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
 # name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.quality`): recorded, but it judges no claim, since it cannot
+# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
 # see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
 # The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
 # base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,

@@ -34,10 +34,10 @@ from cnref.views.notebook import AblationReport, smoke_mode
 rep = AblationReport.smoke("lite") if smoke_mode() else AblationReport("lite", "cpu")
 
 # %%
-from cnref.shipping import load_base
-from cnref.controlnet import ControlNet, ControlNetConfig
+from cnref.mini.presets import config_from_dict
+from cnref.mini.shipping import load_base
 for name, rs in rep.by.items():
-    net = ControlNet(load_base(rep.preset).unet, ControlNetConfig(**rs[0]["config"]["controlnet"]))
+    net = config_from_dict(rs[0]["config"]).control.build(load_base(rep.preset).unet)
     print(f"{name:<12} trainable parameters: {sum(p.numel() for p in net.parameters()):,}")
 
 # %% [markdown]
@@ -53,7 +53,7 @@ rep.training()
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
 # name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.quality`): recorded, but it judges no claim, since it cannot
+# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
 # see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
 # The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
 # base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,

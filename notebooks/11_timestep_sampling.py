@@ -17,9 +17,9 @@
 # curriculum starting from high t converged fast at batch 4 (ControlNet GitHub issue #628). The reasoning: at
 # high t the image carries little information, so the layout must come from the condition. T2I-Adapter trains
 # with a cubic schedule, t = (1 - u^3) T, for the same reason. We compare uniform t with three schedules
-# (`cnref.loss.sample_timesteps`): a fixed bias to large t for the whole run (`high_t`), T2I-Adapter's `cubic`,
+# (`cnref.paper.loss.sample_timesteps`): a fixed bias to large t for the whole run (`high_t`), T2I-Adapter's `cubic`,
 # and #628's `curriculum` (t drawn from [0.8 T, T) at the start, the lower bound falling linearly to 0 at step
-# 250, uniform after: `cnref.loss.curriculum_floor`), and read the convergence step.
+# 250, uniform after: `cnref.paper.loss.curriculum_floor`), and read the convergence step.
 #
 # **Device and time:** full mode reads the committed results in `experiments/timestep_sampling/cpu/`
 # (seconds). Making them: `python -m cnref run timestep_sampling --preset cpu --seeds 0 1 2` (and
@@ -35,7 +35,7 @@ rep = AblationReport.smoke("timestep_sampling") if smoke_mode() else AblationRep
 
 # %%
 import inspect
-from cnref.loss import curriculum_floor, sample_timesteps
+from cnref.paper.loss import curriculum_floor, sample_timesteps
 print(inspect.getsource(sample_timesteps))
 print(inspect.getsource(curriculum_floor))
 
@@ -52,7 +52,7 @@ rep.training()
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
 # name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.quality`): recorded, but it judges no claim, since it cannot
+# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
 # see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
 # The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
 # base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,

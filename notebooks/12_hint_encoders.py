@@ -16,7 +16,7 @@
 # The paper describes E as four 4x4 stride-2 convolutions with ReLU (16, 32, 64, 128 channels, Gaussian
 # init), which is 16x downsampling; the official code uses 3x3 convolutions with SiLU and 8x (and diffusers
 # copies the code). At the cpu preset the condition has the sample's resolution (factor 1), so both
-# encoders keep the resolution and differ in kernel, activation and init (`cnref.hint`). Does it matter? And at
+# encoders keep the resolution and differ in kernel, activation and init (`cnref.paper.hint`). Does it matter? And at
 # 4x the image (`official_f4`, `paper_f4`), where each has two stride-2 stages, the path the descriptions are
 # about?
 #
@@ -33,12 +33,13 @@ from cnref.views.notebook import AblationReport, smoke_mode
 rep = AblationReport.smoke("hint_encoders") if smoke_mode() else AblationReport("hint_encoders", "cpu")
 
 # %%
-from cnref.shipping import load_base
-from cnref.hint import hint_encoder
+from cnref.mini.presets import config_from_dict
+from cnref.mini.shipping import load_base
+from cnref.paper.hint import hint_encoder
 width = load_base(rep.preset).unet.config.block_out_channels[0]
 for name, rs in rep.by.items():
-    cn = rs[0]["config"]["controlnet"]
-    E = hint_encoder(cn["hint"], width, cn["factor"], cn["cond_channels"])
+    cn = config_from_dict(rs[0]["config"]).control
+    E = hint_encoder(cn.hint, width, cn.factor, cn.cond_channels)
     print(f"{name}: {sum(p.numel() for p in E.parameters()):,} parameters\n{E}\n")
 
 # %% [markdown]
@@ -54,7 +55,7 @@ rep.training()
 # disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
 # (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
 # name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.quality`): recorded, but it judges no claim, since it cannot
+# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
 # see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
 # The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
 # base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,

@@ -18,7 +18,7 @@
 #
 # Fill50K has one disc; the paper's inference-time ideas (CFG resolution weighting, composing several
 # ControlNets) need scenes where two conditions can say different things about the same image. A scene
-# (`cnref.data.scenes.Scenes`, a pure function of seed and index like Fill50K) is a background colour and 1-3
+# (`cnref.mini.data.scenes.Scenes`, a pure function of seed and index like Fill50K) is a background colour and 1-3
 # shapes, each with a colour named in the prompt, drawn in order so that later shapes occlude earlier ones.
 # Every shape is a signed distance field, which gives the anti-aliased image, the exact visible masks and
 # the outlines from one source. Five condition types come with exact ground truth: the visible outline,
@@ -29,7 +29,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from cnref.data.scenes import CONDITIONS, Scenes
+from cnref.mini.data.scenes import CONDITIONS, Scenes
 from cnref.views.figures import image_rows
 
 k = 8
@@ -51,7 +51,7 @@ plt.show()
 # Occlusion in numbers: over 1000 scenes, how much of each shape the nearer ones hide.
 
 # %%
-from cnref.data.scenes import signed_distance
+from cnref.mini.data.scenes import signed_distance
 s = Scenes(size=64)
 p = s.params(range(1000))
 full = (signed_distance(p, 64) <= 0).sum((2, 3)).float()
@@ -66,10 +66,10 @@ print(f"shapes per scene: {present.sum(1).float().mean():.2f}; share of a shape 
 #
 # The studies of notebooks 14-17 need ControlNets that learned a scene condition. Two are trained per seed,
 # with the engine's default recipe (the cpu preset: 500 steps, batch 64, lr 1e-4, 50% prompt dropout) on
-# top of a base pretrained on scenes (`python -m cnref.train base --preset cpu --data scenes`, its own
+# top of a base pretrained on scenes (`python -m cnref.mini.train base --preset cpu --data scenes`, its own
 # vocabulary): one on the **outline**, one on the **segmentation map** of the same scenes
 # (`python -m cnref run scenes --preset cpu --seeds 0 1 2`, ~6-11 min a run on 2 cores).
-# Condition fidelity is `cnref.metrics.edge_f1`: OpenCV Canny on the generated image against the exact
+# Condition fidelity is `cnref.mini.metrics.edge_f1`: OpenCV Canny on the generated image against the exact
 # visible outline, matched within one pixel (the same measure for both condition types, since both fix
 # the same geometry). Prompt fidelity: each shape's colour read where the scene puts it. The calibration
 # rows: the ground-truth targets and the scenes base without control.

@@ -15,7 +15,7 @@
 #
 # CFG: eps_prd = eps_uc + beta (eps_c - eps_uc). The control can go into both branches (the official code),
 # only into eps_c, or only into eps_c with each connection i scaled by w_i = 64 / h_i (h_i its spatial size;
-# here h_max / h_i), the paper's **CFG resolution weighting** (`cnref.guidance`). The paper's argument, with
+# here h_max / h_i), the paper's **CFG resolution weighting** (`cnref.paper.guidance`). The paper's argument, with
 # no prompt: in both branches the control cancels out of the guidance (Fig. 5b), in eps_c only the guidance
 # becomes "very strong" (5c), and the weighting fixes that (5d). Measured here on the outline ControlNets for
 # beta in 1..12, with no prompt and with the perfect prompt: edge F1 (condition), colours (prompt), FID.

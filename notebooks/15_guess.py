@@ -16,7 +16,7 @@
 # Guess mode (official 1.1 code, diffusers' `guess_mode=True`): no prompt, the control only in the
 # conditional branch of CFG, and the 13 connections scaled down towards the high-resolution ones. The
 # official code uses w_i = 0.825 ** (12 - i); diffusers uses logspace(-1, 0, 13), close to but not equal to it
-# (`cnref.control.connection_scales`). Compared here with uniform scales, at beta 3 and 9, on the outline
+# (`cnref.paper.control.connection_scales`). Compared here with uniform scales, at beta 3 and 9, on the outline
 # ControlNets.
 #
 # **Device and time:** full mode reads the committed results in `experiments/studies/cpu/guess/` (seconds).
@@ -34,7 +34,7 @@ from cnref.views.notebook import StudyReport, smoke_mode
 rep = StudyReport.smoke("guess") if smoke_mode() else StudyReport("guess", "cpu")
 rs, root = rep.results, rep.root
 rep.describe()
-from cnref.control import connection_scales
+from cnref.paper.control import connection_scales
 for k in ("uniform", "guess_official", "guess_diffusers"):
     print(f"{k:<16}", " ".join(f"{w:.3f}" for w in connection_scales(k).tolist()))
 

@@ -14,11 +14,11 @@
 # # Composing two ControlNets (paper Sec. 3.4, Fig. 6)
 #
 # The paper composes ControlNets by adding their residuals, "no extra weighting or linear interpolation"
-# (`cnref.control.compose`). Here the outline ControlNet and the segmentation ControlNet of the same seed
+# (`cnref.paper.control.compose`). Here the outline ControlNet and the segmentation ControlNet of the same seed
 # run together: on **matched** conditions (both of one scene) and on **conflicting** ones (the outline of
 # one scene, the segmentation map of another), by plain sum and by a 0.5 / 0.5 weighted sum, against each
 # alone. Condition fidelity is measured against each scene the output could follow. The same composition
-# through diffusers' `MultiControlNetModel` (the two ControlNets exported with `cnref.interop`) is
+# through diffusers' `MultiControlNetModel` (the two ControlNets exported with `cnref.paper.interop`) is
 # checked to give the same residuals.
 #
 # **Device and time:** full mode reads the committed results in `experiments/studies/cpu/compose/` (seconds).

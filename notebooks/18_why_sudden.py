@@ -27,7 +27,7 @@
 # showed it does, so `lr_3e-4_batch_16` (3e-4 at batch 16) runs against notebook 10's batch 16 at 1e-4, with the
 # same two predictions (earlier; step x lr constant), stated before its runs.
 #
-# Every run of `learning_rate` is instrumented (`cnref.probe`): at each validation, per connection, the size of
+# Every run of `learning_rate` is instrumented (`cnref.mini.probe`): at each validation, per connection, the size of
 # the residual relative to the locked feature it joins, ||r_i|| / ||h_i||, and a linear readout of where the disc
 # is, fitted on half of the held-out conditions and scored on the other half, from the trainable copy's
 # features and from the residual that leaves through the zero conv. If the copy can be read long before the

@@ -19,7 +19,7 @@
 # mode, over-strong control) are judged instead by **KID** (Binkowski et al. 2018; torchmetrics'
 # `KernelInceptionDistance`, unbiased at small n) on **(image, condition) pairs**: the locked base's feature
 # maps pooled to a 4 x 4 grid, multiplied by the condition pooled to the same grid, so that the kernel is the
-# product of an image kernel and a condition kernel and compares the joint distribution (`cnref.quality`).
+# product of an image kernel and a condition kernel and compares the joint distribution (`cnref.measure.quality`).
 # A right image paired with the wrong condition then scores worse.
 #
 # Before any claim rests on it the metric is calibrated on rows that need no model: the held-out targets with

@@ -16,7 +16,7 @@
 # Every successor of ControlNet reports its numbers on its own base, data and budget. Here all of them control
 # the same locked mini Stable Diffusion, train through the same loop, loss, data and recipe (500 steps, batch 64,
 # lr 1e-4, 10% empty prompts), and are measured by the same final evaluation (four prompt settings on held-out
-# conditions, plus KID on (image, condition) pairs of 256 samples with the perfect prompt, `cnref.quality`).
+# conditions, plus KID on (image, condition) pairs of 256 samples with the perfect prompt, `cnref.measure.quality`).
 # Per-design settings: the learning rate is one for all, because each paper trains at the ControlNet's own
 # (1e-5 at SD scale: ControlNet's tutorial_train.py, T2I-Adapter's paper, ControlNeXt's SD1.5 script; we found no
 # value stated for ControlNet-XS); T2I-Adapter also runs with the cubic timesteps its training uses, the one
@@ -25,10 +25,10 @@
 #
 # | design | where the control enters | when it runs | module |
 # |---|---|---|---|
-# | ControlNet (Zhang et al. 2023) | a trainable copy of the encoder; zero convs add its outputs to the decoder's skips and the middle block | every denoising step | `cnref.controlnet` |
-# | T2I-Adapter (Mou et al. 2023) | a small network on the condition alone; its features are added to the locked encoder's, one per level | once per generation (no t, no prompt) | `cnref.t2i_adapter` (diffusers' `T2IAdapter`) |
-# | ControlNet-XS (Zavadski et al. 2024) | a small control encoder trained from scratch, connections both ways with the locked encoder at every block | every step | `cnref.controlnet_xs` (diffusers' `ControlNetXSAdapter`) |
-# | ControlNeXt (Peng et al. 2024) | a few ResNet blocks on the condition, cross-normalised to the locked feature and added at one place (after the first down block, as the official code) | every step | `cnref.controlnext` |
+# | ControlNet (Zhang et al. 2023) | a trainable copy of the encoder; zero convs add its outputs to the decoder's skips and the middle block | every denoising step | `cnref.paper.controlnet` |
+# | T2I-Adapter (Mou et al. 2023) | a small network on the condition alone; its features are added to the locked encoder's, one per level | once per generation (no t, no prompt) | `cnref.successors.t2i_adapter` (diffusers' `T2IAdapter`) |
+# | ControlNet-XS (Zavadski et al. 2024) | a small control encoder trained from scratch, connections both ways with the locked encoder at every block | every step | `cnref.successors.controlnet_xs` (diffusers' `ControlNetXSAdapter`) |
+# | ControlNeXt (Peng et al. 2024) | a few ResNet blocks on the condition, cross-normalised to the locked feature and added at one place (after the first down block, as the official code) | every step | `cnref.successors.controlnext` |
 #
 # Each paper's headline claim is a row of the claims table, stated before any of these runs: T2I-Adapter within
 # X = 0.05 IoU of ControlNet (the paper: "slightly worse"), with our uniform timesteps and with the cubic schedule
@@ -76,7 +76,7 @@ if rep:
 # %%
 if rep:
     rep.final(keys=("iou", "fill_ok"), tables=("iou", "fill_ok", "bg_ok"))
-    from cnref.evaluate import QUALITY_SET
+    from cnref.measure.evaluate import QUALITY_SET
     from cnref.views.tables import table
     print("image quality: KID x 1e3 of (image, condition) pairs (lower is better), and IoU, on the same samples")
     print(table(rep.by, None, "kid", [QUALITY_SET]), table(rep.by, None, "iou", [QUALITY_SET]), sep="\n")

@@ -8,11 +8,11 @@ def tiny_unet(kind: str, seed: int = 0):
     """Two UNet configs: cnref's own smoke base, and SD1.5's block topology at tiny width."""
     torch.manual_seed(seed)
     if kind == "cnref":
-        from cnref.base import build_unet
-        from cnref.presets import preset
+        from cnref.mini.base import build_unet
+        from cnref.mini.presets import preset
         return build_unet(preset("smoke").base).eval()
     if kind == "sd15":
-        from cnref.base import sd15_unet
+        from cnref.mini.base import sd15_unet
         return sd15_unet(width=8, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4).eval()
     raise ValueError(kind)
 

@@ -5,10 +5,10 @@ import statistics
 import pytest
 import torch
 
-from cnref.base import build_unet
-from cnref.bench import bench_sample, bench_sd15, bench_train
+from cnref.mini.base import build_unet
+from cnref.measure.bench import bench_sample, bench_sd15, bench_train
 from cnref.cli import plot_sd15
-from cnref.presets import preset
+from cnref.mini.presets import preset
 from cnref.provenance import provenance
 
 pytestmark = pytest.mark.slow
@@ -60,8 +60,8 @@ def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
     """The overhead's validation count is the one a real run with the same schedule records (its history)."""
     from dataclasses import replace
 
-    from cnref.costs import bench_instrument
-    from cnref.train import train_controlnet
+    from cnref.measure.costs import bench_instrument
+    from cnref.mini.train import train_controlnet
     cfg = replace(preset("smoke").train, steps=4, val_every=2, instrument=True)
     res = bench_instrument(cfg, {"smoke": (cfg.steps, cfg.val_every)}, repeats=1)
     run = train_controlnet(cfg, tmp_path / "run")
@@ -71,8 +71,8 @@ def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
 
 
 def test_successors_bench_smoke_measures_every_kind_against_the_controlnet(tmp_path):
-    from cnref.costs import bench_successors
-    from cnref.controls import KINDS
+    from cnref.measure.costs import bench_successors
+    from cnref.measure.costs import KINDS
     res = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1)
     assert set(res["kinds"]) == set(KINDS)
     cn = res["kinds"]["controlnet"]
@@ -82,7 +82,7 @@ def test_successors_bench_smoke_measures_every_kind_against_the_controlnet(tmp_p
         assert v["sample_cost_vs_controlnet"] == pytest.approx(v["s"]["sample"][0] / cn["s"]["sample"][0], rel=1e-2)
         assert v["train_speed_vs_controlnet"] == pytest.approx(cn["s"]["train"][0] / v["s"]["train"][0], rel=1e-2)
     # a speed claim reads one median per kind and fresh process (here the same process twice)
-    from cnref.costs import process_row
+    from cnref.measure.costs import process_row
     from cnref.lab.claims import CLAIMS, runs_of, value
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "successors_smoke_processes.json").write_text(json.dumps({"processes": [process_row(res)] * 2}))

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 
 from cnref.lab.ablations import ABLATIONS
-from cnref.controls import KINDS
+from cnref.measure.costs import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
@@ -16,7 +16,7 @@ from cnref.views.tables import fmt, table
 
 
 def claim(expect, tol=0.0):
-    return Claim("x", "t", "p", "a", "b", expect, tol=tol)
+    return Claim("t", "p", "a", "b", expect, tol=tol, ablation="x")
 
 
 def test_complete_separation_is_mann_whitney_p_of_one_in_twenty():
@@ -35,7 +35,7 @@ def test_equality_claims_use_the_stated_tolerance():
 
 def test_every_claim_names_existing_variants():
     for c in CLAIMS:
-        names = {v.name for v in ABLATIONS[c.ablation]("cpu")}
+        names = {v.name for v in ABLATIONS[c.ablation].variants("cpu")}
         for ref in (c.a, c.b):
             if ref in ("bounds:base", "bounds:base_scenes"):
                 continue
@@ -45,15 +45,15 @@ def test_every_claim_names_existing_variants():
                                 "successors": KINDS}[bench], ref
                 continue
             abl, var = ref.split(":") if ":" in ref else (c.ablation, ref)
-            assert var in {v.name for v in ABLATIONS[abl]("cpu")}, (c, ref, names)
+            assert var in {v.name for v in ABLATIONS[abl].variants("cpu")}, (c, ref, names)
         assert c.expect in (">", "<", "=")
 
 
 def test_a_claim_across_ablations_compares_runs_that_differ_only_where_it_says():
     """The lr x batch claims judge lr_3e-4_batch_16 against batch_vs_steps' batch 16: same batch, data and model,
     other lr; the run length and validation spacing differ, which the fixed-level convergence step ignores."""
-    a = next(v.cfg for v in ABLATIONS["learning_rate"]("cpu") if v.name == "lr_3e-4_batch_16")
-    b = next(v.cfg for v in ABLATIONS["batch_vs_steps"]("cpu") if v.name == "batch_16")
+    a = next(v.cfg for v in ABLATIONS["learning_rate"].variants("cpu") if v.name == "lr_3e-4_batch_16")
+    b = next(v.cfg for v in ABLATIONS["batch_vs_steps"].variants("cpu") if v.name == "batch_16")
     da, db = asdict(a), asdict(b)
     assert {k for k in da if da[k] != db[k]} == {"lr", "instrument", "steps", "val_every"}
     assert (a.lr, b.lr, a.batch_size, b.batch_size) == (3e-4, 1e-4, 16, 16)
@@ -69,7 +69,7 @@ def test_every_study_claim_names_existing_settings():
 
 def test_a_speed_claim_counts_processes_and_judges_the_ratio_against_one():
     """Per fresh process one median step time per mode: the ratio's 90% interval decides, not the means."""
-    c = Claim("mid_only", "faster", "-", "bench:train:cnref_mid", "bench:train:cnref", "<", key="median_step_s", setting=None,
+    c = Claim("faster", "-", "bench:train:cnref_mid", "bench:train:cnref", "<", key="median_step_s", setting=None,
               timing=True)
     full = [1.00, 1.10, 0.95, 1.05, 1.02]
     assert judge(c, [0.98 * f for f in full], full)["verdict"] == "confirmed"       # every ratio 0.98: tight

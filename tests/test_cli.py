@@ -17,7 +17,7 @@ from cnref.cli import main
     (["run", "zero_init", "--set", "prompt_dropout=1.5"], "`prompt_dropout`: expected a probability in [0, 1]"),
     (["run", "zero_init", "--variants", "nope"], "`variants`: expected one of ['gaussian_0.02', 'gaussian_0.2', 'zero']"),
     (["run", "lite", "--jobs", "0"], "`jobs`: expected a positive integer, received 0"),
-    (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "controlnet.factor=3"],
+    (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "control.factor=3"],
      "`factor`: expected a power of two <= 8"),
     (["train", "controlnet", "--preset", "smoke", "--run-dir", "x", "--set", "train_folder=/no/such/folder"],
      "`train_folder`: expected a fill50k folder holding prompt.json"),

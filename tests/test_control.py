@@ -3,9 +3,8 @@ import pytest
 import torch
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-from cnref.control import Control, compose, connection_scales, controlled_unet
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.interop import to_diffusers
+from cnref.paper.control import Control, compose, connection_scales, controlled_unet
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
 
 from conftest import inputs, randomize_zero_convs, tiny_unet
 
@@ -67,7 +66,7 @@ def test_multi_control_is_the_sum_of_single_controls():
         weighted = compose([c1, c2], weights=[0.3, 0.7])
         assert torch.allclose(weighted.mid, 0.3 * c1.mid + 0.7 * c2.mid)
         # and diffusers' MultiControlNetModel on the exported models sums the same residuals
-        multi = MultiControlNetModel([to_diffusers(n, unet) for n in nets])
+        multi = MultiControlNetModel([n.diffusers_model(unet) for n in nets])
         down, mid = multi(z_t, t, c_t, [cond, cond2], [1.0, 1.0], return_dict=False)
         assert max((a - b).abs().max().item() for a, b in zip(both.residuals, (*down, mid))) <= 1e-5
         eps = controlled_unet(unet, z_t, t, c_t, both)

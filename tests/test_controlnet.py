@@ -3,9 +3,9 @@ import pytest
 import torch
 from diffusers import ControlNetModel
 
-from cnref.control import Control, connection_scales, controlled_unet
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.interop import from_diffusers, load_pretrained, save_pretrained, to_diffusers
+from cnref.paper.control import Control, connection_scales, controlled_unet
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.paper.interop import from_diffusers, load_pretrained, save_pretrained
 
 from conftest import inputs, randomize_zero_convs, tiny_unet
 
@@ -26,7 +26,7 @@ def test_identity_at_init(unet, factor):
 @pytest.mark.parametrize("factor", [1, 2, 8])
 def test_matches_diffusers_controlnetmodel(unet, factor):
     """Same weights (random zero convs), independent forward code: residuals and eps within 1e-5."""
-    from cnref.hint import official_channels
+    from cnref.paper.hint import official_channels
     ref = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(factor)).eval()
     randomize_zero_convs(_Wrap(ref))
     net = ControlNet(unet, ControlNetConfig(factor=factor))
@@ -70,7 +70,7 @@ def test_mid_only_reaches_the_unet():
         assert torch.equal(unet(z_t, t, c_t, mid_block_additional_residual=ctl.mid).sample, plain)  # the trap
         assert (controlled_unet(unet, z_t, t, c_t, ctl) - plain).abs().max() > 1e-3
         # and it equals the exported diffusers model, whose skip convs are zero
-        down, mid = to_diffusers(net, unet)(z_t, t, c_t, cond, return_dict=False)
+        down, mid = net.diffusers_model(unet)(z_t, t, c_t, cond, return_dict=False)
         assert (controlled_unet(unet, z_t, t, c_t, ctl) - controlled_unet(unet, z_t, t, c_t, Control(tuple(down), mid))).abs().max() <= TOL
 
 
@@ -83,14 +83,14 @@ def test_export_round_trip(tmp_path, unet):
     with torch.no_grad():
         a, b = net(z_t, t, c_t, cond), back(z_t, t, c_t, cond)
     assert all(torch.equal(x, y) for x, y in zip(a.residuals, b.residuals))
-    assert from_diffusers(to_diffusers(net, unet), unet).cfg == net.cfg
+    assert from_diffusers(net.diffusers_model(unet), unet).cfg == net.cfg
 
 
 @pytest.mark.parametrize("cfg", [ControlNetConfig(lite=True), ControlNetConfig(hint="paper", factor=16)])
 def test_variants_without_diffusers_counterpart_refuse_export(cfg):
     unet = tiny_unet("cnref")
     with pytest.raises(ValueError, match="diffusers"):
-        to_diffusers(ControlNet(unet, cfg), unet)
+        ControlNet(unet, cfg).diffusers_model(unet)
 
 
 @pytest.mark.parametrize("cfg", [ControlNetConfig(lite=True), ControlNetConfig(hint="paper", factor=4),
@@ -145,10 +145,10 @@ def test_gradient_flow_over_the_unet():
 
 
 def test_gradient_checkpointing_gives_the_same_gradients(unet):
-    """Recomputing activations in backward (cnref.controlnet.set_gradient_checkpointing, on the trainable
+    """Recomputing activations in backward (cnref.paper.controlnet.set_gradient_checkpointing, on the trainable
     copy and the locked UNet) changes memory and time, not the gradients."""
-    from cnref.control import controlled_unet
-    from cnref.controlnet import set_gradient_checkpointing
+    from cnref.paper.control import controlled_unet
+    from cnref.paper.controlnet import set_gradient_checkpointing
     z_t, t, c_t, cond = inputs(unet)
     net = ControlNet(unet, ControlNetConfig())
     torch.manual_seed(0)
@@ -174,7 +174,7 @@ def test_official_hint_encoder_is_diffusers_conditioning_embedding(factor):
     """cnref's E (written out here) against diffusers' ControlNetConditioningEmbedding: the same parameter
     names and shapes, the same initialisation from the same seed, and the same output with the same weights."""
     from diffusers.models.controlnets.controlnet import ControlNetConditioningEmbedding
-    from cnref.hint import OfficialHintEncoder, official_channels
+    from cnref.paper.hint import OfficialHintEncoder, official_channels
     torch.manual_seed(3)
     ours = OfficialHintEncoder(24, factor)
     torch.manual_seed(3)

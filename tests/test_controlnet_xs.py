@@ -2,9 +2,9 @@
 control -> base connections are zero convolutions), and only the control trains."""
 import torch
 
-from cnref.controlnet import ControlNet
-from cnref.controlnet_xs import ControlNetXS, lift
-from cnref.shipping import load_base
+from cnref.paper.controlnet import ControlNet
+from cnref.successors.controlnet_xs import ControlNetXS, lift
+from cnref.mini.shipping import load_base
 
 
 @torch.no_grad()

@@ -2,9 +2,9 @@
 official SD1.5 code's formula, written out here), the skips untouched."""
 import torch
 
-from cnref.controlnet import ControlNet
-from cnref.controlnext import ControlNeXt, controlnext_unet, injected
-from cnref.shipping import load_base
+from cnref.paper.controlnet import ControlNet
+from cnref.successors.controlnext import ControlNeXt, controlnext_unet, injected
+from cnref.mini.shipping import load_base
 
 
 def first_block_output(unet, z, t, c):

@@ -4,9 +4,9 @@ import json
 import pytest
 import torch
 
-from cnref.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_for_setting, vocabulary
-from cnref.data.io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
-from cnref.metrics import fidelity
+from cnref.mini.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_for_setting, vocabulary
+from cnref.mini.data.io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
+from cnref.mini.metrics import fidelity
 
 
 def test_pure_function_of_seed_and_index():
@@ -106,7 +106,7 @@ def test_hf_dataset_and_diffusers_columns(tmp_path):
 
 def test_images_do_not_depend_on_the_condition_resolution():
     """The base trains on data rendered at cond_factor 1 (it never sees conditions): same images."""
-    from cnref.data import DATASETS, dataset
+    from cnref.mini.data import DATASETS, dataset
     for name in DATASETS:
         lo = dataset(name, size=16, cond_factor=1, seed=0).batch(range(4))
         hi = dataset(name, size=16, cond_factor=4, seed=0).batch(range(4))

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from cnref.control import Control, connection_scales, controlled_unet
-from cnref.controlnet import ControlNet
-from cnref.guidance import cfg, guided_eps
+from cnref.paper.control import Control, connection_scales, controlled_unet
+from cnref.paper.controlnet import ControlNet
+from cnref.paper.guidance import cfg, guided_eps
 
 from conftest import inputs, randomize_zero_convs, tiny_unet
 

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.hint import hint_encoder
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.paper.hint import hint_encoder
 
 from conftest import inputs, tiny_unet
 
@@ -53,7 +53,7 @@ def test_bad_sample_and_text(net_and_inputs):
 
 
 @pytest.mark.parametrize("kw,message", [
-    (dict(hint="cannyish"), r"`hint`: expected one of \['base', 'official', 'paper'\], received 'cannyish'"),
+    (dict(hint="cannyish"), r"`hint`: expected one of \['official', 'paper'\], received 'cannyish'"),
     (dict(connections="some"), r"`connections`: expected one of \['full', 'mid_only'\], received 'some'"),
     (dict(init="xavier"), r"`init`: expected one of \['gaussian', 'zero'\], received 'xavier'"),
     (dict(factor=3), r"`factor`: expected a power of two <= 8 \(the official hint encoder's stride-2 stages\), "
@@ -75,7 +75,7 @@ def test_bad_hint_encoder_arguments():
 
 
 def test_training_precision_is_checked(tmp_path):
-    from cnref.engine import trainer_kwargs
+    from cnref.mini.engine import trainer_kwargs
     with pytest.raises(ValueError, match=r"`precision`.*bf16-mixed.*'16-mixed'"):
         trainer_kwargs(tmp_path, steps=1, ckpt_every=1, precision="16-mixed")
 

@@ -4,10 +4,9 @@ import pytest
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionControlNetPipeline
 
-from cnref.base import build_text_encoder, build_tokenizer
-from cnref.presets import BaseConfig
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.interop import to_diffusers
+from cnref.mini.base import build_text_encoder, build_tokenizer
+from cnref.mini.presets import BaseConfig
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
 
 from conftest import randomize_zero_convs, tiny_unet
 
@@ -25,7 +24,7 @@ def test_exported_controlnet_runs_in_the_sd_pipeline():
     net = ControlNet(unet, ControlNetConfig(factor=8))             # SD's 8x hint encoder
     randomize_zero_convs(net)
     pipe = StableDiffusionControlNetPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, controlnet=to_diffusers(net, unet),
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, controlnet=net.diffusers_model(unet),
         scheduler=DDIMScheduler(beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
@@ -44,21 +43,21 @@ def test_every_successor_exports_in_diffusers_format_or_says_why(tmp_path):
     """T2I-Adapter and ControlNet-XS round-trip through diffusers' own classes to the same eps; ControlNeXt, which
     diffusers has no class for, refuses with a one-line error."""
     from diffusers import T2IAdapter, UNetControlNetXSModel
-    from cnref.controls import controlled_eps, make_control
-    from cnref.interop import export
-    from cnref.shipping import load_base
+    from cnref.paper.interop import save_pretrained
+    from cnref.successors import design_config
+    from cnref.mini.shipping import load_base
     base = load_base("smoke")
     s = base.cfg.size
     g = torch.Generator().manual_seed(0)
     z, t = torch.randn(2, 3, s, s, generator=g), torch.tensor([5, 50])
     c_t, cond = base.encode_prompt(["a", "b"]), torch.rand(2, 3, s, s, generator=g)
     for kind, cls in (("t2i_adapter", T2IAdapter), ("controlnet_xs", UNetControlNetXSModel)):
-        net = make_control(base.unet, ControlNetConfig(kind=kind)).eval()
+        net = design_config(kind).build(base.unet).eval()
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(0.01 * torch.randn(p.shape, generator=g))     # away from init, where zero convs hide errors
-            export(net, base.unet, tmp_path / kind)
-            fresh = make_control(base.unet, ControlNetConfig(kind=kind)).eval()
+            save_pretrained(net, base.unet, tmp_path / kind)
+            fresh = design_config(kind).build(base.unet).eval()
             loaded = cls.from_pretrained(str(tmp_path / kind))
             if kind == "t2i_adapter":
                 fresh.adapter = loaded
@@ -67,7 +66,7 @@ def test_every_successor_exports_in_diffusers_format_or_says_why(tmp_path):
             saved = (net.adapter if kind == "t2i_adapter" else net.model).state_dict()
             assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in saved.items())     # bit for bit
             # the same eps to 1e-3: with bit-equal weights the loaded XS model differs by float rounding (2e-4 here)
-            torch.testing.assert_close(controlled_eps(fresh, base.unet, z, t, c_t, cond),
-                                       controlled_eps(net, base.unet, z, t, c_t, cond), atol=1e-3, rtol=1e-3)
+            torch.testing.assert_close(fresh.eps(base.unet, z, t, c_t, cond),
+                                       net.eps(base.unet, z, t, c_t, cond), atol=1e-3, rtol=1e-3)
     with pytest.raises(ValueError, match="ControlNeXt"):
-        export(make_control(base.unet, ControlNetConfig(kind="controlnext")), base.unet, tmp_path / "x")
+        save_pretrained(design_config("controlnext").build(base.unet), base.unet, tmp_path / "x")

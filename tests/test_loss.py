@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from cnref.base import train_scheduler
-from cnref.presets import preset
-from cnref.loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
+from cnref.mini.base import train_scheduler
+from cnref.mini.presets import preset
+from cnref.paper.loss import add_noise, drop_prompts, eps_loss, sample_noise, sample_timesteps
 
 
 @pytest.mark.parametrize("p", [0.5, 0.1, 0.0, 1.0])
@@ -77,7 +77,7 @@ def test_cubic_schedule_has_t2i_adapters_distribution():
 
 
 def test_curriculum_starts_at_large_t_and_ends_uniform():
-    from cnref.loss import curriculum_floor
+    from cnref.paper.loss import curriculum_floor
     T = 1000
     assert curriculum_floor(0, T) == 800 and curriculum_floor(125, T) == 400 and curriculum_floor(250, T) == 0
     assert curriculum_floor(400, T) == 0

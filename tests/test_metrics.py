@@ -1,8 +1,8 @@
 """Condition-fidelity metrics against exact masks: hand-made edges and calibration on ground truth."""
 import torch
 
-from cnref.data import VAL_SEED, Scenes
-from cnref.metrics import edge_f1, label_edges, scene_fidelity
+from cnref.mini.data import VAL_SEED, Scenes
+from cnref.mini.metrics import edge_f1, label_edges, scene_fidelity
 
 
 def test_label_edges_exact():

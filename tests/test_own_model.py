@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from diffusers import ControlNetModel
 
-from cnref.base import sd15_unet
+from cnref.mini.base import sd15_unet
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -1,12 +1,12 @@
-"""cnref.probe: the gate measurements on a smoke run, and the readout on synthetic cases with a known answer."""
+"""cnref.mini.probe: the gate measurements on a smoke run, and the readout on synthetic cases with a known answer."""
 from dataclasses import replace
 
 import pytest
 import torch
 
-from cnref.presets import preset
-from cnref.probe import ridge_readout
-from cnref.train import train_controlnet
+from cnref.mini.presets import preset
+from cnref.mini.probe import ridge_readout
+from cnref.mini.train import train_controlnet
 
 
 def test_readout_finds_a_mask_that_is_there_and_not_one_that_is_not():
@@ -41,10 +41,11 @@ def test_instrumented_run_records_the_gate_and_the_readout(tmp_path):
 def test_cross_normalisation_opens_the_gate_at_step_0_and_zero_convs_do_not():
     """The gate at initialisation: exactly 0 for zero convolutions, about s for cross normalisation (the
     residual carries its locked feature's std times s, plus its mean), on the smoke base."""
-    from cnref.controlnet import ControlNet, ControlNetConfig
-    from cnref.data import VAL_SEED, Fill50K
-    from cnref.probe import gate
-    from cnref.shipping import load_base
+    from cnref.paper.controlnet import ControlNet, ControlNetConfig
+    from cnref.successors.controlnext import CrossNormConfig, CrossNormControlNet
+    from cnref.mini.data import VAL_SEED, Fill50K
+    from cnref.mini.probe import gate
+    from cnref.mini.shipping import load_base
     base = load_base("smoke")
     b = Fill50K(size=base.cfg.size, seed=VAL_SEED).batch(range(4))
     g = torch.Generator().manual_seed(0)
@@ -52,14 +53,13 @@ def test_cross_normalisation_opens_the_gate_at_step_0_and_zero_convs_do_not():
     c_t = base.encode_prompt(b["prompt"])
     torch.manual_seed(0)
     zero = gate(ControlNet(base.unet, ControlNetConfig()), base.unet, z_t, t, c_t, b["cond"])
-    cross = gate(ControlNet(base.unet, ControlNetConfig(injection="crossnorm", crossnorm_scale=0.35)), base.unet,
-                 z_t, t, c_t, b["cond"])
+    cross = gate(CrossNormControlNet(base.unet, CrossNormConfig(scale=0.35)), base.unet, z_t, t, c_t, b["cond"])
     assert all(r == 0 for r in zero["ratio"])
     assert all(0.1 < r < 1.5 for r in cross["ratio"]), cross["ratio"]
 
 
 def test_cross_normalize_takes_the_locked_features_statistics():
-    from cnref.zero_conv import cross_normalize
+    from cnref.successors.controlnext import cross_normalize
     g = torch.Generator().manual_seed(1)
     c, h = torch.randn(3, 4, 5, 5, generator=g) * 7 + 2, torch.randn(3, 4, 5, 5, generator=g) * 0.3 - 1
     out = cross_normalize(c, h)
@@ -70,11 +70,11 @@ def test_cross_normalize_takes_the_locked_features_statistics():
 
 
 def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
-    from cnref.controlnet import ControlNet, ControlNetConfig
-    from cnref.shipping import load_base
+    from cnref.successors.ctrlora import BaseEmbedderConfig
+    from cnref.mini.shipping import load_base
     base = load_base("smoke")
     for trainable in (True, False):
-        net = ControlNet(base.unet, ControlNetConfig(hint="base", hint_trainable=trainable))
+        net = BaseEmbedderConfig(trainable=trainable).build(base.unet)
         E = net.controlnet_cond_embedding
         assert torch.equal(E.conv_in.weight, base.unet.conv_in.weight)
         assert all(p.requires_grad == trainable for p in [*E.conv_in.parameters(), *E.resnet.parameters()])
@@ -82,7 +82,5 @@ def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
         assert not any(p.requires_grad for p in E.time_embedding.parameters())
         c = torch.rand(2, 3, base.cfg.size, base.cfg.size)
         assert torch.count_nonzero(E(c)) == 0                     # Z1 starts at zero, as in the official E
-    with pytest.raises(ValueError, match=r"`factor`: expected a power of two <= 1"):
-        ControlNetConfig(hint="base", factor=2)
-    with pytest.raises(ValueError, match=r"`injection`: expected 'crossnorm' with a full copy"):
-        ControlNetConfig(injection="crossnorm", lite=True)
+    with pytest.raises(ValueError, match=r"`factor`: expected 1 \(the base's first layers"):
+        BaseEmbedderConfig(factor=2)

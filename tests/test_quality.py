@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from cnref.data import VAL_SEED, dataset
-from cnref.quality import KID, JointFeatures, pairs01
-from cnref.shipping import load_base
+from cnref.mini.data import VAL_SEED, dataset
+from cnref.measure.quality import KID, JointFeatures, pairs01
+from cnref.mini.shipping import load_base
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ def test_runner_skips_and_refuses_to_overwrite(tmp_path):
     assert saved["complete"] and saved["config"]["seed"] == 0 and saved["provenance"]["commit"]
     assert saved["history"] == out["history"] and (path.with_suffix(".npz")).exists()
     logs = []
-    v = ABLATIONS["sudden_convergence"]("smoke")[0]
+    v = ABLATIONS["sudden_convergence"].variants("smoke")[0]
     run_one("sudden_convergence", v, 0, tmp_path, log=logs.append)
     assert logs[0].startswith("skip")
     with pytest.raises(ValueError, match="--force"):
@@ -54,6 +54,6 @@ def test_a_scratch_run_takes_its_convergence_level_from_the_committed_calibratio
     from cnref.lab.convergence import levels
     from cnref.lab.results import results_root
     from cnref.lab.runner import level_for
-    from cnref.presets import preset
+    from cnref.mini.presets import preset
     committed = levels("cpu", results_root())["fill50k"]
     assert committed is not None and level_for(preset("cpu").train, tmp_path) == committed

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from cnref.data import COLORS
-from cnref.data.scenes import CONDITIONS, SHAPES, Scenes, scene_vocabulary
+from cnref.mini.data import COLORS
+from cnref.mini.data.scenes import CONDITIONS, SHAPES, Scenes, scene_vocabulary
 
 
 def erode(mask: torch.Tensor, r: int) -> torch.Tensor:
@@ -53,7 +53,7 @@ def test_occlusion_happens_and_every_shape_and_count_occurs():
     assert set(present.sum(1).tolist()) == {1, 2, 3}
     assert set(b["shape"][present].tolist()) == set(range(len(SHAPES)))
     # some shape is partly hidden: its full disc/polygon is larger than its visible part
-    from cnref.data.scenes import signed_distance
+    from cnref.mini.data.scenes import signed_distance
     full = signed_distance(Scenes().params(range(300)), 32) <= 0
     assert (full.sum((2, 3)) > b["visible"].sum((2, 3))).any()
 
@@ -61,7 +61,7 @@ def test_occlusion_happens_and_every_shape_and_count_occurs():
 def test_prompt_names_each_shape_and_colour():
     b = Scenes().batch(range(20))
     vocab = set(scene_vocabulary())
-    from cnref.data import COLOR_NAMES
+    from cnref.mini.data import COLOR_NAMES
     for i, prompt in enumerate(b["prompt"]):
         assert set(prompt.split()) <= vocab
         for s, c in zip(b["shape"][i].tolist(), b["color"][i].tolist()):

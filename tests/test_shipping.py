@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from cnref.presets import preset
-from cnref.shipping import SHIPPED_MAX_BYTES, base_path, compact_state, expand_state, load_base, load_base_file, save_base
+from cnref.mini.presets import preset
+from cnref.mini.shipping import SHIPPED_MAX_BYTES, base_path, compact_state, expand_state, load_base, load_base_file, save_base
 
 
 def test_shipped_bases_load_offline():
@@ -50,7 +50,7 @@ def test_missing_weights_say_how_to_rebuild(tmp_path):
 
 
 def test_shipped_files_match_their_recorded_sha256():
-    from cnref.shipping import SHA256SUMS, WEIGHTS_DIR, base_sha256
+    from cnref.mini.shipping import SHA256SUMS, WEIGHTS_DIR, base_sha256
     sums = dict(reversed(line.split()) for line in SHA256SUMS.read_text().splitlines())
     assert set(sums) == {p.name for p in WEIGHTS_DIR.glob("*.safetensors")}
     import hashlib
@@ -63,7 +63,7 @@ def test_reuse_needs_the_shipped_base():
     """A baseline is reused only if it was made on the base shipped now: by its recorded hash, or (older
     results) by the base file's last change being an ancestor of the result's commit."""
     from cnref.lab.results import results_root
-    from cnref.shipping import base_sha256, made_on_shipped_base
+    from cnref.mini.shipping import base_sha256, made_on_shipped_base
     import json
     r = json.loads((results_root() / "sudden_convergence" / "cpu" / "controlnet" / "seed3.json").read_text())
     assert made_on_shipped_base(r)                                             # an older result, by ancestry

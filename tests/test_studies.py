@@ -4,15 +4,15 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cnref.base import MiniSD
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.data import VAL_SEED, Scenes, scene_vocabulary, with_setting
+from cnref.mini.base import MiniSD
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.mini.data import VAL_SEED, Scenes, scene_vocabulary, with_setting
 from cnref.lab.results import load_controlnet, study_images
 from cnref.lab.runner import run
 from cnref.lab.studies import CALIBRATION, NETS, STUDIES, multicontrolnet_check, run_study, scenes_batches, settings
-from cnref.presets import preset
-from cnref.sample import generate
-from cnref.shipping import load_base
+from cnref.mini.presets import preset
+from cnref.mini.sample import generate
+from cnref.mini.shipping import load_base
 
 
 def test_scenes_base_knows_every_scene_word():

@@ -3,8 +3,8 @@ end of every level (before downsampling) on the cpu base, where it does not."""
 import torch
 from diffusers import UNet2DConditionModel
 
-from cnref.shipping import load_base
-from cnref.t2i_adapter import adapted, adapted_unet, adapter_for
+from cnref.mini.shipping import load_base
+from cnref.successors.t2i_adapter import adapted, adapted_unet, adapter_for
 
 
 def sd_layout_unet() -> UNet2DConditionModel:

@@ -8,12 +8,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from cnref.controlnet import ControlNet, ControlNetConfig
-from cnref.data import Fill50K, batch_at
-from cnref.presets import preset
-from cnref.shipping import load_base, load_base_file
-from cnref.engine import StepBatches
-from cnref.train import pretrain_base, train_controlnet
+from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.mini.data import Fill50K, batch_at
+from cnref.mini.presets import preset
+from cnref.mini.shipping import load_base, load_base_file
+from cnref.mini.engine import StepBatches
+from cnref.mini.train import pretrain_base, train_controlnet
 
 pytestmark = pytest.mark.slow        # every test here trains (or renders batches in worker processes)
 
@@ -71,8 +71,8 @@ import json, sys
 from dataclasses import replace
 from pathlib import Path
 import torch
-from cnref.presets import preset
-from cnref.train import train_controlnet
+from cnref.mini.presets import preset
+from cnref.mini.train import train_controlnet
 run_dir = Path(sys.argv[1])
 m = train_controlnet(replace(preset("smoke").train, steps=3), run_dir, devices=2)
 flat = torch.cat([p.detach().flatten() for p in m.controlnet.parameters()])
@@ -108,8 +108,8 @@ def test_devices_must_divide_the_batch(tmp_path):
 def test_a_fill50k_folder_trains_like_the_same_samples_in_memory(tmp_path):
     """train_folder: the official folder layout (source/, target/, prompt.json) feeds the same loop. Written from
     the procedural training set, it must train as that set does with n_train (PNG's 8-bit rounding aside)."""
-    from cnref.data import TRAIN_SEED
-    from cnref.data.io import write_fill50k_folder
+    from cnref.mini.data import TRAIN_SEED
+    from cnref.mini.data.io import write_fill50k_folder
     cfg = _cfg(steps=3)
     data = Fill50K(size=load_base("smoke").cfg.size, cond_factor=cfg.cond_factor, seed=TRAIN_SEED)
     folder = write_fill50k_folder(data, 16, tmp_path / "fill50k")

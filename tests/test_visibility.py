@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from cnref.base import train_scheduler
-from cnref.presets import preset
-from cnref.data import COLORS, Fill50K, disc_alpha
-from cnref.loss import add_noise, sample_noise, sample_timesteps
-from cnref.metrics import iou
-from cnref.visibility import (disc_grid, ml_disc, open_share, timestep_density,
+from cnref.mini.base import train_scheduler
+from cnref.mini.presets import preset
+from cnref.mini.data import COLORS, Fill50K, disc_alpha
+from cnref.paper.loss import add_noise, sample_noise, sample_timesteps
+from cnref.mini.metrics import iou
+from cnref.measure.visibility import (disc_grid, ml_disc, open_share, timestep_density,
                               visibility)
 
 

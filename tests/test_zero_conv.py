@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from cnref.block import ControlledBlock
-from cnref.zero_conv import zero_conv, zero_conv_grads
+from cnref.paper.block import ControlledBlock
+from cnref.paper.zero_conv import zero_conv, zero_conv_grads
 
 
 @pytest.mark.parametrize("seed", range(5))

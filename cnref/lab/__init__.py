@@ -1,10 +1,13 @@
 """The lab: experiments declared as data, run resumably, stored with provenance and judged by one rule.
 
-- `ablations`: every training ablation as a list of named variants of a preset's config.
+- `declare`: the vocabulary of a declaration: `Variant`, `Claim`, `StudyClaim`, `Ablation`, `Study`.
+- `ablations`: every training ablation in one place: its variants of a preset's config, its claims, its notebook.
 - `results`: where results live and how they are read (result files, samples, kept weights, bounds).
-- `runner`: runs (or resumes, skips, reuses) the runs of an ablation and writes their result files.
-- `studies`: inference-time sweeps over the trained scene ControlNets.
+- `studies`: inference-time sweeps over the trained scene ControlNets, each with its claims and notebook.
 - `convergence`: reading a validation curve: the convergence step (a fixed level's crossing), suddenness.
-- `claims`: every claim of the paper as a comparison of two groups, and the verdict rule.
+- `claims`: the verdict rule (judge, intervals, convergence, censoring) over every declared claim.
 - `compute`: how much wall time the committed results cost.
+- `runner`: runs (or resumes, skips, reuses) the runs of an ablation and writes their result files.
+
+May import cnref.measure, cnref.mini, cnref.successors, cnref.paper and the shared modules; never cnref.views.
 """

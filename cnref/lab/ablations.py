@@ -1,14 +1,31 @@
-"""Every training ablation, declared as data: a function of the preset that returns named variants of the
-preset's default ControlNet run. `python -m cnref run <ablation> --preset cpu --seeds 0 1 2` runs one;
-`python -m cnref list` prints them all.
+"""Every training ablation, declared in one place: its variants (a function of the preset that returns named
+variants of the preset's default run), the claims they test, stated before their runs (judged by the one rule
+of cnref.lab.claims), and the notebook that reads them. `python -m cnref run <ablation> --preset cpu --seeds 0 1 2`
+runs one; `python -m cnref list` prints them all.
+
+Why this module is long: each ablation's claims (about two hundred lines of data in all) sit on the ablation
+they judge.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from ..checks import check_choice
-from ..presets import ControlNetTrainConfig, preset as get_preset
-from ..quality import KID_N
+from ..measure.evaluate import QUALITY_SET
+from ..measure.quality import KID_N
+from ..mini.presets import ControlNetTrainConfig, preset as get_preset
+from ..successors import design_config
+from .declare import Ablation, Claim, Variant
+
+ABLATIONS: dict[str, Ablation] = {}
+
+
+def ablation(notebook: str, claims: list[Claim]):
+    """Declares the function below it an ablation (its name), with its claims and notebook, in `ABLATIONS`."""
+    def declare(variants):
+        ABLATIONS[variants.__name__] = Ablation(variants.__name__, variants, tuple(claims), notebook)
+        return variants
+    return declare
 
 
 def default_run(preset: str) -> ControlNetTrainConfig:
@@ -16,55 +33,122 @@ def default_run(preset: str) -> ControlNetTrainConfig:
     return get_preset(preset).train
 
 
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    cfg: ControlNetTrainConfig
+def _with(preset: str, name: str, design: str | None = None, **over) -> Variant:
+    """The preset's default run with some fields changed (`control`, `protocol`: dicts of their fields); `design`:
+    another design (cnref.successors.DESIGNS) with the default run's condition."""
+    cfg = default_run(preset)
+    control, proto = over.pop("control", {}), over.pop("protocol", {})
+    c = design_config(design, like=cfg.control, **control) if design else replace(cfg.control, **control)
+    return Variant(name, replace(cfg, control=c, protocol=replace(cfg.protocol, **proto), **over))
 
 
+@ablation("04_sudden_convergence.py", [
+    Claim("The model suddenly learns to follow the condition while the training loss shows "
+          "no jump: the IoU's steepest 100 steps stand further above its noise than the loss's", "Fig. 4",
+          "controlnet", "controlnet", ">", key="suddenness:iou", key_b="suddenness:loss", setting=None, headline=True),
+])
 def sudden_convergence(preset: str) -> list[Variant]:
     """Fig. 4: one ControlNet, fidelity vs step; the convergence step is read off the curve."""
     return [Variant("controlnet", default_run(preset))]
 
 
-def _with(preset: str, name: str, **over) -> Variant:
-    """The preset's default run with some fields changed (`controlnet`, `protocol`: dicts of their fields)."""
-    cfg = default_run(preset)
-    cn, proto = over.pop("controlnet", {}), over.pop("protocol", {})
-    return Variant(name, replace(cfg, controlnet=replace(cfg.controlnet, **cn),
-                                 protocol=replace(cfg.protocol, **proto), **over))
-
-
+@ablation("05_zero_init.py", [
+    Claim("Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
+          "zero", "gaussian_0.02", ">", setting="held_out/*", headline=True),
+    Claim("Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
+          "zero", "gaussian_0.2", ">", setting="held_out/*"),
+    Claim("Zero convs converge earlier than Gaussian-initialised convs (std 0.02)",
+          "Sec. 3.1 (no harmful noise at the start)", "zero", "gaussian_0.02", "<", key="convergence_step",
+          setting=None),
+    Claim("Gaussian init drops to about lite's level (IoU within 0.05)", "Fig. 8b vs 8c",
+          "gaussian_0.02", "lite:lite", "=", setting="held_out/*", tol=0.05),
+])
 def zero_init(preset: str) -> list[Variant]:
     """Fig. 8b: zero convolutions vs the same convs Gaussian-initialised (two stds)."""
-    return [_with(preset, "zero"), _with(preset, "gaussian_0.02", controlnet={"init": "gaussian", "gaussian_std": 0.02}),
-            _with(preset, "gaussian_0.2", controlnet={"init": "gaussian", "gaussian_std": 0.2})]
+    return [_with(preset, "zero"), _with(preset, "gaussian_0.02", control={"init": "gaussian", "gaussian_std": 0.02}),
+            _with(preset, "gaussian_0.2", control={"init": "gaussian", "gaussian_std": 0.2})]
 
 
+@ablation("06_lite.py", [
+    Claim("Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/none", headline=True),
+    Claim("Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
+          "controlnet", "lite", ">", setting="held_out/insufficient"),
+    Claim("ControlNet > lite on condition fidelity (perfect prompt)", "Table 2: IoU 0.35 vs 0.32",
+          "controlnet", "lite", ">", setting="held_out/perfect"),
+    Claim("With a perfect prompt lite still learns the condition: above the base alone (500 steps)",
+          "Fig. 8c (images)", "lite", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("... and with 4x the steps (2000)", "Fig. 8c (images)",
+          "lite_x4", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("Lite fails with no prompt even with 4x the steps: ControlNet (500 steps) > lite_x4 (2000)",
+          "Fig. 8c (images)", "controlnet", "lite_x4", ">", setting="held_out/none"),
+    Claim("Lite is slower, not unable: ControlNet converges in fewer steps than lite_x4", "-",
+          "controlnet", "lite_x4", "<", key="convergence_step", setting=None, headline=True),
+])
 def lite(preset: str) -> list[Variant]:
     """Fig. 8c: ControlNet vs ControlNet-lite (each trainable block -> one conv); four prompt settings."""
     base = default_run(preset)
-    return [_with(preset, "controlnet"), _with(preset, "lite", controlnet={"lite": True}),
+    return [_with(preset, "controlnet"), _with(preset, "lite", control={"lite": True}),
             # lite did not converge within the default steps: the same run 4x longer says whether it is slow
             # or unable
-            _with(preset, "lite_x4", controlnet={"lite": True}, steps=base.steps * 4, val_every=base.val_every * 4)]
+            _with(preset, "lite_x4", control={"lite": True}, steps=base.steps * 4, val_every=base.val_every * 4)]
 
 
+@ablation("07_dataset_size.py", [
+    Claim("1k training images already work: above the base alone", "Fig. 10 (images)",
+          "n_1000", "bounds:base", ">", setting="held_out/perfect", headline=True),
+    Claim("1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
+          "n_1000", "n_unbounded", "=", setting="held_out/perfect", tol=0.05),
+])
 def dataset_size(preset: str) -> list[Variant]:
     """Fig. 10: 1k / 10k / 50k training images vs fresh procedural samples every step."""
     return [_with(preset, f"n_{n}", n_train=n) for n in (1000, 10_000, 50_000)] + [_with(preset, "n_unbounded")]
 
 
+@ablation("08_prompt_dropout.py", [
+    Claim("50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
+          "dropout_0.5", "dropout_0", ">", setting="held_out/none", headline=True),
+    Claim("50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
+          "dropout_0.5", "dropout_0", "=", setting="held_out/perfect", tol=0.05),
+])
 def prompt_dropout(preset: str) -> list[Variant]:
     """The paper's 50% empty prompts vs none (the official 1.0 code)."""
     return [_with(preset, "dropout_0.5"), _with(preset, "dropout_0", prompt_dropout=0.0)]
 
 
+@ablation("09_mid_only.py", [
+    Claim("Middle-block-only ControlNet still learns the condition: above the base alone",
+          "v1, 'Small-scale training'", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
+    Claim("Middle-only is faster per training step (one ratio per fresh process, each interleaving "
+          "the two: python -m cnref bench train --processes 5)", "v1: about 1.6x faster", "bench:train:cnref_mid",
+          "bench:train:cnref", "<", key="median_step_s", setting=None, timing=True),
+    Claim("Full connections beat middle-only on condition fidelity", "-",
+          "full", "mid_only", ">", setting="held_out/perfect"),
+])
 def mid_only(preset: str) -> list[Variant]:
     """Small-scale training: only the middle block connected."""
-    return [_with(preset, "full"), _with(preset, "mid_only", controlnet={"connections": "mid_only"})]
+    return [_with(preset, "full"), _with(preset, "mid_only", control={"connections": "mid_only"})]
 
 
+@ablation("10_batch_vs_steps.py", [
+    Claim("The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
+          "docs/train.md", "batch_16", "batch_64", "=", key="convergence_step", setting=None, tol=25, headline=True),
+    Claim("The convergence step does not depend on batch size: 256 vs 64 (within 25 steps; "
+          "both 500 steps)", "docs/train.md", "batch_256_long", "batch_64", "=", key="convergence_step",
+          setting=None, tol=25),
+    Claim("At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000 (the large "
+          "batch stops before its jump, which the advice excludes)", "docs/train.md", "batch_256", "batch_16", ">",
+          setting="held_out/perfect"),
+    # the advice's own premise, both runs trained past their jump (judged on runs made before this row was written)
+    Claim("At equal images, both past the jump, a larger batch beats more steps: 64 x 500 > "
+          "16 x 2000", "docs/train.md", "batch_64", "batch_16", ">", setting="held_out/perfect"),
+    Claim("A batch above 256 brings little: 1024 converges at the step 256 does (within 25 steps; "
+          "curves cut at 1024's last step)", "docs/train.md", "batch_1024", "batch_256_long", "=",
+          key="convergence_step", setting=None, tol=25, same_steps=True),
+    Claim("A batch above 256 brings little: 1024's IoU at its last step within 0.05 of 256's at "
+          "that step", "docs/train.md", "batch_1024", "batch_256_long", "=", setting=None, tol=0.05,
+          same_steps=True),
+])
 def batch_vs_steps(preset: str) -> list[Variant]:
     """The official training notes (docs/train.md in lllyasviel/ControlNet): the convergence step vs batch size, and equal compute (batch x steps) comparisons."""
     base = default_run(preset)
@@ -80,47 +164,97 @@ def batch_vs_steps(preset: str) -> list[Variant]:
             _with(preset, "batch_1024", accumulate=16, steps=base.steps // 2)]
 
 
+@ablation("11_timestep_sampling.py", [
+    Claim("High-t-biased timesteps converge earlier than uniform",
+          "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None, headline=True),
+    Claim("T2I-Adapter's cubic schedule (favours large t) converges earlier than uniform",
+          "T2I-Adapter (training note)", "cubic", "uniform", "<", key="convergence_step", setting=None),
+    Claim("#628's curriculum (t from [0.8T, T) at the start, uniform from step 250) converges "
+          "earlier than uniform", "ControlNet issue #628", "curriculum", "uniform", "<", key="convergence_step",
+          setting=None),
+])
 def timestep_sampling(preset: str) -> list[Variant]:
     """Uniform t (the paper) against schedules that favour large t: a fixed bias for the whole run (`high_t`),
     T2I-Adapter's cubic schedule, and the curriculum ControlNet GitHub issue #628 proposes (large t at the
-    start, decaying to uniform: cnref.loss.curriculum_floor)."""
+    start, decaying to uniform: cnref.paper.loss.curriculum_floor)."""
     return [_with(preset, "uniform"), _with(preset, "high_t", timesteps="high_t"),
             _with(preset, "cubic", timesteps="cubic"), _with(preset, "curriculum", timesteps="curriculum")]
 
 
-def scenes(preset: str) -> list[Variant]:
-    """ControlNets on two condition types of the same procedural scenes (on the scenes base),
-    whose weights the guidance and composition studies load."""
-    return [_with(preset, c, data="scenes", condition=c) for c in ("outline", "segmentation")]
 
 
+@ablation("12_hint_encoders.py", [
+    Claim("The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05), "
+          "conditions at the image's resolution", "text vs code", "paper", "official", "=", setting="held_out/perfect",
+          tol=0.05),
+    # stated before its runs: at 4x both encoders have two stride-2 stages, the path the two descriptions differ on
+    Claim("... and at 4x the image, where both encoders have their strided depth (within 0.05)",
+          "text vs code", "paper_f4", "official_f4", "=", setting="held_out/perfect", tol=0.05),
+])
 def hint_encoders(preset: str) -> list[Variant]:
     """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor: at the preset's (1x
     at cpu, where the official encoder has no stride-2 stage) and at 4x the image, where each has two."""
-    return [_with(preset, "official"), _with(preset, "paper", controlnet={"hint": "paper"}),
-            _with(preset, "official_f4", controlnet={"factor": 4}),
-            _with(preset, "paper_f4", controlnet={"hint": "paper", "factor": 4})]
+    return [_with(preset, "official"), _with(preset, "paper", control={"hint": "paper"}),
+            _with(preset, "official_f4", control={"factor": 4}),
+            _with(preset, "paper_f4", control={"hint": "paper", "factor": 4})]
 
 
+@ablation("04_sudden_convergence.py", [
+    # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset
+    Claim("bf16 autocast converges at the step fp32 does (within 25 steps)",
+          "- (diagnostic: the gpu preset trains in bf16)", "bf16", "fp32", "=", key="convergence_step",
+          setting=None, tol=25),
+])
 def precision(preset: str) -> list[Variant]:
     """Not a paper claim: a diagnostic of the gpu preset, whose three seeds did not converge in 1500 steps
     under bf16 autocast, while the cpu preset (fp32) converges at step 275. One of them is the preset's default."""
     return [_with(preset, "fp32", precision="32-true"), _with(preset, "bf16", precision="bf16-mixed")]
 
 
+@ablation("04_sudden_convergence.py", [
+    Claim("Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_4", "<", key="convergence_step",
+          setting=None),
+    Claim("... and earlier than at 8x (SD's factor, the gpu preset's)",
+          "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_8", "<", key="convergence_step",
+          setting=None),
+])
 def cond_factor(preset: str) -> list[Variant]:
     """Not a paper claim: the other suspect of the gpu preset's failure to converge. It renders conditions
     at 8x the image (512 for 64, SD's ratio, the official 8x hint encoder); the cpu preset at 1x. On 2 cores a
     training step at 8x costs 12x one at 1x (8.2 s vs 0.68 s): factor_4 is the cpu preset's affordable probe."""
-    return [_with(preset, f"factor_{f}", controlnet={"factor": f}) for f in (1, 4, 8)]
+    return [_with(preset, f"factor_{f}", control={"factor": f}) for f in (1, 4, 8)]
 
 
 LEARNING_RATES = {"lr_3e-5": 3e-5, "lr_1e-4": 1e-4, "lr_3e-4": 3e-4, "lr_1e-3": 1e-3}
 
 
+@ablation("18_why_sudden.py", [
+    # why the convergence is sudden: the learning rate (stated before its runs; every run instrumented)
+    Claim("A larger learning rate converges in fewer steps: 3e-4 before 1e-4", "-",
+          "lr_3e-4", "lr_1e-4", "<", key="convergence_step", setting=None, headline=True),
+    Claim("... 1e-3 before 3e-4", "-", "lr_1e-3", "lr_3e-4", "<", key="convergence_step", setting=None),
+    Claim("... 1e-4 before 3e-5", "-", "lr_1e-4", "lr_3e-5", "<", key="convergence_step", setting=None),
+    Claim("Gate opening: step x lr is constant, 3e-4 vs 1e-4 (within 0.008, ~30% of 275 x 1e-4)",
+          "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4", "=", key="step_x_lr", setting=None,
+          tol=0.008),
+    Claim("Gate opening: step x lr is constant, 3e-5 vs 1e-4 (within 0.008)",
+          "ControlNeXt (zero convs slow the start)", "lr_3e-5", "lr_1e-4", "=", key="step_x_lr", setting=None,
+          tol=0.008),
+    Claim("Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
+          "(log10 within 0.18, a factor 1.5)", "ControlNeXt (zero convs slow the start)", "lr_3e-4", "lr_1e-4",
+          "=", key="log_gate_at_step", setting=None, tol=0.18),
+    # the learning rate x batch interaction, added because seed 0 of lr_3e-4 and lr_1e-3 showed the lr moves the
+    # step (stated before its runs): does a 3x lr move the step at batch 16 as the gate predicts at batch 64?
+    Claim("At batch 16 too, 3e-4 converges before 1e-4", "-", "lr_3e-4_batch_16",
+          "batch_vs_steps:batch_16", "<", key="convergence_step", setting=None),
+    Claim("Gate opening at batch 16: step x lr is constant, 3e-4 vs 1e-4 (within 0.013, ~30% of "
+          "422 x 1e-4)", "ControlNeXt (zero convs slow the start)", "lr_3e-4_batch_16", "batch_vs_steps:batch_16",
+          "=", key="step_x_lr", setting=None, tol=0.013),
+])
 def learning_rate(preset: str) -> list[Variant]:
     """Why the convergence is sudden: the jump's step against the learning rate, every run instrumented
-    (cnref.probe: the gate's opening and a linear readout at each validation). With Adam a zero conv's
+    (cnref.mini.probe: the gate's opening and a linear readout at each validation). With Adam a zero conv's
     weights move by about lr per step whatever the gradient's size, so if the jump is "the gate opening",
     step x lr is about constant (the claims in cnref.lab.claims, stated before the runs). 1e-4 is the
     default recipe's lr, here rerun with the instruments. 3e-5 gets 3x the steps (that prediction puts its
@@ -139,43 +273,87 @@ def learning_rate(preset: str) -> list[Variant]:
         [_with(preset, "lr_3e-4_batch_16", lr=3e-4, instrument=True, batch_size=max(1, base.batch_size // 4))]
 
 
+@ablation("18_why_sudden.py", [
+    # why the convergence is sudden: the published explanations (stated before their runs)
+    Claim("ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
+          "ControlNeXt (zero convs slow the start)", "crossnorm", "zero", "<", key="convergence_step", setting=None, headline=True),
+    Claim("... and keeps the condition fidelity (IoU within 0.05 of zero convs, perfect prompt)",
+          "ControlNeXt", "crossnorm", "zero", "=", tol=0.05),
+])
 def injection(preset: str) -> list[Variant]:
     """Why the convergence is sudden, ControlNeXt's explanation: zero convolutions slow the start. The 13 outputs
     through zero convs (the default run) against ordinary 1x1 convs brought to the locked features' statistics
     and scaled by s = 0.35, ControlNeXt's value for sparse conditions such as Canny edges (cross normalisation,
     in the same 13 positions; the hint encoder's Z1 stays a zero conv in both)."""
-    return [_with(preset, "zero"), _with(preset, "crossnorm", controlnet={"injection": "crossnorm"})]
+    return [_with(preset, "zero"), _with(preset, "crossnorm", design="controlnet_crossnorm")]
 
 
+@ablation("18_why_sudden.py", [
+    Claim("CtrLoRA: a pretrained condition embedder (the base's first layers, trained) converges "
+          "earlier than a random one", "CtrLoRA (pretrained embedder)", "base_trainable", "random", "<",
+          key="convergence_step", setting=None),
+    Claim("... and kept frozen, too", "CtrLoRA (pretrained embedder)", "base_frozen", "random", "<",
+          key="convergence_step", setting=None),
+])
 def hint_embedder(preset: str) -> list[Variant]:
     """Why the convergence is sudden, CtrLoRA's explanation: a randomly initialised condition embedder. The
     official E (random init: the default run) against the locked base's own first layers as E (conv_in and the
     first ResNet block, reading the condition as a clean image at t = 0), trainable and frozen. Conditions at the
     sample's resolution, the only one those layers take."""
-    return [_with(preset, "random"), _with(preset, "base_trainable", controlnet={"hint": "base", "factor": 1}),
-            _with(preset, "base_frozen", controlnet={"hint": "base", "factor": 1, "hint_trainable": False})]
+    embedder = "controlnet_base_embedder"
+    return [_with(preset, "random"), _with(preset, "base_trainable", design=embedder, control={"factor": 1}),
+            _with(preset, "base_frozen", design=embedder, control={"factor": 1, "trainable": False})]
 
 
+@ablation("20_alternatives.py", [
+    # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
+    Claim("T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
+          "T2I-Adapter: 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05, headline=True),
+    Claim("... and so with the cubic timesteps its paper trains with", "T2I-Adapter (cubic sampling)",
+          "t2i_adapter_cubic", "controlnet", "=", tol=0.05),
+    Claim("ControlNet-XS matches ControlNet's condition fidelity (within 0.05 IoU, perfect prompt) "
+          "with a fifth of its trainable parameters", "ControlNet-XS", "controlnet_xs", "controlnet", "=", tol=0.05),
+    Claim("ControlNeXt converges in fewer steps than ControlNet", "ControlNeXt: 'converges faster'",
+          "controlnext", "controlnet", "<", key="convergence_step", setting=None),
+    # stated before the successors' runs and their fresh-process bench (one process had measured 0.72x and 0.91x)
+    Claim("ControlNet-XS gives better image quality than ControlNet (KID on (image, condition) pairs, "
+          "256 held-out conditions, perfect prompt)", "ControlNet-XS: better FID", "controlnet_xs", "controlnet", "<",
+          key="kid", setting=QUALITY_SET),
+    Claim("T2I-Adapter costs less per generated image than ControlNet: it runs once per generation "
+          "(20 DDIM steps, CFG 9; one ratio per fresh process: python -m cnref bench successors --processes 5)",
+          "T2I-Adapter: runs once", "bench:successors:t2i_adapter", "bench:successors:controlnet", "<",
+          key="median_sample_s", setting=None, timing=True),
+    Claim("ControlNet-XS is faster per generated image than ControlNet (same bench)",
+          "ControlNet-XS: 'about twice as fast'", "bench:successors:controlnet_xs", "bench:successors:controlnet",
+          "<", key="median_sample_s", setting=None, timing=True),
+])
 def successors(preset: str) -> list[Variant]:
-    """ControlNet and its successors on the same locked base, data, recipe and budget (cnref.controls): the
+    """ControlNet and its successors on the same locked base, data, recipe and budget (cnref.successors): the
     default run, T2I-Adapter (with our uniform timesteps, and with the cubic schedule its paper trains with),
-    ControlNet-XS (control encoder at a quarter of the base's widths) and ControlNeXt (s = crossnorm_scale).
+    ControlNet-XS (control encoder at a quarter of the base's widths) and ControlNeXt (s = 0.35, its config's).
     Each final evaluation adds a KID row on KID_N held-out conditions (the smoke preset: its final_n), so the
     ControlNet here is its own run, not the default run's."""
     p = default_run(preset).protocol
     kid = {"kid_n": p.final_n if preset == "smoke" else KID_N}
     w = lambda name, **over: _with(preset, name, protocol=kid, **over)
-    return [w("controlnet"), w("t2i_adapter", controlnet={"kind": "t2i_adapter"}),
-            w("t2i_adapter_cubic", controlnet={"kind": "t2i_adapter"}, timesteps="cubic"),
-            w("controlnet_xs", controlnet={"kind": "controlnet_xs"}),
-            w("controlnext", controlnet={"kind": "controlnext"})]
+    return [w("controlnet"), w("t2i_adapter", design="t2i_adapter"),
+            w("t2i_adapter_cubic", design="t2i_adapter", timesteps="cubic"),
+            w("controlnet_xs", design="controlnet_xs"),
+            w("controlnext", design="controlnext")]
 
 
-ABLATIONS = {"sudden_convergence": sudden_convergence, "zero_init": zero_init, "lite": lite,
-             "dataset_size": dataset_size, "prompt_dropout": prompt_dropout, "mid_only": mid_only,
-             "batch_vs_steps": batch_vs_steps, "timestep_sampling": timestep_sampling, "hint_encoders": hint_encoders,
-             "scenes": scenes, "precision": precision, "cond_factor": cond_factor, "learning_rate": learning_rate,
-             "injection": injection, "hint_embedder": hint_embedder, "successors": successors}
+@ablation("13_scenes.py", [
+    Claim("A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
+    Claim("A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
+          "Fig. 7 (segmentation)", "segmentation", "bounds:base_scenes", ">", key="edge_f1"),
+])
+def scenes(preset: str) -> list[Variant]:
+    """ControlNets on two condition types of the same procedural scenes (on the scenes base),
+    whose weights the guidance and composition studies load."""
+    return [_with(preset, c, data="scenes", condition=c) for c in ("outline", "segmentation")]
+
+
 SUITE = ["zero_init", "lite", "prompt_dropout", "hint_encoders", "timestep_sampling", "mid_only",
          "batch_vs_steps", "dataset_size"]     # the paper's training ablations, cheapest claims first
 SUITE_SEEDS = (0, 1, 2)                        # the suite's seeds: 3 each
@@ -184,7 +362,7 @@ SUITE_SEEDS = (0, 1, 2)                        # the suite's seeds: 3 each
 def variants(ablation: str, preset: str, names: list[str] | None = None) -> list[Variant]:
     """An ablation's variants at a preset, or the named ones (each checked)."""
     check_choice("ablation", ablation, set(ABLATIONS))
-    vs = ABLATIONS[ablation](preset)
+    vs = ABLATIONS[ablation].variants(preset)
     for name in names or []:
         check_choice("variants", name, {v.name for v in vs})
     return [v for v in vs if not names or v.name in names]

@@ -16,7 +16,8 @@ import numpy as np
 from safetensors.torch import load_file, save_file
 
 from ..checks import fail
-from ..controlnet import ControlNet, ControlNetConfig
+from ..mini.presets import config_from_dict
+from ..paper.controlnet import ControlNet
 
 KEEP_WEIGHTS = {"scenes"}      # ablations whose trained ControlNets later studies load (seed<k>.safetensors)
 
@@ -88,7 +89,7 @@ def load_controlnet(result: dict, base, root: Path | None = None) -> ControlNet:
     if not w.exists():
         fail("result", f"a run whose weights {w.name} were kept (ablations {sorted(KEEP_WEIGHTS)})",
              f"{result['ablation']}/{result['variant']}/seed{result['seed']}")
-    net = ControlNet(base.unet, ControlNetConfig(**result["config"]["controlnet"]))
+    net = config_from_dict(result["config"]).control.build(base.unet)
     net.load_state_dict(load_file(str(w)), strict=True)
     return net.eval()
 

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from ..checks import check_positive, fail
-from ..evaluate import bounds, final_evaluation
-from ..metrics import fidelity_fn
-from ..presets import LEGACY_KEYS, ControlNetTrainConfig, check_run, config_dict, config_from_dict, override
-from ..presets import preset as get_preset
+from ..measure.evaluate import bounds, final_evaluation
+from ..mini.metrics import fidelity_fn
+from ..mini.presets import ControlNetTrainConfig, check_run, config_dict, config_from_dict, override
+from ..mini.presets import preset as get_preset
 from ..provenance import provenance, uncommitted_diff
-from ..shipping import base_sha256, load_base, made_on_shipped_base
-from ..train import ControlNetTraining, check_trained_state, train_controlnet
+from ..mini.shipping import base_sha256, load_base, made_on_shipped_base
+from ..mini.train import ControlNetTraining, check_trained_state, train_controlnet
 from .ablations import Variant, variants
 from .convergence import convergence_step, levels
 from .results import (KEEP_WEIGHTS, bounds_path, final_key, load_bounds, result_path, results_root, runs_dir,
@@ -34,14 +34,14 @@ from .results import (KEEP_WEIGHTS, bounds_path, final_key, load_bounds, result_
 
 def same_config(old: dict | None, cfg: dict) -> bool:
     """Whether a stored result's config is this one. Results written before a config field existed hold
-    no key for it: they ran with the field's default, which fills the gap; keys the config no longer has
-    (`presets.LEGACY_KEYS`) are dropped."""
+    no key for it: they ran with the field's default, which fills the gap; older layouts are read as they were
+    meant (`presets.config_from_dict`)."""
     if old is None:
         return False
-    d = config_dict(ControlNetTrainConfig())
-    old = {k: v for k, v in old.items() if k not in LEGACY_KEYS}
-    full = {**d, **old, "controlnet": {**d["controlnet"], **old.get("controlnet", {})}}
-    return full == cfg
+    try:
+        return config_dict(config_from_dict(old)) == cfg
+    except (TypeError, ValueError):         # a field this code does not have, or a value it refuses
+        return False
 
 
 def has_fid(r: dict) -> bool:

@@ -14,7 +14,7 @@ held-out set of scenes, repeated for every trained seed.
 
 - `quality`: the settings whose image quality a claim compares (from the studies above, named
   "<study>/<setting>"), at 256 held-out scenes per seed (a different set for each seed), measured with KID on
-  (image, condition) pairs (`cnref.quality`); with calibration rows that need no sampling: the targets, the
+  (image, condition) pairs (`cnref.measure.quality`); with calibration rows that need no sampling: the targets, the
   targets paired with another scene's outline (right images, wrong place), blurred targets and noise.
 
 Every sample set is measured with metrics.scene_fidelity (against each scene it may follow) and FID (KID in
@@ -36,16 +36,16 @@ from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from tqdm import tqdm
 
 from ..checks import check_choice, fail
-from ..control import compose, connection_scales
-from ..data import VAL_SEED, dataset
-from ..guidance import MODES
-from ..interop import to_diffusers
-from ..metrics import scene_fidelity, summarize
-from ..quality import FID, KID, KID_N
-from ..presets import preset as get_preset
+from ..paper.control import compose, connection_scales
+from ..mini.data import VAL_SEED, dataset
+from ..paper.guidance import MODES
+from ..mini.metrics import scene_fidelity, summarize
+from ..measure.quality import FID, KID, KID_N
+from ..mini.presets import preset as get_preset
 from ..provenance import provenance
-from ..sample import generate
-from ..shipping import load_base
+from ..mini.sample import generate
+from ..mini.shipping import load_base
+from .declare import Study, StudyClaim
 from .results import load_controlnet, load_results, study_path
 
 NETS = ("outline", "segmentation")      # the `scenes` ablation's variants
@@ -93,9 +93,64 @@ def settings(study: str, beta: float) -> list[Setting]:
     return out
 
 
-STUDIES = {"cfg": "Fig. 5: CFG modes x guidance scale", "guess": "guess-mode scales",
-           "strength": "control strength", "compose": "Fig. 6: multi-ControlNet composition",
-           "quality": "image quality (KID) where a claim rests on it, with calibration rows"}
+# Each study, its claims (stated before its runs; judged per trained seed by cnref.lab.claims) and its notebook.
+STUDIES = {s.name: s for s in (
+    Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="14_cfg.py", claims=(
+        StudyClaim("No prompt: with the control in both branches CFG does nothing (beta 9 = beta 1)",
+                   "Sec. 3.4, Fig. 5b", "both/beta9/none", "both/beta1/none", "=", tol=0.005),
+        StudyClaim("No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
+                   "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">", headline=True),
+        StudyClaim("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of "
+                   "conditional-only, beta 9, no prompt)", "Fig. 5d (literal reading)", "cond_only_weighted/beta9/none",
+                   "cond_only/beta9/none", "=", tol=0.05),
+        StudyClaim("CFG resolution weighting, normalised, keeps the condition (edge F1 within 0.05 of "
+                   "conditional-only, beta 9, no prompt)", "Fig. 5d (normalised reading)",
+                   "cond_only_normalized/beta9/none", "cond_only/beta9/none", "=", tol=0.05),
+        StudyClaim("With the perfect prompt, where the control goes matters little (edge F1 within 0.05, "
+                   "both vs conditional-only, beta 9)", "Sec. 3.4 (no prompt is the hard case)",
+                   "both/beta9/perfect", "cond_only/beta9/perfect", "=", tol=0.05),
+    )),
+    Study("guess", "guess-mode scales", notebook="15_guess.py", claims=(
+        StudyClaim("diffusers' logspace(-1, 0, 13) guess scales behave like the official 0.825**(12-i) "
+                   "(edge F1 within 0.02, beta 9)", "diffusers vs official code", "guess_diffusers/beta9",
+                   "guess_official/beta9", "=", tol=0.02),
+    )),
+    Study("strength", "control strength", notebook="16_strength.py", claims=(
+        StudyClaim("Condition fidelity rises with control strength: s = 0.5 above s = 0 (the base alone)",
+                   "diffusers' controlnet_conditioning_scale", "s0.5", "s0", ">"),
+        StudyClaim("... and s = 1 above s = 0.5", "diffusers' controlnet_conditioning_scale",
+                   "s1", "s0.5", ">"),
+    )),
+    Study("quality", "image quality (KID) where a claim rests on it, with calibration rows",
+          notebook="19_image_quality.py", claims=(
+        # image quality, where a claim rests on it: KID of (image, condition) pairs at 256 scenes per seed, its
+        # calibration first (the rows above judged condition fidelity; these are FID's former rows)
+        StudyClaim("KID sees placement: the targets paired with another scene's outline score worse than "
+                   "with their own", "calibration", "calibration/moved", "calibration/ground_truth", ">", key="kid"),
+        StudyClaim("... and the base alone (s = 0) scores worse than the targets", "calibration",
+                   "strength/s0", "calibration/ground_truth", ">", key="kid"),
+        StudyClaim("No prompt: control in the conditional branch only costs image quality (KID above both "
+                   "branches, beta 9)", "Fig. 5c", "cfg/cond_only/beta9/none", "cfg/both/beta9/none", ">", key="kid"),
+        StudyClaim("CFG resolution weighting, literal (w_i = 64/h_i >= 1), improves image quality over "
+                   "conditional-only (KID, beta 9, no prompt)", "Fig. 5d (literal reading)",
+                   "cfg/cond_only_weighted/beta9/none", "cfg/cond_only/beta9/none", "<", key="kid"),
+        StudyClaim("CFG resolution weighting, normalised (w_i = h_min/h_i <= 1: it reduces the guidance), "
+                   "improves image quality over conditional-only (KID, beta 9, no prompt)", "Fig. 5d (normalised reading)",
+                   "cfg/cond_only_normalized/beta9/none", "cfg/cond_only/beta9/none", "<", key="kid"),
+        StudyClaim("Guess-mode scales give better images than uniform scales with no prompt (KID, beta 9)",
+                   "official guess mode", "guess/guess_official/beta9", "guess/uniform/beta9", "<", key="kid"),
+        StudyClaim("Over-strong control (s = 2) costs image quality: KID above s = 1", "common advice",
+                   "strength/s2", "strength/s1", ">", key="kid"),
+    )),
+    Study("compose", "Fig. 6: multi-ControlNet composition", notebook="17_compose.py", claims=(
+        StudyClaim("Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
+                   "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
+        StudyClaim("Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",
+                   "Sec. 3.4 (no extra weighting)", "matched/none/sum", "matched/none/weighted", ">", headline=True),
+        StudyClaim("diffusers' MultiControlNetModel on the exported pair gives the same residuals "
+                   "(max |diff| <= 1e-5)", "diffusers", "multicontrolnet", "const:0", "=", key="max_abs_diff", tol=1e-5),
+    )),
+)}
 # the settings the image-quality claims compare, and s = 0 (the base alone) as a calibration row
 QUALITY_SETTINGS = {"cfg": ("both/beta9/none", "cond_only/beta9/none", "cond_only_weighted/beta9/none",
                             "cond_only_normalized/beta9/none"),
@@ -151,7 +206,7 @@ def multicontrolnet_check(base, nets: dict, batches: dict, weights=(1.0, 0.5), s
     c_t = base.encode_prompt(b["prompt"][:k])
     conds = [batches["same", n]["cond"][:k] for n in NETS]
     ours = compose([nets[n](z_t, t, c_t, c) for n, c in zip(NETS, conds)], list(weights))
-    multi = MultiControlNetModel([to_diffusers(nets[n], base.unet) for n in NETS]).eval()
+    multi = MultiControlNetModel([nets[n].diffusers_model(base.unet) for n in NETS]).eval()
     down, mid = multi(z_t, t, c_t, conds, list(weights), return_dict=False)
     diff = max(float((a - b_).abs().max()) for a, b_ in zip(ours.residuals, (*down, mid)))
     scale = max(float(r.abs().max()) for r in ours.residuals)

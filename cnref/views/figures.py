@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from ..data import VAL_SEED, dataset, grid
-from ..guidance import MODES
+from ..mini.data import VAL_SEED, dataset, grid
+from ..paper.guidance import MODES
 from ..lab.claims import HELD_OUT, value
 from ..lab.results import final_images, study_images
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..costs import bench_successors
+from ..measure.costs import bench_successors
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.convergence import convergence_level, judged
 from ..lab.results import load_bench, load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
-from ..metrics import fidelity_fn
-from ..quality import REF_N
+from ..mini.metrics import fidelity_fn
+from ..measure.quality import REF_N
 from .figures import plot_curves, plot_final, show_final_grid
 from .tables import (Verdict, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
                      ratios)
@@ -121,7 +121,7 @@ class AblationReport:
         notebook adds."""
         claims = [c for c in CLAIMS if c.ablation == self.ablation]
         v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
-        declared = [x.name for x in ABLATIONS[self.ablation](self.preset)]
+        declared = [x.name for x in ABLATIONS[self.ablation].variants(self.preset)]
         per = lambda f: Declared({name: f(rs) for name, rs in self.by.items()}, declared)
         return show_reading(
             template, v=v, n=per(len),
@@ -140,10 +140,10 @@ class Designs:
 
     def __init__(self, preset: str = "cpu"):
         self.preset = preset
-        self.kinds = {v.name: v.cfg.controlnet.kind for v in ABLATIONS["successors"](preset)}
+        self.kinds = {v.name: v.cfg.control.design for v in ABLATIONS["successors"].variants(preset)}
         if preset == "smoke":
             self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
-            # two successors: tests/test_controls.py trains them in the same shared smoke folder
+            # two successors: tests/test_designs.py trains them in the same shared smoke folder
             self.rep = AblationReport.smoke("successors", ["t2i_adapter", "controlnet_xs"])
         else:
             self.costs = load_bench(f"successors_{preset}")

@@ -8,8 +8,10 @@ from pathlib import Path
 from ..checks import fail
 from ..lab.claims import CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, why_changed
 from ..lab.convergence import LEVEL, SENSITIVITY, levels
+from ..lab.ablations import ABLATIONS
 from ..lab.compute import compute_report
 from ..lab.results import results_root
+from ..lab.studies import STUDIES
 from .tables import evidence, measured, source_of
 
 
@@ -40,16 +42,11 @@ def sensitivity_rows(preset: str, root: Path | None = None) -> str:
 
 def judged_claims(preset: str, root: Path | None = None) -> list[tuple]:
     """Every claim judged on the committed results: (claim, judgement, source, notebook, results folder)."""
-    nb = {p.stem.split("_", 1)[1]: p.name for p in (results_root(root).parent / "notebooks").glob("*.py")}
-    # the gpu diagnostics are read in the sudden-convergence notebook, the explanations of the jump in why-sudden
-    nb |= {a: nb["sudden_convergence"] for a in ("precision", "cond_factor")}
-    nb |= {a: nb.get("why_sudden", a) for a in ("learning_rate", "injection", "hint_embedder")}
-    nb |= {"quality": nb.get("image_quality", "quality"), "successors": nb.get("alternatives", "successors")}
     root_dir = results_root(root)
     made = lambda folder: folder if (root_dir.parent / folder).is_dir() else None
-    out = [(c, evaluate_claim(c, preset, root), source_of(c), nb.get(c.ablation, c.ablation),
+    out = [(c, evaluate_claim(c, preset, root), source_of(c), ABLATIONS[c.ablation].notebook,
             made(f"experiments/{c.ablation}/{preset}/")) for c in CLAIMS]
-    return out + [(c, evaluate_study_claim(c, preset, root), None, nb.get(c.study, c.study),
+    return out + [(c, evaluate_study_claim(c, preset, root), None, STUDIES[c.study].notebook,
                    f"experiments/studies/{preset}/{c.study}/") for c in STUDY_CLAIMS]
 
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluate import QUALITY_SET
+from ..measure.evaluate import QUALITY_SET
 from ..lab.claims import CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
-from ..metrics import fidelity_fn
+from ..mini.metrics import fidelity_fn
 
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
 

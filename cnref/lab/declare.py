@@ -1,0 +1,71 @@
+"""The vocabulary an ablation or a study is declared in: its variants, and its claims, each a metric compared
+between two groups of runs in an expected direction (judged by the one rule of cnref.lab.claims)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+from ..mini.presets import ControlNetTrainConfig
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    cfg: ControlNetTrainConfig
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str                  # the paper's (or official docs') claim, in a few words
+    paper: str                 # the paper's figure
+    a: str                     # run groups (cnref.lab.claims.runs_of)
+    b: str
+    expect: str                # ">" | "<" | "="
+    key: str = "iou"
+    setting: str | None = "held_out/perfect"
+    tol: float = 0.0           # for "="
+    same_steps: bool = False   # judge both groups on their validation curves up to the shorter run's last step
+    key_b: str | None = None   # group b's figure, where it is another than a's (the same runs, two curves)
+    headline: bool = False     # one of the README's short table of findings
+    timing: bool = False       # a speed claim: a and b are the same fresh processes' median step times
+    ablation: str = ""         # the ablation that declares it (its result folder), filled in by `Ablation`
+
+
+@dataclass(frozen=True)
+class StudyClaim:
+    """A claim about two settings of a study, judged per trained seed by the same rule.
+    a / b: setting names, "multicontrolnet" (the diffusers check) or "const:<x>"."""
+    text: str
+    paper: str
+    a: str
+    b: str
+    expect: str
+    key: str = "edge_f1"
+    tol: float = 0.0
+    headline: bool = False
+    study: str = ""            # the study that declares it, filled in by `Study`
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A training ablation: its variants (a function of the preset), the claims they test and the notebook that
+    reads them (a file of notebooks/)."""
+    name: str
+    variants: Callable[[str], list[Variant]]
+    claims: tuple[Claim, ...]
+    notebook: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "claims", tuple(replace(c, ablation=self.name) for c in self.claims))
+
+
+@dataclass(frozen=True)
+class Study:
+    """An inference-time study over trained ControlNets: what it sweeps, its claims and its notebook."""
+    name: str
+    title: str
+    claims: tuple[StudyClaim, ...]
+    notebook: str
+
+    def __post_init__(self):
+        object.__setattr__(self, "claims", tuple(replace(c, study=self.name) for c in self.claims))
