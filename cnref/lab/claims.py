@@ -24,7 +24,11 @@ quarter of the way from the base alone to the ground truth), interpolated; indep
 that never reaches the level is censored at its last validation, a lower bound: it can put its group above the
 other, never below, and an equality resting on it is unclear unless the lower bounds alone refute it.
 
-**Suddenness** (`suddenness`, Fig. 4's row): the largest rise of a curve within any 100 steps, in units of what
+**Against a ramp** (b = "ramp", `judge_ramp`): each run's `rise_share` (how much of a curve's rise its steepest
+100 steps hold, beyond a steady ramp's share) against simulated ramps with the same rise and the run's own
+measured validation noise; confirmed when every run beats its ramps' 95th percentile, refuted when none does.
+
+**Suddenness** (`suddenness`, Fig. 4's first row): the largest rise of a curve within any 100 steps, in units of what
 noise alone gives over that many validations (robust std of one validation's change x sqrt(validations)).
 
 A claim with `same_steps` compares runs of different lengths over the steps they share: each run's validation
@@ -43,13 +47,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import chi2, mannwhitneyu
 from scipy.stats import t as student_t
 
 from ..checks import fail
 from .ablations import ABLATIONS
 from .declare import Claim, StudyClaim
-from .convergence import LEVEL, levels, suddenness, with_convergence
+from .convergence import LEVEL, levels, ramp_test, rise_share, suddenness, with_convergence
 from .results import load_bounds, load_results, load_study, results_root
 from .studies import STUDIES
 
@@ -99,6 +103,9 @@ def value(r: dict, key: str, setting: str | None) -> float:
         cs = r.get("convergence_step")
         h = next((h for h in r["history"] if cs is not None and h["step"] >= cs), r["history"][-1])
         return float(np.log10(np.mean(h["gate"]["ratio"])))
+    if key.startswith("rise_share:"):   # how concentrated a curve's rise (the loss: its fall) is, beyond a ramp's
+        k = key.split(":")[1]
+        return rise_share(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
     if key.startswith("suddenness:"):   # suddenness of the IoU curve's rise, or of the loss curve's fall
         k = key.split(":")[1]
         return suddenness(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
@@ -181,6 +188,29 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
     return out
 
 
+def judge_ramp(c: Claim, runs: list[dict], alpha: float = 0.05) -> dict:
+    """A claim that each run's curve rises more suddenly than a steady ramp (b = "ramp", key "rise_share:<curve>",
+    expect ">"), or not (expect "<"): every run's curve against straight lines with its own rise and measured
+    noise (`convergence.ramp_test`). ">": **confirmed** when every run's ramp-test p < alpha, **refuted** when none
+    is ("<": the other way round), otherwise **unclear**; shown with Fisher's combination of the runs' p."""
+    if not runs:
+        return {"verdict": "pending (no results)", "a": None, "b": None}
+    k = c.key.split(":")[1]
+    tests = [ramp_test(r["history"], k, sign=-1.0 if k == "loss" else 1.0) for r in runs]
+    ps = [t["p"] for t in tests]
+    out = {"a": stats([t["share"] for t in tests]), "b": stats([t["ramp_q95"] for t in tests]),
+           "noise": [round(t["noise"], 4) for t in tests], "p_seeds": [round(p, 4) for p in ps],
+           "p_ramp": float(chi2.sf(-2 * np.sum(np.log(ps)), 2 * len(ps)))}
+    if len(runs) < MIN_SEEDS:
+        out["verdict"] = f"too few seeds (n = {len(runs)})"
+    else:
+        passed = sum(p < alpha for p in ps)       # ">": sudden in every run; "<": in none
+        every, none = passed == len(ps), passed == 0
+        good, bad = (every, none) if c.expect == ">" else (none, every)
+        out["verdict"] = "confirmed" if good else "refuted" if bad else "unclear (seeds disagree)"
+    return out
+
+
 def cut(r: dict, last: int) -> dict:
     """A run as its first `last` steps would have left it: the validation curve up to `last`, its last IoU and
     its convergence step (see the module docstring, same_steps)."""
@@ -195,6 +225,8 @@ def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | N
     """A claim judged on the committed results, convergence steps at the level `share` (see LEVEL)."""
     by = by if by is not None else group(load_results(c.ablation, preset, root), c.ablation, preset)
     ra, rb = runs_of(c.a, by, preset, root), runs_of(c.b, by, preset, root)
+    if c.b == "ramp":
+        return judge_ramp(c, ra)
     if not (ra and rb):
         return judge(c, [], [])
     if c.same_steps:
@@ -206,7 +238,7 @@ def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | N
     kb = c.key_b or c.key
     never = lambda rs, k: [k in ("convergence_step", "step_x_lr") and r.get("convergence_step") is None for r in rs]
     return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, kb, c.setting) for r in rb],
-                 never(ra, c.key), never(rb, kb))
+                 never(ra, c.key), never(rb, kb), paired=c.key_b is not None and c.a == c.b)
 
 
 # The claims as worded before the revised rules (experiments/verdicts/before_revision.txt) whose text changed:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import fail
 from .results import load_bounds
 
 
@@ -59,6 +60,67 @@ def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1
     jump = max(y[i + m] - y[i] for i in range(len(y) - m))
     noise = 1.4826 * np.median(np.abs(d - np.median(d)))
     return float(jump / (max(noise, 1e-12) * np.sqrt(m)))
+
+
+RAMPS = 2000          # simulated ramps per ramp test
+END = 3               # a curve's end: the mean of its last END validations
+
+
+def rise_share(history: list[dict], key: str, window: int = 100, sign: float = 1.0) -> float:
+    """How concentrated a curve's change is, whatever its scale and noise: the share of its whole rise R (from
+    the first validation to the mean of the last END) that its steepest `window` steps hold, minus the share a
+    straight line would hold there (window / the span to the end's mean step). A line scores 0, a step inside one
+    window 1 - window / span; a curve with no rise (R <= 0) scores 0. sign = -1 for a curve that improves
+    downwards."""
+    h = [x for x in history if x.get(key) is not None]
+    if len(h) < 2:
+        return 0.0
+    steps = np.array([x["step"] for x in h], dtype=float)
+    y = sign * np.array([x[key] for x in h], dtype=float)
+    return _share(steps, y, window)
+
+
+def _share(steps: np.ndarray, y: np.ndarray, window: int) -> float:
+    rise = y[-END:].mean() - y[0]
+    if rise <= 0:
+        return 0.0
+    m = min(len(y) - 1, max(1, int(round(window / np.median(np.diff(steps))))))
+    jump = max(y[i + m] - y[i] for i in range(len(y) - m))
+    return float(jump / rise - (steps[m] - steps[0]) / (steps[-END:].mean() - steps[0]))     # minus a ramp's share
+
+
+def validation_noise(history: list[dict], key: str) -> float | None:
+    """The sd of one validation's `key` apart from any change of the model, pooled over the run: for a fidelity, from
+    the validations that scored the same checkpoint under several sampler seeds (`<key>_seeds`,
+    protocol.noise_seeds > 0); for the training loss, the standard error of each validation's mean (`loss_se`).
+    None when the run recorded neither."""
+    if key == "loss":
+        v = [x["loss_se"] ** 2 for x in history if x.get("loss_se") is not None]
+    else:
+        v = [np.var(x[f"{key}_seeds"], ddof=1) for x in history if len(x.get(f"{key}_seeds") or []) > 1]
+    return float(np.sqrt(np.mean(v))) if v else None
+
+
+def ramp_test(history: list[dict], key: str, window: int = 100, seed: int = 0, sign: float = 1.0) -> dict:
+    """Is the curve's rise more concentrated than a steady ramp's? Its `rise_share` against RAMPS straight lines
+    with the same validations, the same rise and independent noise of the measured validation sd at each
+    validation (`validation_noise`): p = (1 + ramps scoring at least as high) / (1 + RAMPS), the smallest it can be
+    1 / (1 + RAMPS). Pure noise has no rise, scores 0 and never passes. The ramps' noise is independent from one
+    validation to the next, rougher than a curve validated with one sampler seed throughout: the test errs towards
+    "a ramp". sign = -1 for a curve that improves downwards (the loss)."""
+    noise = validation_noise(history, key)
+    if noise is None:
+        fail("history", f"validations that measured their noise ({key}_seeds, or loss_se for the loss)", "none")
+    h = [x for x in history if x.get(key) is not None]
+    steps = np.array([x["step"] for x in h], dtype=float)
+    y = sign * np.array([x[key] for x in h], dtype=float)
+    share = _share(steps, y, window)
+    rise = max(y[-END:].mean() - y[0], 0.0)
+    g = np.random.default_rng(seed)
+    line = y[0] + rise * (steps - steps[0]) / (steps[-1] - steps[0])
+    ramps = [_share(steps, line + noise * g.standard_normal(len(y)), window) for _ in range(RAMPS)]
+    return {"share": share, "noise": noise, "ramp_q95": float(np.quantile(ramps, 0.95)),
+            "p": (1 + sum(r >= share for r in ramps)) / (1 + RAMPS)}
 
 
 def with_convergence(r: dict, level: float | None) -> dict:

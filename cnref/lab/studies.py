@@ -21,7 +21,8 @@ Every sample set is measured with metrics.scene_fidelity (against each scene it 
 `quality`).
 `python -m cnref study <study> --preset cpu --seeds 0 1 2` writes
 experiments/studies/<preset>/<study>/seed<k>.json (+ .npz with the first images of each setting); a finished
-seed is skipped, an unfinished one is redone.
+seed is skipped, an unfinished one is redone. Each study is declared in `STUDIES` with the claims its results
+are judged by and the notebook that reads them.
 """
 from __future__ import annotations
 

@@ -72,6 +72,7 @@ class EvalProtocol:
     val_keep: int = 8                # images per validation kept for the sample grid
     final_n: int = 64                # final evaluation: samples per prompt setting
     kid_n: int = 0                   # final evaluation: held-out conditions, perfect prompt, scored by KID (0: none)
+    noise_seeds: int = 0             # validation: this many more sampler seeds, whose fidelity measures its noise
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
             fail("train_folder", "a fill50k folder holding prompt.json, source/ and target/", cfg.train_folder)
     for name in ("val_n", "val_steps", "val_keep", "final_n"):
         check_positive(f"protocol.{name}", getattr(cfg.protocol, name), integer=True)
+    check_positive("protocol.noise_seeds", cfg.protocol.noise_seeds, integer=True, allow_zero=True)
     return cfg
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from .base import MiniSD
@@ -30,6 +31,7 @@ from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance
 from .sample import generate
 from .shipping import SHIPPED_MAX_BYTES, load_base, save_base
+from .use import condition_use, use_inputs
 
 
 # --------------------------------------------------------------------------------------- base model
@@ -114,6 +116,10 @@ class ControlNetTraining(L.LightningModule):
                      dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw))
         self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
         self.probe = probe_inputs(self.base, self.val_batch, cfg.seed) if cfg.instrument else None
+        vb = self.val_batch
+        with torch.no_grad():
+            self.use_batch = use_inputs(vb["image"], self.base.encode_prompt(vb["prompt"]), vb["cond"], vb.get("mask"),
+                                        self.base.alpha_bar)
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
@@ -183,18 +189,31 @@ class ControlNetTraining(L.LightningModule):
         cfg, proto, vb = self.cfg, self.cfg.protocol, self.val_batch
         was_training = self.controlnet.training
         self.controlnet.eval()
-        images = generate(self.base, prompts_for_setting(vb, proto.val_prompt),
-                          [(self.controlnet, vb["cond"].to(self.device))], steps=proto.val_steps, beta=proto.val_beta,
-                          seed=cfg.seed).float().cpu()
+        images = self._sample(vb, cfg.seed)
+        use = condition_use(self.controlnet, self.base.unet, self.use_batch)      # cnref.mini.use
+        fid, key = fidelity_fn(cfg.data)
+        scores = summarize(fid(images, vb))
+        # the same checkpoint under more sampler seeds: the validation's own noise, apart from any change of the model
+        noise = {f"{key}_seeds": [scores[key]] + [summarize(fid(self._sample(vb, cfg.seed + 1000 * k), vb))[key]
+                                                  for k in range(1, proto.noise_seeds + 1)]} if proto.noise_seeds else {}
         self.controlnet.train(was_training)
-        row = {"step": self.global_step, **summarize(fidelity_fn(cfg.data)[0](images, vb)),
+        row = {"step": self.global_step, **scores, **noise, **use,
                **(self.instrumentation() if self.probe else {}),
                "loss": round(sum(self._losses) / len(self._losses), 6) if self._losses else None,
+               # the standard error of that mean: the loss curve's own noise at this validation
+               "loss_se": round(float(np.std(self._losses, ddof=1) / np.sqrt(len(self._losses))), 7)
+               if len(self._losses) > 1 else None,
                "elapsed_s": round(self._elapsed(), 1)}
         self._losses = []
         self.history.append(row)
         self.samples.append(((images[: proto.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
         self.log_dict({f"val/{k}": v for k, v in row.items() if isinstance(v, float) and k != "loss"})
+
+    def _sample(self, vb: dict, seed: int) -> torch.Tensor:
+        """The validation's samples under sampler seed `seed` (DDIM, CFG, the validation prompt)."""
+        proto = self.cfg.protocol
+        return generate(self.base, prompts_for_setting(vb, proto.val_prompt), [(self.controlnet, vb["cond"].to(self.device))],
+                        steps=proto.val_steps, beta=proto.val_beta, seed=seed).float().cpu()
 
     @torch.no_grad()
     def instrumentation(self) -> dict:

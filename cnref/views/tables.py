@@ -84,7 +84,8 @@ def fmt(s: dict | None, key: str) -> str:
         return "-"
     if key == "max_abs_diff":
         return f"{s['max']:.1e} (max of n={s['n']})"
-    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else 2 if key in ("fid", "kid") else 3
+    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
+        2 if key in ("fid", "kid") or key.startswith("rise_share") else 3
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
     sd = f" ± {s['std']:.{d}f}" if s["n"] > 1 else ""
     return f"{s['mean']:.{d}f}{sd} (n={s['n']}{never})"
@@ -93,6 +94,8 @@ def fmt(s: dict | None, key: str) -> str:
 def measured(c, j: dict, where: str | None = None) -> str:
     """Both groups' figures of a judged claim (a Claim or a StudyClaim)."""
     kb = getattr(c, "key_b", None)
+    if c.b == "ramp":
+        return f"{c.key}: {c.a} {fmt(j['a'], c.key)} vs a steady ramp's 95th percentile {fmt(j['b'], c.key)}"
     if kb:
         return f"{c.a} {c.key} {fmt(j['a'], c.key)} vs {kb} {fmt(j['b'], kb)}" + (f" [{where}]" if where else "")
     return f"{c.key}" + (f" [{where}]" if where else "") + f": {c.a} {fmt(j['a'], c.key)} vs {c.b} {fmt(j['b'], c.key)}"
@@ -101,6 +104,8 @@ def measured(c, j: dict, where: str | None = None) -> str:
 def evidence(c, j: dict) -> str:
     """What the verdict rests on: the one-sided Mann-Whitney p of an ordered claim, the 90% interval of the
     difference (against the tolerance) of an equality."""
+    if "p_ramp" in j:
+        return f"ramp test, Fisher's combined p = {j['p_ramp']:.3f} (per seed: {', '.join(f'{p:.4f}' for p in j['p_seeds'])})"
     if "ratio_ci90" in j:
         lo, hi = j["ratio_ci90"]
         return f"90% CI of the ratio a/b [{lo:.3f}, {hi:.3f}] vs 1"

@@ -1,0 +1,63 @@
+"""The ramp test of a curve's suddenness (cnref.lab.convergence.ramp_test, the verdict cnref.lab.claims.judge_ramp),
+on synthetic validation curves shaped like the default run's (21 validations over 500 steps, IoU from about 0.22 to
+0.75) at two validation noise levels: a jump passes as a jump, while a steady ramp and pure noise do not."""
+import numpy as np
+import pytest
+
+from cnref.lab.claims import judge_ramp
+from cnref.lab.convergence import ramp_test, rise_share, validation_noise
+from cnref.lab.declare import Claim
+
+STEPS = np.arange(0, 501, 25)
+
+
+def curve(shape: str, noise: float, seed: int) -> list[dict]:
+    """A history whose `iou` is the shape plus noise, scored under three sampler seeds (the first is `iou`)."""
+    g = np.random.default_rng(seed)
+    true = {"jump": 0.22 + 0.53 / (1 + np.exp(-(STEPS - 250) / 15)),
+            "ramp": 0.2 + 0.6 * STEPS / STEPS[-1],
+            "noise": np.full(len(STEPS), 0.22)}[shape]
+    seeds = true[:, None] + noise * g.standard_normal((len(STEPS), 3))
+    return [{"step": int(s), "iou": float(y[0]), "iou_seeds": [float(v) for v in y]} for s, y in zip(STEPS, seeds)]
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.03])
+def test_a_jump_passes_a_ramp_and_noise_do_not(noise):
+    p = {shape: [ramp_test(curve(shape, noise, k), "iou")["p"] for k in range(20)]
+         for shape in ("jump", "ramp", "noise")}
+    assert all(x < 0.05 for x in p["jump"]), p["jump"]
+    assert sum(x < 0.05 for x in p["ramp"]) <= 3, p["ramp"]        # 5% of ramps are expected to pass by chance
+    assert not any(x < 0.05 for x in p["noise"]), p["noise"]
+
+
+def test_the_measured_noise_is_the_spread_across_sampler_seeds():
+    h = curve("ramp", 0.02, 0)
+    assert validation_noise(h, "iou") == pytest.approx(0.02, rel=0.25)
+    assert validation_noise([{"step": 0, "iou": 0.3}], "iou") is None
+    with pytest.raises(ValueError, match="iou_seeds"):
+        ramp_test([{"step": 0, "iou": 0.3}, {"step": 25, "iou": 0.4}], "iou")
+
+
+def test_rise_share_of_exact_shapes():
+    """A straight line holds exactly a ramp's share (0); a step inside one window holds all of its rise, so its
+    share is 1 - window / span (the span to the mean step of the last 3 validations, 475); a falling curve has no
+    rise."""
+    line = [{"step": int(s), "iou": 0.2 + 0.001 * s} for s in STEPS]
+    step = [{"step": int(s), "iou": 0.2 if s < 250 else 0.8} for s in STEPS]
+    assert rise_share(line, "iou") == pytest.approx(0.0, abs=1e-12)
+    assert rise_share(step, "iou") == pytest.approx(1 - 100 / 475)
+    assert rise_share([{"step": int(s), "iou": 0.8 - 0.001 * s} for s in STEPS], "iou") == 0.0
+    assert rise_share([{"step": int(s), "loss": 0.8 - 0.001 * s} for s in STEPS], "loss", sign=-1) == \
+        pytest.approx(0.0, abs=1e-12)
+
+
+def test_verdicts_against_a_ramp():
+    c = Claim("sudden", "-", "x", "ramp", ">", key="rise_share:iou", setting=None)
+    runs = lambda shape: [{"history": curve(shape, 0.02, k)} for k in range(3)]
+    assert judge_ramp(c, runs("jump"))["verdict"] == "confirmed"
+    assert judge_ramp(c, runs("noise"))["verdict"] == "refuted"
+    j = judge_ramp(c, runs("jump")[:2])
+    assert j["verdict"] == "too few seeds (n = 2)" and j["p_ramp"] < 0.05
+    not_sudden = Claim("not sudden", "-", "x", "ramp", "<", key="rise_share:iou", setting=None)
+    assert judge_ramp(not_sudden, runs("noise"))["verdict"] == "confirmed"
+    assert judge_ramp(not_sudden, runs("jump"))["verdict"] == "refuted"
