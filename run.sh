@@ -39,7 +39,7 @@ case "${1:-}" in
     gpu)
         # the gpu preset's default experiment, 3 seeds at once on one GPU (about 15 min on an H100, estimated from
         # the first 70 steps of such runs: 1.7 steps/s each). The 64x64 base
-        # ships (cnref/weights/base_gpu.safetensors); `python -m cnref train base --preset gpu --run-dir runs/base_gpu`
+        # ships (cnref/mini/weights/base_gpu.safetensors); `python -m cnref train base --preset gpu --run-dir runs/base_gpu`
         # rebuilds it into runs/base_gpu (15 min)
         python -m cnref run sudden_convergence --preset gpu --seeds 0 1 2 --jobs 3
         ;;
