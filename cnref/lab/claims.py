@@ -44,6 +44,7 @@ whole rule reads in one place.
 from __future__ import annotations
 
 import json
+from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,8 @@ def runs_of(ref: str, by: dict[str, list[dict]], preset: str, root: Path) -> lis
     if ref.startswith("bench:"):       # "bench:<bench>:<mode>": one pseudo-run per fresh process of that bench
         _, bench, mode = ref.split(":")
         path = results_root(root) / "bench" / f"{bench}_{preset}_processes.json"
-        procs = json.loads(path.read_text())["processes"] if path.exists() else []
-        return [p[mode] for p in procs if mode in p]
+        res = json.loads(path.read_text()) if path.exists() else {"processes": []}
+        return [{**p[mode], "provenance": res.get("provenance", {})} for p in res["processes"] if mode in p]
     if ref in ("bounds:base", "bounds:base_scenes"):
         b = load_bounds(preset, root, "scenes" if ref.endswith("_scenes") else "fill50k")
         return [{"final_eval": rows, "seed": s} for s, rows in (b or {}).get("base", {}).items()]
@@ -125,21 +126,60 @@ def stats(xs: list[float]) -> dict:
             "min": float(a.min()), "max": float(a.max()), "values": [round(float(x), 4) for x in a]}
 
 
-def welch_interval(xa: list[float], xb: list[float], conf: float = 0.90, paired: bool = False) -> tuple[float, float]:
-    """The `conf` confidence interval of mean(a) - mean(b): Welch's t (unequal variances), or with `paired`
-    (a and b measured on the same seeds) Student's t on the per-seed differences."""
+def mean_difference(xa: list[float], xb: list[float], paired: bool = False) -> tuple[float, float, float]:
+    """mean(a) - mean(b), its standard error and degrees of freedom: Welch's (unequal variances), or with `paired`
+    (a and b measured on the same seeds) Student's on the per-seed differences."""
     a, b = np.asarray(xa, dtype=float), np.asarray(xb, dtype=float)
     if paired:
         d = a - b
-        half = student_t.ppf(0.5 + conf / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-        return float(d.mean() - half), float(d.mean() + half)
+        return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d))), len(d) - 1
     va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    d, se = a.mean() - b.mean(), np.sqrt(va + vb)
+    se = np.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)) if se > 0 else float("nan")
+    return float(a.mean() - b.mean()), float(se), float(df)
+
+
+def welch_interval(xa: list[float], xb: list[float], conf: float = 0.90, paired: bool = False) -> tuple[float, float]:
+    """The `conf` confidence interval of mean(a) - mean(b) (`mean_difference`)."""
+    d, se, df = mean_difference(xa, xb, paired)
     if se == 0:
-        return float(d), float(d)
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+        return d, d
     half = student_t.ppf(0.5 + conf / 2, df) * se
     return float(d - half), float(d + half)
+
+
+def tost_p(xa: list[float], xb: list[float], tol: float, paired: bool = False) -> float:
+    """Two one-sided tests of |mean(a) - mean(b)| < tol: the larger of the two one-sided t-test p (below 0.05
+    exactly when the 90% interval lies inside (-tol, tol))."""
+    d, se, df = mean_difference(xa, xb, paired)
+    if se == 0:
+        return 0.0 if abs(d) < tol else 1.0
+    return float(max(student_t.sf((d + tol) / se, df), student_t.cdf((d - tol) / se, df)))
+
+
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest one-sided Mann-Whitney p that n_a against n_b values can give: 1 / C(n_a + n_b, n_a)."""
+    return 1 / comb(n_a + n_b, n_a)
+
+
+def benjamini_hochberg(ps: list[float | None], q: float = 0.05) -> list[bool | None]:
+    """Which p survive Benjamini-Hochberg's false discovery rate q over the list (None where there is no p): the
+    k smallest, k the largest rank with p_(k) <= q k / m."""
+    have = sorted((p, i) for i, p in enumerate(ps) if p is not None)
+    m = len(have)
+    k = max((r for r, (p, _) in enumerate(have, 1) if p <= q * r / m), default=0)
+    keep = {i for _, i in have[:k]}
+    return [None if p is None else i in keep for i, p in enumerate(ps)]
+
+
+def p_of(j: dict) -> tuple[float, str] | None:
+    """The p beside a verdict, and its test: Fisher's combination of the ramp tests, the one-sided t test of a
+    speed ratio, the two one-sided tests of an equality, or the one-sided Mann-Whitney test of an order."""
+    for key, test in (("p_ramp", "ramp tests, Fisher"), ("p_ratio", "t, ratio vs 1"), ("p_tost", "TOST"),
+                      ("p_mannwhitney", "Mann-Whitney")):
+        if key in j:
+            return j[key], test
+    return None
 
 
 MIN_SEEDS = 3
@@ -165,12 +205,18 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
         alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
         out["p_mannwhitney"] = float(mannwhitneyu(xa, xb, alternative=alt).pvalue)
         out["ci90"] = welch_interval(xa, xb, paired=paired)
+        if c.expect == "=":
+            out["p_tost"] = tost_p(xa, xb, c.tol, paired)
     if n < MIN_SEEDS:
         out["verdict"] = f"too few seeds (n = {n})"
     elif getattr(c, "timing", False):       # one ratio per fresh process; its interval against 1
         r = np.asarray(xa, dtype=float) / np.asarray(xb, dtype=float)
         half = student_t.ppf(0.95, len(r) - 1) * r.std(ddof=1) / np.sqrt(len(r))
         lo, hi = out["ratio_ci90"] = (float(r.mean() - half), float(r.mean() + half))
+        se = r.std(ddof=1) / np.sqrt(len(r))
+        t = (r.mean() - 1) / se if se > 0 else np.inf * np.sign(r.mean() - 1) if r.mean() != 1 else 0.0
+        out["ratio"], out["p_ratio"] = float(r.mean()), float(student_t.sf(t, len(r) - 1) if c.expect == ">"
+                                                              else student_t.cdf(t, len(r) - 1))
         good, bad = (lo > 1, hi < 1) if c.expect == ">" else (hi < 1, lo > 1)
         out["verdict"] = "confirmed" if good else "refuted" if bad else "no difference measured"
     elif c.expect in (">", "<"):
@@ -198,9 +244,13 @@ def judge_ramp(c: Claim, runs: list[dict], alpha: float = 0.05) -> dict:
     k = c.key.split(":")[1]
     tests = [ramp_test(r["history"], k, sign=-1.0 if k == "loss" else 1.0) for r in runs]
     ps = [t["p"] for t in tests]
+    excess = [t["share"] - t["ramp_q95"] for t in tests]
     out = {"a": stats([t["share"] for t in tests]), "b": stats([t["ramp_q95"] for t in tests]),
+           "diff": float(np.mean(excess)),
            "noise": [round(t["noise"], 4) for t in tests], "p_seeds": [round(p, 4) for p in ps],
            "p_ramp": float(chi2.sf(-2 * np.sum(np.log(ps)), 2 * len(ps)))}
+    if len(runs) > 1:
+        out["ci90"] = welch_interval(excess, [0.0] * len(excess), paired=True)
     if len(runs) < MIN_SEEDS:
         out["verdict"] = f"too few seeds (n = {len(runs)})"
     else:

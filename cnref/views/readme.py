@@ -6,20 +6,37 @@ import re
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, why_changed
+from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, benjamini_hochberg, evaluate_claim, evaluate_study_claim,
+                          group, p_of, runs_of, why_changed)
+from ..lab.declare import Claim
+from ..lab.history import first_written, post_hoc
 from ..lab.convergence import LEVEL, SENSITIVITY, levels
 from ..lab.ablations import ABLATIONS
 from ..lab.compute import compute_report
-from ..lab.results import results_root
+from ..lab.results import load_results, load_study, results_root
 from ..lab.studies import STUDIES
-from .tables import evidence, measured, source_of
+from .tables import bh_cell, effect, evidence, measured, p_cell, source_of, verdict_cell
+
+
+def cell(text: str) -> str:
+    """Text for a markdown table cell: a "|" of its own would end the cell."""
+    return text.replace("|", "\\|")
+
+
+COLUMNS = "| claim | paper | ours (mean ± std over seeds) | verdict | effect, 90% CI | p (test) | BH 0.05 |"
+
+
+def evidence_cells(c, j: dict, where: str | None = None) -> str:
+    """The cells every row carries: the measured figures with n, the verdict and what weakens it, the effect with
+    its interval, p and its test, and whether it survives Benjamini-Hochberg over the whole table."""
+    return f"{measured(c, j, where)} | {verdict_cell(j)} | {effect(c, j)} | {p_cell(j)} | {bh_cell(j)}"
 
 
 def readme_row(c, j: dict, where: str | None, notebook: str, results: str, up: str = "") -> str:
     """One row of the full table; `up` leads the links back to the repository's root (a page under docs/)."""
     nb = f"[{notebook}]({up}notebooks/{notebook})" if notebook.endswith(".py") else "no notebook yet"
     res = f"[results]({up}{results})" if results else "no results yet"
-    return f"| {c.text} | {c.paper} | {measured(c, j, where)} | **{j['verdict']}** | {evidence(c, j)} | {nb}, {res} |"
+    return f"| {cell(c.text)} | {c.paper} | {evidence_cells(c, j, where)} | {nb}, {res} |"
 
 
 CONVERGENCE_KEYS = ("convergence_step", "step_x_lr")
@@ -46,15 +63,38 @@ def judged_claims(preset: str, root: Path | None = None) -> list[tuple]:
     made = lambda folder: folder if (root_dir.parent / folder).is_dir() else None
     out = [(c, evaluate_claim(c, preset, root), source_of(c), ABLATIONS[c.ablation].notebook,
             made(f"experiments/{c.ablation}/{preset}/")) for c in CLAIMS]
-    return out + [(c, evaluate_study_claim(c, preset, root), None, STUDIES[c.study].notebook,
-                   f"experiments/studies/{preset}/{c.study}/") for c in STUDY_CLAIMS]
+    out += [(c, evaluate_study_claim(c, preset, root), None, STUDIES[c.study].notebook,
+             f"experiments/studies/{preset}/{c.study}/") for c in STUDY_CLAIMS]
+    return strength(out, preset, root)
+
+
+def strength(rows: list[tuple], preset: str, root: Path | None = None) -> list[tuple]:
+    """Each judged claim's evidence strength, into its judgement: whether its p survives Benjamini-Hochberg at 0.05
+    across the whole table (`bh`), whether it was written after its runs (`post_hoc`, from git history) and,
+    for a convergence claim, whether its verdict changes between the three levels (`depends_on_level`)."""
+    judged = [not j["verdict"].startswith(("pending", "too few")) for _, j, *_ in rows]
+    ps = [p_of(j)[0] if ok and p_of(j) else None for ok, (_, j, *_) in zip(judged, rows)]
+    written = first_written([c.text for c, *_ in rows], results_root(root).parent)
+    by = {}
+    for ok, keep, (c, j, *_) in zip(judged, benjamini_hochberg(ps), rows):
+        j["bh"] = keep
+        if isinstance(c, Claim):
+            if c.ablation not in by:
+                by[c.ablation] = group(load_results(c.ablation, preset, root), c.ablation, preset)
+            groups = [runs_of(ref, by[c.ablation], preset, root) for ref in (c.a, c.b) if ref != "ramp"]
+        else:
+            groups = [load_study(c.study, preset, root)]
+        j["post_hoc"] = post_hoc(written[c.text], groups)
+        if ok and getattr(c, "key", None) in CONVERGENCE_KEYS:
+            j["depends_on_level"] = any(evaluate_claim(c, preset, root, share=s)["verdict"].split()[0]
+                                        != j["verdict"].split()[0] for s in SENSITIVITY)
+    return rows
 
 
 def readme_rows(preset: str, root: Path | None = None, rows: list[tuple] | None = None, up: str = "") -> str:
     """The full claims table (markdown): the measured figures of both groups with their spread, the verdict, p or
     the interval, and where to look."""
-    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook, results |",
-             "|---|---|---|---|---|---|"]
+    lines = [COLUMNS + " notebook, results |", "|---" * 8 + "|"]
     lines += [readme_row(*row, up=up) for row in (rows or judged_claims(preset, root))]
     return "\n".join(lines)
 
@@ -62,10 +102,9 @@ def readme_rows(preset: str, root: Path | None = None, rows: list[tuple] | None 
 def headline_rows(rows: list[tuple]) -> str:
     """The README's short table: the headline claims (`headline=True` in `lab.claims`), each with its source, both
     groups' figures with their spread, the verdict with its evidence, and the executed notebook."""
-    lines = ["| claim | paper | ours (mean ± std over seeds) | verdict | p or 90% CI | notebook |",
-             "|---|---|---|---|---|---|"]
-    lines += [f"| {c.text} | {c.paper} | {measured(c, j)} | **{j['verdict']}** | {evidence(c, j)} | "
-              f"[{Path(n).stem}](book/{Path(n).stem}.ipynb) |" for c, j, _, n, _ in rows if c.headline]
+    lines = [COLUMNS + " notebook |", "|---" * 8 + "|"]
+    lines += [f"| {cell(c.text)} | {c.paper} | {evidence_cells(c, j)} | [{Path(n).stem}](book/{Path(n).stem}.ipynb) |"
+              for c, j, _, n, _ in rows if c.headline]
     return "\n".join(lines)
 
 
@@ -116,6 +155,17 @@ def verdict_changes(rows: list[tuple], root: Path | None = None) -> list[tuple[s
     return out
 
 
+def change_categories(changes: list[tuple]) -> str:
+    """How the revised rules moved the verdicts, by kind: a verdict of another category (confirmed, refuted,
+    unclear, ...), the same category reworded, a pending row judged, a claim dropped."""
+    kind = lambda was, now: ("dropped" if now == "no longer a claim" else "pending to judged" if was.startswith("pending")
+                             else "same category" if was.split()[0] == now.split()[0] else "category changed")
+    n = {k: 0 for k in ("category changed", "same category", "pending to judged", "dropped")}
+    for _, was, now, _ in changes:
+        n[kind(was.lower(), now.lower())] += 1
+    return ", ".join(f"{v} {k}" for k, v in n.items() if v)
+
+
 def changes_table(changes: list[tuple]) -> str:
     lines = ["| claim (as worded before) | verdict before | verdict now | why |", "|---|---|---|---|"]
     return "\n".join(lines + [f"| {t} | {a} | **{b}** | {w} |" for t, a, b, w in changes])
@@ -133,8 +183,8 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     n = sum(1 for c, *_ in rows if c.headline)
     path.write_text(s[:a] + "\n" + headline_rows(rows) + f"\n\n{n} headline findings of {len(rows)} claims; every "
                     f"claim, the convergence verdicts at two other levels, the compute they cost and the "
-                    f"{len(changes)} verdicts the revised rules changed (old -> new, with the reason): "
-                    f"[{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
+                    f"{len(changes)} verdicts the revised rules changed ({change_categories(changes)}; old -> new, "
+                    f"with the reason): [{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
             "the level's choice):\n\n" + sensitivity_rows(preset, root))
     page = path.parent / CLAIMS_PAGE

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..measure.evaluate import QUALITY_SET
-from ..lab.claims import CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
+from ..lab.claims import (CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, p_of,
+                          value)
 from ..mini.metrics import fidelity_fn
 
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
@@ -114,6 +115,46 @@ def evidence(c, j: dict) -> str:
         d = 0 if abs(c.tol) >= 1 else 4 if abs(c.tol) < 0.01 else 3
         return f"90% CI of a-b [{lo:.{d}f}, {hi:.{d}f}] vs ±{c.tol:g}"
     return f"p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j else "-"
+
+
+def digits(key: str, tol: float = 0.0) -> int:
+    """Decimals a figure of `key` is shown with."""
+    if tol:
+        return 0 if abs(tol) >= 1 else 4 if abs(tol) < 0.01 else 3
+    return 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
+        2 if key in ("fid", "kid") or key.startswith("rise_share") else 4 if key == "step_x_lr" else 3
+
+
+def effect(c, j: dict) -> str:
+    """The effect beside a verdict with its 90% interval: mean(a) - mean(b) (Welch, or paired on the same seeds),
+    the mean speed ratio a/b, or a ramp test's mean excess over the ramps' 95th percentile."""
+    if "ratio_ci90" in j:
+        lo, hi = j["ratio_ci90"]
+        return f"a/b = {j['ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
+    if "ci90" not in j:
+        return "-"
+    lo, hi = j["ci90"]
+    if c.key == "max_abs_diff":
+        return f"a-b = {j['diff']:.1e} [{lo:.1e}, {hi:.1e}]"
+    d = digits(c.key, getattr(c, "tol", 0.0))
+    what = "share - ramp q95" if "p_ramp" in j else "a-b"
+    return f"{what} = {j['diff']:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
+
+
+def p_cell(j: dict) -> str:
+    """The p beside a verdict, with its test (`lab.claims.p_of`)."""
+    p = p_of(j)
+    return "-" if p is None else f"{p[0]:.3f} ({p[1]})"
+
+
+def verdict_cell(j: dict) -> str:
+    """The verdict in bold, then what weakens it: written after its data, or hanging on the convergence level."""
+    notes = [n for n, on in (("post hoc", j.get("post_hoc")), ("depends on the level", j.get("depends_on_level"))) if on]
+    return f"**{j['verdict']}**" + "".join(f"; {n}" for n in notes)
+
+
+def bh_cell(j: dict) -> str:
+    return {True: "yes", False: "no"}.get(j.get("bh"), "-")
 
 
 def source_of(c) -> str:
