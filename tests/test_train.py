@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import replace
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from cnref.paper.controlnet import ControlNet, ControlNetConfig
 from cnref.mini.data import Fill50K, batch_at
-from cnref.mini.presets import preset
+from cnref.mini.presets import override, preset
 from cnref.mini.shipping import load_base, load_base_file
 from cnref.mini.engine import StepBatches
 from cnref.mini.train import pretrain_base, train_controlnet
@@ -34,6 +35,30 @@ def test_resume_is_exact(tmp_path):
     for p, q in zip(straight.controlnet.parameters(), resumed.controlnet.parameters()):
         assert torch.equal(p, q)
     assert any(torch.count_nonzero(z.weight) > 0 for z in straight.controlnet.zero_convs())   # it trained
+
+
+def test_a_run_killed_and_rerun_reproduces_the_uninterrupted_one_quietly(tmp_path):
+    """kill -9 after the first checkpoint, the same command again: every validation as in an uninterrupted run (the
+    loss since the last validation, its standard error and condition use included), and no notice on resuming."""
+    sets = ["steps=50", "val_every=10", "ckpt_every=25"]     # the last checkpoint holds the whole history
+    cmd = [sys.executable, "-m", "cnref", "train", "controlnet", "--preset", "smoke", "--run-dir", str(tmp_path / "k"),
+           "--set", *sets]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "k" / "ckpt" / "last.ckpt"
+    for _ in range(1200):
+        if ckpt.exists() or first.poll() is not None:
+            break
+        time.sleep(0.05)
+    first.kill()                                          # SIGKILL: nothing is saved on the way out
+    first.wait()
+    assert ckpt.exists() and torch.load(ckpt, weights_only=False)["global_step"] < 50
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=True)
+    assert "exists and is not empty" not in again.stderr and "Warning" not in again.stderr, again.stderr[-2000:]
+    resumed = torch.load(ckpt, weights_only=False)["cnref"]["history"]
+    straight = train_controlnet(override(preset("smoke").train, sets), tmp_path / "s").history
+    drop = lambda h: {k: v for k, v in h.items() if k != "elapsed_s"}
+    assert [drop(h) for h in resumed] == [drop(h) for h in straight]
+    assert all(h["loss"] is not None for h in resumed[1:])
 
 
 def test_render_ahead_workers_keep_step_order():
@@ -71,7 +96,7 @@ import json, sys
 from dataclasses import replace
 from pathlib import Path
 import torch
-from cnref.mini.presets import preset
+from cnref.mini.presets import override, preset
 from cnref.mini.train import train_controlnet
 run_dir = Path(sys.argv[1])
 m = train_controlnet(replace(preset("smoke").train, steps=3), run_dir, devices=2)

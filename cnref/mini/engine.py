@@ -131,14 +131,18 @@ def quiet_lightning():
     """Lightning's notices about choices made here on purpose, silenced for the duration of a fit: the locked
     base sits in eval mode; checkpoints are taken after the manual optimiser step (what a resume needs);
     batches are rendered in the main process on a CPU (the cores belong to the model); its start-up notes
-    (devices found, tips); and a deprecation inside Lightning's own code. Anything else still shows."""
+    (devices found, tips); a deprecation inside Lightning's own code; and, on a resume, that the log and
+    checkpoint folders are not empty. Anything else still shows."""
     log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = log.level
     log.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         for message in (r".*module\(s\) in eval mode.*", r".*pre-optimization state.*",
                         r".*does not have many workers.*", r".*GPU available but not used.*",
-                        r".*isinstance\(treespec, LeafSpec\).*"):     # Lightning calling its own deprecated API
+                        r".*isinstance\(treespec, LeafSpec\).*",      # Lightning calling its own deprecated API
+                        # a resumed run's folders: keep_earlier_log keeps the old curve, the checkpoints are resumed
+                        r".*Experiment logs directory .* exists and is not empty.*",
+                        r".*Checkpoint directory .* exists and is not empty.*"):
             warnings.filterwarnings("ignore", message=message)
         try:
             yield

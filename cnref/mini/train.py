@@ -131,12 +131,15 @@ class ControlNetTraining(L.LightningModule):
         # the locked base ships separately: a checkpoint holds what trains (and the decoder, when unlocked)
         trainable = {n for n, p in self.named_parameters() if p.requires_grad}
         ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("base.") or k in trainable}
-        ckpt["cnref"] = {"history": self.history, "samples": self.samples, "elapsed": self._elapsed()}
+        # the training losses since the last validation too: a resumed run's next validation reports their mean
+        ckpt["cnref"] = {"history": self.history, "samples": self.samples, "elapsed": self._elapsed(),
+                         "losses": list(self._losses)}
 
     def on_load_checkpoint(self, ckpt):
         check_trained_state(self, ckpt["state_dict"])
         st = ckpt["cnref"]
         self.history, self.samples, self.elapsed = st["history"], st["samples"], st["elapsed"]
+        self._losses = list(st.get("losses", []))        # checkpoints written before they were kept: none
 
     def _elapsed(self) -> float:
         return self.elapsed + (time.perf_counter() - self._t0 if self._t0 else 0.0)
