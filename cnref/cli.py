@@ -11,7 +11,7 @@ in one place, so that a reader finds any command here.
     suite                                  every training ablation of the paper, in order
     study <study|all>                      inference-time sweeps over the trained scene ControlNets
     train base|controlnet                  pretrain a base / train one ControlNet into a run folder
-    evaluate bounds|base                   calibration rows / colour fidelity of the shipped base
+    evaluate bounds|validation|base        calibration rows / colour fidelity of the shipped base
     bench train|sample|sd15|plot|instrument|successors   speed ratios and costs measured in one process
     visibility                             how visible the disc is at each timestep
     report readme|verdicts                 the README's claims table / every claim's verdict
@@ -40,7 +40,7 @@ from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS
 from .lab.compute import compute_report
 from .lab.results import results_root, scratch_root
-from .lab.runner import reevaluate, run, run_parallel, write_bounds
+from .lab.runner import reevaluate, run, run_parallel, write_bounds, write_validation_bounds
 from .lab.studies import STUDIES, run_study
 from .mini.presets import NAMES, override, preset
 from .provenance import provenance
@@ -110,8 +110,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--weights", type=Path, help="base: where to write the shipped-form weights "
                    "(default: <run-dir>/base.safetensors; the shipped file is replaced only by naming it)")
     t.add_argument("--devices", type=int, default=1, help="controlnet: DDP over this many processes")
-    e = sub.add_parser("evaluate", help="calibration rows (bounds) or the base's colour fidelity (base)")
-    e.add_argument("what", choices=["bounds", "base"])
+    e = sub.add_parser("evaluate", help="calibration rows (bounds: the final evaluation's; validation: the "
+                       "validation curves', by sampler seed) or the base's colour fidelity (base)")
+    e.add_argument("what", choices=["bounds", "validation", "base"])
+    e.add_argument("--seeds", type=int, nargs="+", default=list(range(10)), help="validation: the sampler seeds")
     _preset(e)
     e.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
     e.add_argument("--root", type=Path)
@@ -231,6 +233,10 @@ def train(a: argparse.Namespace) -> None:
 def evaluate(a: argparse.Namespace) -> None:
     torch.set_grad_enabled(False)
     device = "cuda" if torch.cuda.is_available() else "cpu"      # sampling follows the base's device
+    if a.what == "validation":
+        res = write_validation_bounds(a.preset, a.data, a.root, device, a.seeds)
+        print(json.dumps({k: res[k] for k in ("ground_truth", "base")}, indent=1))
+        return
     if a.what == "bounds":
         res = write_bounds(a.preset, a.data, a.root, device)
         print(json.dumps({k: res[k] for k in ("ground_truth", "base")}, indent=1))

@@ -9,7 +9,7 @@ from cnref.measure.costs import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
-from cnref.lab.convergence import convergence_level, convergence_step, suddenness, with_convergence
+from cnref.lab.convergence import convergence_step, run_level, suddenness, with_convergence
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import CALIBRATION, settings
 from cnref.views.tables import fmt, table
@@ -107,7 +107,7 @@ def fake(root, ablation, variant, seed, iou, seconds=100.0, reused=False, steps=
 
 def curve_run(variant, seed, steps, ious):
     """A run validated every 25 steps with the given IoU curve."""
-    return {"variant": variant, "seed": seed, "config": {"steps": steps}, "convergence_step": None,
+    return {"variant": variant, "seed": seed, "config": {"steps": steps, "seed": seed}, "convergence_step": None,
             "history": [{"step": 25 * k, "iou": v} for k, v in enumerate(ious)]}
 
 
@@ -170,9 +170,25 @@ def test_convergence_step_is_the_interpolated_crossing_of_a_fixed_level():
     h = curve(range(0, 200, 25), [0.2, 0.2, 0.3, 0.5, 0.7, 0.75, 0.76, 0.76])
     assert convergence_step(h, "iou", 0.4) == pytest.approx(62.5)          # halfway from 0.3 (50) to 0.5 (75)
     assert convergence_step(h, "iou", 0.9) is None                          # never reached: censored
-    bounds = {"ground_truth": {"held_out/perfect": {"iou": 1.0}},
-              "base": {"seed1": {"held_out/perfect": {"iou": 0.18}}, "seed2": {"held_out/perfect": {"iou": 0.22}}}}
-    assert convergence_level(bounds, "iou", 0.25) == pytest.approx(0.2 + 0.25 * 0.8)
+    cal = {"val_n": 32, "val_steps": 10, "val_beta": 3.0, "val_prompt": "perfect", "ground_truth": 1.0,
+           "base": {"0": 0.18, "1": 0.22}}
+    assert run_level({"seed": 1}, cal, 0.25) == pytest.approx(0.22 + 0.25 * 0.78)    # the run's own seed's base
+    with pytest.raises(ValueError, match="seed"):
+        run_level({"seed": 7}, cal)
+    with pytest.raises(ValueError, match="val_n=32"):
+        run_level({"seed": 0, "val_n": 64}, cal)                      # validated on other conditions
+    assert run_level({"seed": 0}, None) is None
+
+
+def test_first_reaches_even_from_above():
+    """A curve at the level from its first validation converges at step 0 (a head start), whatever it does next;
+    one that starts below converges where it first reaches the level, not at a later recrossing."""
+    assert convergence_step(curve(range(0, 100, 25), [0.5, 0.3, 0.6, 0.7]), "iou", 0.4) == 0.0
+    assert convergence_step(curve(range(0, 100, 25), [0.3, 0.5, 0.3, 0.6]), "iou", 0.4) == pytest.approx(12.5)
+    cal = {"val_n": 32, "val_steps": 10, "val_beta": 3.0, "val_prompt": "perfect", "ground_truth": 1.0, "base": {"0": 0.2}}
+    r = {"config": {"seed": 0}, "history": curve(range(0, 100, 25), [0.5, 0.3, 0.6, 0.7])}
+    j = with_convergence(r, cal)
+    assert j["head_start"] and j["convergence_step"] == 0.0 and j["level"] == pytest.approx(0.4)
 
 
 def test_the_step_does_not_depend_on_the_run_length_or_the_validation_spacing():
@@ -197,10 +213,12 @@ def test_same_steps_claims_cut_the_longer_runs_curve():
     c = cut(long, 100)
     assert [h["step"] for h in c["history"]] == [0, 25, 50, 75, 100] and c["iou"] == 0.7
     assert c["config"]["steps"] == 100
-    assert with_convergence(c, 0.4)["convergence_step"] == pytest.approx(37.5)
+    cal = {"val_n": 32, "val_steps": 10, "val_beta": 3.0, "val_prompt": "perfect", "ground_truth": 1.0,
+           "base": {"0": 0.2, "1": 0.2}}                       # level 0.2 + 0.25 x 0.8 = 0.4
+    assert with_convergence(c, cal)["convergence_step"] == pytest.approx(37.5)
     with pytest.raises(ValueError, match="last"):
         cut(long, 110)                  # not a validated step
-    flat = with_convergence(cut(curve_run("a", 1, 100, [0.2] * 5), 100), 0.4)
+    flat = with_convergence(cut(curve_run("a", 1, 100, [0.2] * 5), 100), cal)
     assert flat["convergence_step"] is None and value(flat, "convergence_step", None) == 100   # censored at the end
 
 

@@ -50,10 +50,12 @@ def test_results_from_uncommitted_code_are_refused_or_carry_their_diff(tmp_path,
 
 
 def test_a_scratch_run_takes_its_convergence_level_from_the_committed_calibration(tmp_path):
-    """A rerun into a scratch folder (no calibration rows there) is judged at the committed level of its preset."""
-    from cnref.lab.convergence import levels
+    """A rerun into a scratch folder (no calibration rows there) is judged at the committed level of its preset and
+    seed."""
+    from cnref.lab.convergence import calibrations, run_level
     from cnref.lab.results import results_root
     from cnref.lab.runner import level_for
-    from cnref.mini.presets import preset
-    committed = levels("cpu", results_root())["fill50k"]
-    assert committed is not None and level_for(preset("cpu").train, tmp_path) == committed
+    from cnref.mini.presets import config_dict, preset
+    cfg = preset("cpu").train
+    committed = run_level(config_dict(cfg), calibrations("cpu", results_root())["fill50k"])
+    assert committed is not None and level_for(cfg, tmp_path) == committed

@@ -44,17 +44,18 @@ whole rule reads in one place.
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from math import comb
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import chi2, mannwhitneyu
+from scipy.stats import chi2
 from scipy.stats import t as student_t
 
 from ..checks import fail
 from .ablations import ABLATIONS
 from .declare import Claim, StudyClaim
-from .convergence import LEVEL, levels, ramp_test, rise_share, suddenness, with_convergence
+from .convergence import LEVEL, calibrations, ramp_test, rise_share, suddenness, with_convergence
 from .results import load_bounds, load_results, load_study, results_root
 from .studies import STUDIES
 
@@ -100,10 +101,10 @@ def value(r: dict, key: str, setting: str | None) -> float:
         return (h[-1]["elapsed_s"] - h[0]["elapsed_s"]) / max(1, h[-1]["step"] - h[0]["step"])
     if key == "step_x_lr":       # the convergence step times the learning rate (the gate-opening prediction)
         return value(r, "convergence_step", None) * r["config"]["lr"]
-    if key == "log_gate_at_step":    # log10 of the mean ||r_i|| / ||h_i|| at the convergence step's validation
-        cs = r.get("convergence_step")
-        h = next((h for h in r["history"] if cs is not None and h["step"] >= cs), r["history"][-1])
-        return float(np.log10(np.mean(h["gate"]["ratio"])))
+    if key == "log_gate_at_step":    # log10 of the mean ||r_i|| / ||h_i||, interpolated at the convergence step
+        g = [(h["step"], float(np.mean(h["gate"]["ratio"]))) for h in r["history"] if "gate" in h]
+        cs = r.get("convergence_step")      # never reached: the last validation's, censored with the step
+        return float(np.log10(np.interp(cs, *zip(*g)) if cs is not None else g[-1][1]))
     if key.startswith("rise_share:"):   # how concentrated a curve's rise (the loss: its fall) is, beyond a ramp's
         k = key.split(":")[1]
         return rise_share(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
@@ -157,6 +158,24 @@ def tost_p(xa: list[float], xb: list[float], tol: float, paired: bool = False) -
     return float(max(student_t.sf((d + tol) / se, df), student_t.cdf((d - tol) / se, df)))
 
 
+def rank_p(xa: list[float], xb: list[float], censored_a=(), censored_b=(), alternative: str = "greater") -> float:
+    """The exact p of Gehan's generalisation of the Mann-Whitney test, which takes censored values and ties: over
+    every split of the pooled values into groups of the two sizes, the share that score at least as far in the
+    `alternative` direction as the observed one. A pair scores +1 when a's value is surely the larger, -1 when
+    surely the smaller, 0 when tied or undecidable; a censored value (a lower bound) is surely larger only than an
+    exact value below it. Without censoring or ties it is the exact Mann-Whitney p."""
+    vals = [(float(x), bool(c)) for x, c in zip(xa, list(censored_a) or [False] * len(xa))] + \
+           [(float(x), bool(c)) for x, c in zip(xb, list(censored_b) or [False] * len(xb))]
+    def surely(u, v):        # +1: u surely above v, -1: surely below, 0: tied or undecidable
+        return 1 if not v[1] and v[0] < u[0] else -1 if not u[1] and u[0] < v[0] else 0
+    S = np.array([[surely(u, v) for v in vals] for u in vals])
+    n, every = len(xa), range(len(vals))
+    score = lambda a: S[np.ix_(list(a), [i for i in every if i not in a])].sum()
+    obs, dist = score(range(n)), np.array([score(a) for a in combinations(every, n)])
+    hit = {"greater": dist >= obs, "less": dist <= obs}.get(alternative, np.abs(dist) >= abs(obs))
+    return float(hit.mean())
+
+
 def smallest_p(n_a: int, n_b: int) -> float:
     """The smallest one-sided Mann-Whitney p that n_a against n_b values can give: 1 / C(n_a + n_b, n_a)."""
     return 1 / comb(n_a + n_b, n_a)
@@ -203,7 +222,7 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
     n = min(len(xa), len(xb))
     if n > 1:
         alt = {">": "greater", "<": "less"}.get(c.expect, "two-sided")
-        out["p_mannwhitney"] = float(mannwhitneyu(xa, xb, alternative=alt).pvalue)
+        out["p_mannwhitney"] = rank_p(xa, xb, censored_a, censored_b, alt)
         out["ci90"] = welch_interval(xa, xb, paired=paired)
         if c.expect == "=":
             out["p_tost"] = tost_p(xa, xb, c.tol, paired)
@@ -282,13 +301,19 @@ def evaluate_claim(c: Claim, preset: str, root: Path | None = None, by: dict | N
     if c.same_steps:
         last = min(r["config"]["steps"] for r in ra + rb)
         ra, rb = [cut(r, last) for r in ra], [cut(r, last) for r in rb]
-    lv = levels(preset, root, share)
-    ra, rb = ([with_convergence(r, lv[r["config"].get("data", "fill50k")]) if "history" in r else r for r in rs]
-              for rs in (ra, rb))
+    cal = calibrations(preset, root)
+    ra, rb = ([with_convergence(r, cal[r["config"].get("data", "fill50k")], share) if "history" in r else r
+               for r in rs] for rs in (ra, rb))
     kb = c.key_b or c.key
-    never = lambda rs, k: [k in ("convergence_step", "step_x_lr") and r.get("convergence_step") is None for r in rs]
-    return judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, kb, c.setting) for r in rb],
-                 never(ra, c.key), never(rb, kb), paired=c.key_b is not None and c.a == c.b)
+    at_step = ("convergence_step", "step_x_lr", "log_gate_at_step")      # figures read at the convergence step
+    never = lambda rs, k: [k in at_step and r.get("convergence_step") is None for r in rs]
+    j = judge(c, [value(r, c.key, c.setting) for r in ra], [value(r, kb, c.setting) for r in rb],
+              never(ra, c.key), never(rb, kb), paired=c.key_b is not None and c.a == c.b)
+    for side, rs, k in (("a", ra, c.key), ("b", rb, kb)):
+        n = sum(bool(r.get("head_start")) for r in rs) if k in at_step else 0
+        if n and j.get(side):
+            j[side]["head_start"] = n           # at the level from the first validation: converged at step 0
+    return j
 
 
 # The claims as worded before the revised rules (experiments/verdicts/before_revision.txt) whose text changed:

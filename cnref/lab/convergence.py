@@ -2,46 +2,62 @@
 
 The convergence step is the step at which a run's validation IoU (scenes: edge F1) first reaches a fixed level,
 linearly interpolated between the two validations around the crossing. The level is `LEVEL` of the way from the
-base alone to the ground truth, from the calibration rows of the same held-out set and sampler. Only the curve
-up to the crossing counts: a longer run, or validations after it, never move it. A run that never reaches the
-level is censored (None). `SENSITIVITY` names the two other levels every convergence verdict is shown at.
+base alone to the ground truth, both measured on exactly the run's validation: its conditions, prompt, sampler
+and sampler seed (`run_level`, from `python -m cnref evaluate validation`). Only the curve up to the crossing
+counts: a longer run, or validations after it, never move it. A run at the level from its first validation on
+converges at step 0 (a head start); one that never reaches it is censored (None). `SENSITIVITY` names the two
+other levels every convergence verdict is shown at.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 
 from ..checks import fail
-from .results import load_bounds
+from ..mini.presets import EvalProtocol
+from .results import load_validation_bounds
 
 
 LEVEL = 0.25                  # the convergence level: this share of the way from the base alone to ground truth
 SENSITIVITY = (0.125, 0.5)    # the two other levels every convergence verdict is also shown under
 
 
-def convergence_level(bounds: dict | None, key: str = "iou", share: float = LEVEL) -> float | None:
-    """The fidelity at which a run counts as converged: base + share x (ground truth - base), from the
-    calibration rows of the validation's own setting (held-out conditions, perfect prompt)."""
-    if not bounds:
+PROTOCOL = ("val_n", "val_steps", "val_beta", "val_prompt")      # what a validation curve is measured with
+
+
+def run_level(config: dict, calibration: dict | None, share: float = LEVEL) -> float | None:
+    """A run's convergence level: `share` of the way from the base alone to the ground truth, both measured on
+    the run's own validation (its conditions, prompt, sampler and sampler seed: the calibration row of its seed,
+    `measure.evaluate.validation_bounds`). None without a calibration for its preset and data."""
+    if not calibration:
         return None
-    gt = bounds["ground_truth"]["held_out/perfect"][key]
-    base = float(np.mean([rows["held_out/perfect"][key] for rows in bounds["base"].values()]))
-    return base + share * (gt - base)
+    proto = {**dataclasses.asdict(EvalProtocol()), **config}
+    if any(proto[k] != calibration[k] for k in PROTOCOL):
+        fail("config", f"a run validated as its calibration ({', '.join(f'{k}={calibration[k]}' for k in PROTOCOL)})",
+             ", ".join(f"{k}={proto[k]}" for k in PROTOCOL))
+    base = calibration["base"].get(str(config["seed"]))
+    if base is None:
+        fail("seed", f"a seed the validation calibration holds ({', '.join(calibration['base'])}; more with "
+             "python -m cnref evaluate validation --seeds ...)", config["seed"])
+    return base + share * (calibration["ground_truth"] - base)
 
 
 def convergence_step(history: list[dict], key: str, level: float | None) -> float | None:
-    """The stated rule: the step at which `key` first reaches `level`, linearly interpolated between the two
-    validations around the crossing. It depends on the curve up to the crossing only, so a longer run or
-    denser validations after it never move it. None if the curve never reaches the level (censored)."""
+    """The stated rule: the step at which `key` first reaches `level`, linearly interpolated between that
+    validation and the one before; a curve at or above the level from its first validation on converges there
+    (a head start). It depends on the curve up to the crossing only, so a longer run or denser validations after
+    it never move it. None if the curve never reaches the level (censored)."""
     if level is None:
         return None
-    for prev, h in zip(history, history[1:]):
+    for i, h in enumerate(history):
         if h[key] >= level:
-            if prev[key] >= level:          # at or above the level from the first validation on
-                return float(prev["step"])
+            if i == 0:
+                return float(h["step"])
+            prev = history[i - 1]
             return prev["step"] + (level - prev[key]) / (h[key] - prev[key]) * (h["step"] - prev["step"])
-    return float(history[0]["step"]) if history and history[0][key] >= level else None
+    return None
 
 
 def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1.0) -> float:
@@ -123,19 +139,33 @@ def ramp_test(history: list[dict], key: str, window: int = 100, seed: int = 0, s
             "p": (1 + sum(r >= share for r in ramps)) / (1 + RAMPS)}
 
 
-def with_convergence(r: dict, level: float | None) -> dict:
-    """A result with its convergence step by the rule above (result files written before it hold another)."""
-    key = "edge_f1" if r["config"].get("data", "fill50k") == "scenes" else "iou"
-    return {**r, "convergence_step": convergence_step(r["history"], key, level)}
+def fidelity_key(r: dict) -> str:
+    return "edge_f1" if r["config"].get("data", "fill50k") == "scenes" else "iou"
 
 
-def levels(preset: str, root: Path | None = None, share: float = LEVEL) -> dict[str, float | None]:
-    """The convergence level of each dataset at a preset (from its calibration rows)."""
-    return {"fill50k": convergence_level(load_bounds(preset, root), "iou", share),
-            "scenes": convergence_level(load_bounds(preset, root, "scenes"), "edge_f1", share)}
+def with_convergence(r: dict, calibration: dict | None, share: float = LEVEL) -> dict:
+    """A result with its level, its convergence step by the rule above (result files written before it hold
+    another) and whether it started at the level (`head_start`)."""
+    key, level = fidelity_key(r), run_level(r["config"], calibration, share)
+    return {**r, "level": level, "convergence_step": convergence_step(r["history"], key, level),
+            "head_start": level is not None and r["history"][0][key] >= level}
+
+
+def calibrations(preset: str, root: Path | None = None) -> dict[str, dict | None]:
+    """The validation calibration of each dataset at a preset (None where it is not made)."""
+    return {data: load_validation_bounds(preset, root, data) for data in ("fill50k", "scenes")}
+
+
+def level_range(calibration: dict | None, seeds, share: float = LEVEL) -> str:
+    """The levels of the given seeds, for a reading: "0.37" or "0.36-0.40"; "none" without a calibration."""
+    if not calibration:
+        return "none"
+    lv = [run_level({"seed": s, **{k: calibration[k] for k in PROTOCOL}}, calibration, share) for s in seeds]
+    lo, hi = min(lv), max(lv)
+    return f"{lo:.3f}" if round(lo, 3) == round(hi, 3) else f"{lo:.3f}-{hi:.3f}"
 
 
 def judged(results: list[dict], preset: str, root: Path | None = None, share: float = LEVEL) -> list[dict]:
-    """Results as the claims read them: each with its convergence step at the level `share`."""
-    lv = levels(preset, root, share)
-    return [with_convergence(r, lv[r["config"].get("data", "fill50k")]) for r in results]
+    """Results as the claims read them: each with its level and convergence step at the level `share`."""
+    cal = calibrations(preset, root)
+    return [with_convergence(r, cal[r["config"].get("data", "fill50k")], share) for r in results]

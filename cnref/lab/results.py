@@ -98,6 +98,16 @@ def bounds_path(preset: str, data: str = "fill50k", root: Path | None = None) ->
     return results_root(root) / "bounds" / preset / ("bounds.json" if data == "fill50k" else f"bounds_{data}.json")
 
 
+def validation_path(preset: str, data: str = "fill50k", root: Path | None = None) -> Path:
+    return results_root(root) / "bounds" / preset / ("validation.json" if data == "fill50k" else f"validation_{data}.json")
+
+
+def load_validation_bounds(preset: str, root: Path | None = None, data: str = "fill50k") -> dict | None:
+    """The validation curves' calibration (`python -m cnref evaluate validation`), None if not made."""
+    path = validation_path(preset, data, root)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def load_bounds(preset: str, root: Path | None = None, data: str = "fill50k") -> dict | None:
     """The calibration rows (`python -m cnref evaluate bounds [--set data=scenes]`), None if not made."""
     path = bounds_path(preset, data, root)

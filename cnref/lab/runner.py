@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..checks import check_positive, fail
-from ..measure.evaluate import bounds, final_evaluation
+from ..measure.evaluate import bounds, final_evaluation, validation_bounds
 from ..mini.metrics import fidelity_fn
 from ..mini.presets import ControlNetTrainConfig, check_run, config_dict, config_from_dict, override
 from ..mini.presets import preset as get_preset
@@ -27,8 +27,9 @@ from ..provenance import provenance, uncommitted_diff
 from ..mini.shipping import base_sha256, load_base, made_on_shipped_base
 from ..mini.train import ControlNetTraining, check_trained_state, train_controlnet
 from .ablations import Variant, variants
-from .convergence import convergence_step, levels
-from .results import (KEEP_WEIGHTS, bounds_path, final_key, load_bounds, result_path, results_root, runs_dir,
+from .convergence import convergence_step, run_level
+from .results import (KEEP_WEIGHTS, bounds_path, final_key, load_bounds, load_validation_bounds, result_path,
+                      results_root, runs_dir, validation_path,
                       save_controlnet)
 
 
@@ -78,10 +79,11 @@ def check_clean(prov: dict, root: Path, allow_dirty: bool, diff_path: Path) -> d
 
 
 def level_for(cfg: ControlNetTrainConfig, root: Path) -> float | None:
-    """The convergence level of a run's preset and data: from the calibration rows beside its results, else
-    (a scratch folder has none) from the committed ones, which are the same preset's."""
-    lv = levels(cfg.preset, root)[cfg.data]
-    return lv if lv is not None or root == results_root() else levels(cfg.preset, results_root())[cfg.data]
+    """A run's convergence level (`convergence.run_level`): from the validation calibration beside its results,
+    else (a scratch folder has none) from the committed one, which is the same preset's."""
+    cal = load_validation_bounds(cfg.preset, root, cfg.data) or load_validation_bounds(cfg.preset, results_root(),
+                                                                                         cfg.data)
+    return run_level(config_dict(cfg), cal)
 
 
 def run_one(ablation: str, v: Variant, seed: int, root: Path | None = None, force: bool = False,
@@ -178,6 +180,19 @@ def reevaluate(path: Path, root: Path | None = None) -> dict:
 
 
 @torch.no_grad()
+def write_validation_bounds(preset: str, data: str = "fill50k", root: Path | None = None, device: str = "cpu",
+                            seeds=range(10)) -> dict:
+    """The validation curves' calibration of a preset (`measure.evaluate.validation_bounds`), under bounds/."""
+    proto = get_preset(preset, data).train.protocol
+    res = {"provenance": provenance(), "preset": preset, "data": data,
+           **validation_bounds(load_base(preset, data).to(device), proto, seeds)}
+    out = validation_path(preset, data, root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1))
+    return res
+
+
+@torch.no_grad()
 def write_bounds(preset: str, data: str = "fill50k", root: Path | None = None, device: str = "cpu") -> dict:
     """The calibration rows of a preset (its final evaluation's set and sampler), written under bounds/."""
     proto = get_preset(preset, data).train.protocol
@@ -206,5 +221,7 @@ def prepare_smoke(ablation: str, seeds=(0,), log=print, names: list[str] | None 
     data = "scenes" if ablation == "scenes" else "fill50k"
     if load_bounds("smoke", root, data) is None:
         write_bounds("smoke", data, root)
+    if load_validation_bounds("smoke", root, data) is None:
+        write_validation_bounds("smoke", data, root)
     run(ablation, "smoke", list(seeds), names, root=root, log=log)
     return root

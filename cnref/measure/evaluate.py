@@ -6,6 +6,9 @@
 - `bounds` (`python -m cnref evaluate bounds --preset cpu`): the calibration rows, from the same held-out set
   and sampler as every run's final evaluation: ground-truth targets (upper bound) and the locked base without
   control (lower bound; its disc is anywhere, so its IoU is what a ControlNet must beat).
+- `validation_bounds` (`python -m cnref evaluate validation --preset cpu`): the calibration of the validation
+  curves, on exactly their conditions, prompt and sampler: the ground truth and the base alone under each sampler
+  seed a run validates with (its training seed), from which each run's convergence level is read.
 - `base_quality` (`python -m cnref evaluate base --preset cpu`): how often the base's samples show the
   prompt's colours.
 """
@@ -13,7 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ..mini.data import PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, batch_at, dataset, with_setting
+from ..mini.data import (PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, batch_at, dataset, prompts_for_setting,
+                         with_setting)
 from ..mini.metrics import fidelity, fidelity_fn, summarize
 from .quality import FID, KID
 from ..mini.presets import ControlNetTrainConfig, EvalProtocol
@@ -95,6 +99,21 @@ def bounds(base, protocol: EvalProtocol, seeds=(1, 2, 3)) -> dict:
     base_rows = {f"seed{s}": evaluate_settings(base, None, n, steps=protocol.val_steps, beta=protocol.val_beta,
                                                seed=s, fid=fid)[0] for s in seeds}
     return {"ground_truth": gt, "base": base_rows}
+
+
+@torch.no_grad()
+def validation_bounds(base, protocol: EvalProtocol, seeds=range(10)) -> dict:
+    """The validation curves' calibration: the fidelity of the ground truth and of the base alone (one row per
+    sampler seed: a run with seed k validates with sampler seed k) on the validation's own conditions, prompt,
+    DDIM steps and CFG scale. A zero-initialised control adds exact zeros, so its step-0 validation is its seed's
+    row here."""
+    measure, key = fidelity_fn(base.cfg.data)
+    vb = dataset(base.cfg.data, size=base.cfg.size, seed=VAL_SEED).batch(range(protocol.val_n))
+    prompts = prompts_for_setting(vb, protocol.val_prompt)
+    rows = {str(s): summarize(measure(generate(base, prompts, steps=protocol.val_steps, beta=protocol.val_beta,
+                                               seed=s).float().cpu(), vb))[key] for s in seeds}
+    return {"key": key, "val_n": protocol.val_n, "val_steps": protocol.val_steps, "val_beta": protocol.val_beta,
+            "val_prompt": protocol.val_prompt, "ground_truth": summarize(measure(vb["image"], vb))[key], "base": rows}
 
 
 @torch.no_grad()

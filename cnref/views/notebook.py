@@ -17,7 +17,7 @@ import numpy as np
 from ..measure.costs import bench_successors
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
-from ..lab.convergence import convergence_level, judged
+from ..lab.convergence import calibrations, judged, level_range
 from ..lab.results import load_bench, load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
@@ -131,7 +131,8 @@ class AblationReport:
             iou_none=per(lambda rs: spread([value(r, self.key, "held_out/none") for r in rs])),
             start=per(lambda rs: spread([next((h[self.key] for h in r["history"] if h["step"] == 0), None)
                                          for r in rs])),
-            level=f"{convergence_level(self.bounds, self.key):.3f}" if self.bounds else "none", **facts)
+            level=level_range(calibrations(self.preset, self.root)[self.data],
+                              sorted({r["seed"] for rs in self.by.values() for r in rs})), **facts)
 
 
 class Designs:

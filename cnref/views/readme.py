@@ -10,7 +10,7 @@ from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, benjamini_hochberg, eva
                           group, p_of, runs_of, why_changed)
 from ..lab.declare import Claim
 from ..lab.history import first_written, post_hoc
-from ..lab.convergence import LEVEL, SENSITIVITY, levels
+from ..lab.convergence import LEVEL, SENSITIVITY, calibrations, level_range
 from ..lab.ablations import ABLATIONS
 from ..lab.compute import compute_report
 from ..lab.results import load_results, load_study, results_root
@@ -39,14 +39,15 @@ def readme_row(c, j: dict, where: str | None, notebook: str, results: str, up: s
     return f"| {cell(c.text)} | {c.paper} | {evidence_cells(c, j, where)} | {nb}, {res} |"
 
 
-CONVERGENCE_KEYS = ("convergence_step", "step_x_lr")
+CONVERGENCE_KEYS = ("convergence_step", "step_x_lr", "log_gate_at_step")
 
 
 def sensitivity_rows(preset: str, root: Path | None = None) -> str:
     """Every convergence verdict at the stated level and at the two other levels (claims.SENSITIVITY)."""
     shares = sorted({LEVEL, *SENSITIVITY})
-    lv = [levels(preset, root, s)["fill50k"] for s in shares]
-    head = " | ".join(f"level {s:g} (IoU {v:.2f})" if v is not None else f"level {s:g}" for s, v in zip(shares, lv))
+    cal = calibrations(preset, root)["fill50k"]
+    seeds = sorted(cal["base"], key=int) if cal else []
+    head = " | ".join(f"level {s:g} (IoU {level_range(cal, seeds, s)} by seed)" for s in shares)
     lines = [f"| convergence claim | {head} |", "|---" * (1 + len(shares)) + "|"]
     for c in (c for c in CLAIMS if c.key in CONVERGENCE_KEYS):
         cells = []

@@ -88,6 +88,7 @@ def fmt(s: dict | None, key: str) -> str:
     d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
         2 if key in ("fid", "kid") or key.startswith("rise_share") else 3
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
+    never += f", {s['head_start']} at the level from step 0 (head start)" if s.get("head_start") else ""
     sd = f" ± {s['std']:.{d}f}" if s["n"] > 1 else ""
     return f"{s['mean']:.{d}f}{sd} (n={s['n']}{never})"
 
