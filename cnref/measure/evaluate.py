@@ -108,7 +108,7 @@ def validation_bounds(base, protocol: EvalProtocol, seeds=range(10)) -> dict:
     DDIM steps and CFG scale. A zero-initialised control adds exact zeros, so its step-0 validation is its seed's
     row here."""
     measure, key = fidelity_fn(base.cfg.data)
-    vb = dataset(base.cfg.data, size=base.cfg.size, seed=VAL_SEED).batch(range(protocol.val_n))
+    vb = dataset(base.cfg.data, size=base.cfg.size, cond_factor=1, seed=VAL_SEED).batch(range(protocol.val_n))
     prompts = prompts_for_setting(vb, protocol.val_prompt)
     rows = {str(s): summarize(measure(generate(base, prompts, steps=protocol.val_steps, beta=protocol.val_beta,
                                                seed=s).float().cpu(), vb))[key] for s in seeds}
