@@ -250,3 +250,33 @@ def show_study_grid(result: dict, names: list[str], root: Path | None = None, k:
     rows += [(f"{n} (outlined: {' + '.join(f'{net} of {where[sc]}' for net, sc in used[n])})", imgs[n][:k],
               [conds[u] for u in used[n]]) for n in names]
     return image_rows(rows, k)
+
+
+def plot_condition_use(axes, runs: list[dict]):
+    """Fig. 4 with condition use (cnref.mini.use), a colour per seed: the IoU with its spread over the validation's
+    sampler seeds; condition use (Eq. 3's loss, blank minus true condition) on a linear and on a log axis; the
+    training loss (solid) beside the fall that condition use implies (dashed: the first logged loss minus the gap's
+    growth since then)."""
+    ax_iou, ax_lin, ax_log, ax_loss = axes
+    for k, r in enumerate(runs):
+        h, c = r["history"], f"C{k}"
+        s = [x["step"] for x in h]
+        ax_iou.plot(s, [x["iou"] for x in h], color=c, label=f"seed {r['seed']}")
+        if h[0].get("iou_seeds"):
+            ax_iou.fill_between(s, [min(x["iou_seeds"]) for x in h], [max(x["iou_seeds"]) for x in h], color=c,
+                                alpha=0.2, lw=0)
+        gap = np.array([x["use_loss_gap"] for x in h])
+        ax_lin.plot(s, gap, color=c)
+        pos = gap > 0                              # a log axis shows where the gap is positive
+        ax_log.plot(np.array(s)[pos], gap[pos], color=c, marker=".", ms=3)
+        logged = [(i, x["loss"]) for i, x in enumerate(h) if x.get("loss") is not None]
+        if logged:
+            i0, l0 = logged[0]
+            ax_loss.plot([s[i] for i, _ in logged], [v for _, v in logged], color=c, lw=0.8, alpha=0.7)
+            ax_loss.plot(s[i0:], l0 - (gap[i0:] - gap[i0]), color=c, ls="--")
+    ax_iou.set_title("IoU (band: 3 sampler seeds, same checkpoint)"); ax_iou.set_ylabel("disc IoU"); ax_iou.legend()
+    ax_lin.set_title("condition use: loss gap (linear)"); ax_lin.set_ylabel("loss(blank) - loss(condition)")
+    ax_log.set_yscale("log"); ax_log.set_title("condition use (log axis)")
+    ax_loss.set_title("training loss (solid) and the fall condition use implies (dashed)"); ax_loss.set_ylabel("Eq. 3 loss")
+    for ax in axes:
+        ax.set_xlabel("training step")
