@@ -117,3 +117,27 @@ def test_rank_p_is_the_exact_mann_whitney_p_and_takes_ties_and_censoring():
     # 310 against an exact 300 is surely above it (p 2/20); against a run censored at 300, undecidable (p 1/20)
     assert rank_p([310.0, 240.0, 222.0], never, alternative="less") == pytest.approx(0.10)
     assert rank_p([310.0, 240.0, 222.0], never, [False] * 3, [True, False, False], "less") == pytest.approx(0.05)
+
+
+def test_a_zero_initialised_runs_step_0_is_its_seeds_calibration_row():
+    """The validation calibration is exactly what the curves start from: every committed run whose control adds
+    zeros at initialisation validates at step 0 as the base alone under its own sampler seed (bf16 runs, which
+    sample under autocast, to within 0.001)."""
+    import json
+    from cnref.mini.presets import config_from_dict
+    cal = {d: json.loads((ROOT / "experiments" / "bounds" / "cpu" / f).read_text())
+           for d, f in (("fill50k", "validation.json"), ("scenes", "validation_scenes.json"))}
+    checked = 0
+    for p in sorted((ROOT / "experiments").glob("*/cpu/*/seed*.json")):
+        r = json.loads(p.read_text())
+        if "history" not in r:
+            continue
+        c, data = config_from_dict(r["config"]), r["config"].get("data", "fill50k")
+        if c.control.design not in ("controlnet", "controlnet_xs", "controlnet_base_embedder") or \
+                getattr(c.control, "init", "zero") != "zero":
+            continue
+        row = cal[data]["base"][str(r["seed"])]
+        tol = 1e-3 if c.precision == "bf16-mixed" else 0.0
+        assert abs(r["history"][0][cal[data]["key"]] - row) <= tol, p
+        checked += 1
+    assert checked > 100
