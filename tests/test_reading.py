@@ -22,32 +22,60 @@ def test_spread_is_the_mean_and_sample_std():
 
 
 def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted():
+    from cnref.lab.declare import Claim
     from cnref.views.sudden import standing
-    assert standing(["confirmed", "too few seeds (n = 1)"]) == "survives"
-    assert standing(["refuted", "unclear (seeds overlap)"]) == "refuted"
-    assert standing(["confirmed", "refuted"]) == "mixed"
-    assert standing(["pending (no results)", "unclear (seeds overlap)"]) == "undecided"
+    eq, lt = Claim("t", "-", "a", "b", "=", tol=0.01), Claim("t", "-", "a", "b", "<")
+    v = lambda verdict, **j: {"verdict": verdict, "a": {}, **j}
+    assert standing([eq, lt], [v("confirmed", ci90=(-0.005, 0.005)), v("too few seeds (n = 1)")]) == "survives"
+    assert standing([eq, lt], [v("refuted"), v("unclear (seeds overlap)", diff=-3.0)]) == "refuted"
+    assert standing([eq, eq], [v("confirmed"), v("refuted")]) == "mixed"
+    assert standing([eq, lt], [v("pending (no results)"), v("unclear (seeds overlap)", diff=-3.0)]) == "undecided"
+    # an unclear row whose evidence points against the prediction counts against it
+    assert standing([eq, eq], [v("confirmed"), v("unclear (interval reaches past the tolerance)",
+                                                  ci90=(0.005, 0.012))]) == "mixed"
+    assert standing([lt], [v("unclear (seeds overlap)", diff=+20.0)]) == "refuted"
 
 
 def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_path):
     """On no results every explanation is undecided, each row naming the claims that carry its prediction."""
     from cnref.lab.claims import CLAIMS
     from cnref.views.sudden import EXPLANATIONS, explanations
-    rows = explanations("cpu", tmp_path).splitlines()[2:]
+    table, leaves = explanations("cpu", tmp_path).split("\n\n")
+    rows = table.splitlines()[2:]
     assert len(rows) == len(EXPLANATIONS) and all(r.endswith("| **undecided** |") for r in rows)
+    assert leaves.startswith("What the data leave: ") and all(f"{t} (undecided)" in leaves for t in EXPLANATIONS)
     for row, (ablation, keys) in zip(rows, EXPLANATIONS.values()):
         cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
         assert cs and all(c.text in row for c in cs)
 
 
-def test_the_readout_lead_is_counted_from_half_the_readouts_highest_value():
-    """A copy whose readout reaches 0.15 of its 0.3 at step 100, images converging at 180: an 80-step lead; a run
-    that never converged, or had no readout, has none."""
-    from cnref.views.sudden import lead
-    h = [{"step": s, "readout": {"copy": c}} for s, c in ((0, 0.0), (50, 0.1), (100, 0.2), (150, 0.3), (200, 0.25))]
-    assert lead({"history": h, "convergence_step": 180.0}) == 80
-    assert lead({"history": h, "convergence_step": None}) is None
-    assert lead({"history": [{"step": 0}], "convergence_step": 180.0}) is None
+def test_the_readout_lead_is_a_share_of_the_jump_step_from_the_stated_level():
+    """A copy whose readout reaches the stated level 0.5 at step 100, images converging at 200: it leads by half
+    the step; a readout that never reaches 0.5 (as none of the study's did), or a run that never converged, has
+    no lead."""
+    from cnref.views.sudden import lead_fraction
+    h = [{"step": s, "readout": {"copy": c}} for s, c in ((0, 0.0), (50, 0.3), (100, 0.5), (150, 0.6))]
+    assert lead_fraction({"history": h, "convergence_step": 200.0}) == 0.5
+    assert lead_fraction({"history": h, "convergence_step": None}) is None
+    low = [{"step": s, "readout": {"copy": 0.35}} for s in (0, 50)]
+    assert lead_fraction({"history": low, "convergence_step": 200.0}) is None
+
+
+def test_lack_of_fit_against_a_brute_force_anova():
+    """The lack-of-fit F: its sums of squares recomputed from the definitions (pure error around each x's mean,
+    lack of fit of the means around the line, weighted by the replicates)."""
+    from scipy.stats import f as f_dist
+    from cnref.views.sudden import lack_of_fit
+    g = np.random.default_rng(0)
+    x = np.repeat([0.0, 1.0, 2.0, 3.0], 3)
+    y = 2 - 0.8 * x + 0.3 * (x - 1.5) ** 2 + g.normal(0, 0.05, len(x))
+    b, a = np.polyfit(x, y, 1)
+    means = {v: y[x == v].mean() for v in set(x)}
+    ss_lof = sum(3 * (means[v] - (a + b * v)) ** 2 for v in means)
+    ss_pe = sum(((y[x == v] - means[v]) ** 2).sum() for v in means)
+    F = (ss_lof / 2) / (ss_pe / 8)
+    out = lack_of_fit(x, y)
+    assert out["F"] == pytest.approx(F) and out["p"] == pytest.approx(f_dist.sf(F, 2, 8)) and out["p"] < 0.05
 
 
 def test_the_step_exponent_recovers_a_known_power_law_and_its_interval():

@@ -3,6 +3,7 @@ readout finds in the ControlNet, and a reading generated from those numbers."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import f as f_dist
 from scipy.stats import linregress
 from scipy.stats import t as student_t
 
@@ -90,14 +91,15 @@ def _readout(r: dict) -> list[tuple[int, float]]:
     return [(x["step"], x["readout"]["copy"]) for x in r["history"] if "readout" in x]
 
 
-def lead(r: dict, share: float = 0.5) -> float | None:
-    """How many steps before the images' convergence step the copy's readout first reaches `share` of its highest
-    value (None: no readout, or no convergence)."""
+READOUT_LEVEL = 0.5      # the readout's level, stated before the study's runs
+
+
+def lead_fraction(r: dict) -> float | None:
+    """How far before the images' convergence step the copy's readout first reaches READOUT_LEVEL, as a share of
+    that step (the runs' time scales differ 23x); None: no convergence, or the readout never reaches it."""
     h, cs = _readout(r), r["convergence_step"]
-    top = max((v for _, v in h), default=0.0)
-    if cs is None or top <= 0:
-        return None
-    return cs - next(st for st, v in h if v >= share * top)
+    first = next((st for st, v in h if v >= READOUT_LEVEL), None)
+    return None if cs is None or first is None or cs <= 0 else (cs - first) / cs
 
 
 def gate_at_step(r: dict) -> float | None:
@@ -121,10 +123,34 @@ def step_exponent(by: dict[str, list[dict]], conf: float = 0.90) -> dict | None:
     done = [r for r in mine if r["convergence_step"] is not None]
     if len({_lr(r) for r in done}) < 2 or len(done) < 3:
         return None
-    fit = linregress(np.log([_lr(r) for r in done]), np.log([r["convergence_step"] for r in done]))
+    x, y = np.log([_lr(r) for r in done]), np.log([r["convergence_step"] for r in done])
+    fit = linregress(x, y)
     half = student_t.ppf(0.5 + conf / 2, len(done) - 2) * fit.stderr
-    return {"k": -fit.slope, "ci": (-fit.slope - half, -fit.slope + half), "batch": b, "n": len(done),
-            "censored": len(mine) - len(done), "lrs": sorted({_lr(r) for r in done})}
+    out = {"k": -fit.slope, "ci": (-fit.slope - half, -fit.slope + half), "batch": b, "n": len(done),
+           "censored": len(mine) - len(done), "lrs": sorted({_lr(r) for r in done})}
+    lrs = sorted(set(x))
+    means = [y[x == v].mean() for v in lrs]
+    if len(lrs) > 2:          # one power law over every lr: the fit on the per-lr means, and the lack-of-fit test
+        on_means = linregress(lrs, means)
+        half = student_t.ppf(0.5 + conf / 2, len(lrs) - 2) * on_means.stderr
+        out["k_means"], out["ci_means"] = -on_means.slope, (-on_means.slope - half, -on_means.slope + half)
+        out["lack_of_fit"] = lack_of_fit(x, y)
+        out["local_k"] = [-(means[i + 1] - means[i]) / (lrs[i + 1] - lrs[i]) for i in range(len(lrs) - 1)]
+    return out
+
+
+def lack_of_fit(x: np.ndarray, y: np.ndarray) -> dict:
+    """The lack-of-fit F test of a straight line through (x, y) with repeated x: the line's residual sum of squares
+    split into pure error (around each x's mean, n - c degrees of freedom) and lack of fit (the means around the
+    line, c - 2), F = (SS_lof / (c - 2)) / (SS_pe / (n - c)); a small p says one line does not describe the
+    means."""
+    fit = linregress(x, y)
+    levels = sorted(set(x))
+    n, c = len(x), len(levels)
+    pure = sum(((y[x == v] - y[x == v].mean()) ** 2).sum() for v in levels)
+    total = ((y - (fit.intercept + fit.slope * x)) ** 2).sum()
+    F = ((total - pure) / (c - 2)) / (pure / (n - c))
+    return {"F": float(F), "df": (c - 2, n - c), "p": float(f_dist.sf(F, c - 2, n - c))}
 
 
 def step_factors(preset: str, root=None) -> list[tuple[str, float]]:
@@ -155,6 +181,13 @@ def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str
                                         else "") + "), so a 3x learning rate brings the jump "
             f"{3 ** fit['k']:.1f}x earlier; the gate-opening rule's k = 1 is "
             + ("inside" if lo <= 1 <= hi else "outside") + " the interval.")
+    if "lack_of_fit" in fit:
+        lof, (lo_m, hi_m) = fit["lack_of_fit"], fit["ci_means"]
+        text += (f" Fitted on the per-lr means instead, k = {fit['k_means']:.2f} (90% CI [{lo_m:.2f}, {hi_m:.2f}], "
+                 f"{len(fit['lrs'])} means); and one power law over all of them "
+                 + ("fails" if lof["p"] < 0.05 else "passes") + f" the lack-of-fit test (F({lof['df'][0]}, "
+                 f"{lof['df'][1]}) = {lof['F']:.1f}, p = {lof['p']:.3f}): between neighbouring learning rates the "
+                 "exponent is " + " / ".join(f"{k:.2f}" for k in fit["local_k"]) + ", from the lowest lr up.")
     factors = step_factors(preset, root)
     text += (" The published explanations' interventions that moved it (their step claims confirmed): "
              + "; ".join(f"{t} ({f:.1f}x earlier)" for t, f in factors) + "." if factors else
@@ -176,29 +209,30 @@ def reading(by: dict[str, list[dict]]) -> str:
                          f"{np.mean(steps) * lr:.4f}" + (f", gate {np.mean(gates):.2f}" if gates else ""))
         else:
             parts.append(f"lr {lr:.0e} at batch {b}: no run reached the level (n={len(rs)})")
-    text = ("Convergence against the learning rate (gate: the mean ||r_i|| / ||h_i|| at the first validation at "
-            "or after the convergence step): "
+    text = ("Convergence against the learning rate (gate: the mean ||r_i|| / ||h_i||, interpolated at the "
+            "convergence step): "
             + "; ".join(parts) + ".")
     runs = [r for rs in by.values() for r in rs if _readout(r)]
-    leads = [v for v in map(lead, runs) if v is not None]
-    if leads:
+    if runs:
         tops = [max(v for _, v in _readout(r)) for r in runs]
-        text += (f" What the copy knows before the jump: its readout's highest held-out IoU is {min(tops):.2f} to "
-                 f"{max(tops):.2f} (a per-pixel linear readout from noisy latents; the level first set for it, IoU "
-                 f"0.5, is reached by {sum(t >= 0.5 for t in tops)} of {len(tops)} runs), so the lead is measured "
-                 f"where the readout first reaches half its highest value, a level set after seeing the runs: a "
-                 f"description, not a verdict. It comes {np.mean(leads):.0f} steps on average before the images' "
-                 f"convergence step (range {min(leads):.0f} to {max(leads):.0f}, {len(leads)} runs): "
-                 + ("the copy carries the disc's place before the images follow it, so the delay is in how the "
-                    "locked decoder uses the residuals (whose size the gate measures), not in what the copy has "
-                    "learned." if min(leads) > 0 else "the copy does not consistently know it first."))
+        reached = [r for r, t in zip(runs, tops) if t >= READOUT_LEVEL]
+        text += (f" What the copy knows before the jump: a per-pixel linear readout of the disc from its features "
+                 f"reaches a highest held-out IoU of {min(tops):.2f} to {max(tops):.2f}; the level stated for it, "
+                 f"{READOUT_LEVEL}, is reached by {len(reached)} of {len(runs)} runs")
+        fr = [f for f in map(lead_fraction, reached) if f is not None]
+        text += (", so no lead is measured: the data do not say whether the copy knows the disc's place before "
+                 "the images follow it." if not fr else
+                 f": it leads the images' convergence step by {np.mean(fr):.2f} of that step on average (range "
+                 f"{min(fr):.2f} to {max(fr):.2f}, {len(fr)} runs; the validation spacing sets a resolution of "
+                 f"about {np.mean([r['config']['val_every'] / r['convergence_step'] for r in reached]):.2f}).")
     return text
 
 
 # Each explanation, and the claims (ablation, keys) that carry its prediction: a step-moving prediction is judged
 # on the convergence step; the gate's is step x lr and the gate's size at the jump.
 EXPLANATIONS = {
-    "the gate opens at a rate set by the optimiser (Adam moves a weight by about lr per step)":
+    "the gate opens at a rate set by the optimiser (Adam moves a weight by about lr per step; this project's "
+    "hypothesis)":
         ("learning_rate", ("step_x_lr", "log_gate_at_step")),
     "zero convolutions slow the start (ControlNeXt)": ("injection", ("convergence_step",)),
     "a randomly initialised condition embedder (CtrLoRA)": ("hint_embedder", ("convergence_step",)),
@@ -207,20 +241,37 @@ EXPLANATIONS = {
 }
 
 
-def standing(verdicts: list[str]) -> str:
+def leans_against(c, j: dict) -> bool:
+    """An unclear verdict whose evidence points against the prediction: an equality whose 90% interval excludes
+    0, or an order whose groups' means lie the other way."""
+    if not j["verdict"].startswith("unclear") or j.get("a") is None:
+        return False
+    if c.expect == "=":
+        lo, hi = j["ci90"]
+        return lo > 0 or hi < 0
+    return (j["diff"] < 0) if c.expect == ">" else (j["diff"] > 0)
+
+
+def standing(cs: list, js: list[dict]) -> str:
     """An explanation's standing from its predictions' verdicts: **survives** when some are confirmed and none
-    refuted, **refuted** when some are refuted and none confirmed, **mixed** when both, else **undecided**."""
-    yes, no = "confirmed" in verdicts, "refuted" in verdicts
+    refuted or leaning against (`leans_against`), **refuted** when some are refuted or lean against and none are
+    confirmed, **mixed** when both, else **undecided**."""
+    yes = any(j["verdict"] == "confirmed" for j in js)
+    no = any(j["verdict"] == "refuted" or leans_against(c, j) for c, j in zip(cs, js))
     return "mixed" if yes and no else "survives" if yes else "refuted" if no else "undecided"
 
 
 def explanations(preset: str, root=None) -> str:
     """The reading's table: each explanation, its predictions' verdicts (with p or interval) and its standing."""
-    lines = ["| explanation | prediction: verdict (evidence) | standing |", "|---|---|---|"]
+    lines, left = ["| explanation | prediction: verdict (evidence) | standing |", "|---|---|---|"], []
     for text, (ablation, keys) in EXPLANATIONS.items():
         cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
         js = [evaluate_claim(c, preset, root) for c in cs]
         ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
         rows = "; ".join(f"{c.text}: **{j['verdict']}**{ev(c, j)}" for c, j in zip(cs, js))
-        lines.append(f"| {text} | {rows} | **{standing([j['verdict'] for j in js])}** |")
-    return "\n".join(lines)
+        lines.append(f"| {text} | {rows} | **{standing(cs, js)}** |")
+        left.append((text, standing(cs, js)))
+    keep = [t for t, st in left if st != "refuted"]
+    return "\n".join(lines) + ("\n\nWhat the data leave: " + "; ".join(f"{t} ({st})" for t, st in left
+                                                                     if st != "refuted") + "." if keep else
+                              "\n\nThe data leave none of these explanations.")
