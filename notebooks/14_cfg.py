@@ -82,22 +82,23 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **With no prompt and the control in both branches, CFG does nothing**, exactly as Sec. 3.4 says: edge F1
-{v[0].a} at beta 9 and {v[0].b} at beta 1 ({v[0].verdict}, {v[0].evidence}); both branches then predict the same
-eps and their difference is zero.
+{m[both/beta9/none][edge_f1]} at beta 9 and {m[both/beta1/none][edge_f1]} at beta 1. Both branches then predict
+the same eps and their difference is zero: an identity, which the test suite checks (`tests/test_studies.py`)
+rather than a claim that could fail.
 
 **Fig. 5c: the verdict and the grid seem to disagree, and both are right about different things.** Putting the
 control in the conditional branch only makes the guidance act on the condition, and the grid shows the
-paper's over-guided look: saturated colours, hard edges. Yet edge F1 falls ({v[1].a} against {v[1].b};
-{v[1].verdict}, {v[1].evidence}): the edge detector is disturbed by the over-saturated rims, so strong guidance
+paper's over-guided look: saturated colours, hard edges. Yet edge F1 falls ({v[0].a} against {v[0].b};
+{v[0].verdict}, {v[0].evidence}): the edge detector is disturbed by the over-saturated rims, so strong guidance
 reads as lower fidelity. What the over-guided look costs in image quality is judged in notebook 19, on a metric
 that sees placement (the FID drawn above cannot).
 
 **Fig. 5d depends on how its weights are read.** Read literally (w_i = 64/h_i, at least 1 and up to 8x on the
-coarsest connections) the weighting breaks the condition: edge F1 {v[2].a} against conditional-only's {v[2].b}
-({v[2].verdict}, {v[2].evidence}). The paper says the weighting works by reducing the guidance's strength, which
+coarsest connections) the weighting breaks the condition: edge F1 {v[1].a} against conditional-only's {v[1].b}
+({v[1].verdict}, {v[1].evidence}). The paper says the weighting works by reducing the guidance's strength, which
 weights of at least 1 cannot do. Normalised to at most 1 (w_i = h_min/h_i, the shape of guess mode's scales,
 notebook 15) it does what the paper shows: the condition is followed better than with conditional-only, edge F1
-{v[3].a} against {v[3].b} (so "keeps the condition within the tolerance" is {v[3].verdict}: it does better than
-keep it, {v[3].evidence}). Their image quality is in notebook 19. **With the perfect prompt** where the control
-goes matters little ({v[4].verdict}, {v[4].evidence}): the prompt carries the guidance.
+{v[2].a} against {v[2].b} (so "keeps the condition within the tolerance" is {v[2].verdict}: it does better than
+keep it, {v[2].evidence}). Their image quality is in notebook 19. **With the perfect prompt** where the control
+goes matters little ({v[3].verdict}, {v[3].evidence}): the prompt carries the guidance.
 """);

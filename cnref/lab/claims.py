@@ -362,15 +362,11 @@ def why_changed(c, old: str, new: str) -> str:
 
 
 def study_value(r: dict, name: str, key: str) -> float:
-    if name.startswith("const:"):
-        return float(name.split(":", 1)[1])
-    if name == "multicontrolnet":
-        return float(r["multicontrolnet"][key])
     return float(r["results"][name][key])
 
 
 def evaluate_study_claim(c: StudyClaim, preset: str, root: Path | None = None) -> dict:
     # a setting added to the study after these seeds were run: pending until they are rerun
     rs = [r for r in load_study(c.study, preset, root)
-          if all(n.startswith("const:") or n == "multicontrolnet" or n in r["results"] for n in (c.a, c.b))]
+          if all(n in r["results"] for n in (c.a, c.b))]
     return judge(c, [study_value(r, c.a, c.key) for r in rs], [study_value(r, c.b, c.key) for r in rs], paired=True)

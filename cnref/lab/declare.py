@@ -34,7 +34,7 @@ class Claim:
 @dataclass(frozen=True)
 class StudyClaim:
     """A claim about two settings of a study, judged per trained seed by the same rule.
-    a / b: setting names, "multicontrolnet" (the diffusers check) or "const:<x>"."""
+    a / b: setting names."""
     text: str
     paper: str
     a: str

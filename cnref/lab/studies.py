@@ -95,10 +95,11 @@ def settings(study: str, beta: float) -> list[Setting]:
 
 
 # Each study, its claims (stated before its runs; judged per trained seed by cnref.lab.claims) and its notebook.
+# Two identities are tests, not claims (they cannot fail): with no prompt and the control in both branches CFG
+# changes nothing (beta 9 = beta 1), and diffusers' MultiControlNetModel gives our composition's residuals
+# (tests/test_studies.py).
 STUDIES = {s.name: s for s in (
     Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="14_cfg.py", claims=(
-        StudyClaim("No prompt: with the control in both branches CFG does nothing (beta 9 = beta 1)",
-                   "Sec. 3.4, Fig. 5b", "both/beta9/none", "both/beta1/none", "=", tol=0.005),
         StudyClaim("No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
                    "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">", headline=True),
         StudyClaim("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of "
@@ -148,8 +149,6 @@ STUDIES = {s.name: s for s in (
                    "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
         StudyClaim("Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",
                    "Sec. 3.4 (no extra weighting)", "matched/none/sum", "matched/none/weighted", ">", headline=True),
-        StudyClaim("diffusers' MultiControlNetModel on the exported pair gives the same residuals "
-                   "(max |diff| <= 1e-5)", "diffusers", "multicontrolnet", "const:0", "=", key="max_abs_diff", tol=1e-5),
     )),
 )}
 # the settings the image-quality claims compare, and s = 0 (the base alone) as a calibration row

@@ -83,8 +83,6 @@ def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok", "fid"
 def fmt(s: dict | None, key: str) -> str:
     if s is None:
         return "-"
-    if key == "max_abs_diff":
-        return f"{s['max']:.1e} (max of n={s['n']})"
     d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
         2 if key in ("fid", "kid") or key.startswith("rise_share") else 3
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
@@ -135,8 +133,6 @@ def effect(c, j: dict) -> str:
     if "ci90" not in j:
         return "-"
     lo, hi = j["ci90"]
-    if c.key == "max_abs_diff":
-        return f"a-b = {j['diff']:.1e} [{lo:.1e}, {hi:.1e}]"
     d = digits(c.key, getattr(c, "tol", 0.0))
     what = "share - ramp q95" if "p_ramp" in j else "a-b"
     return f"{what} = {j['diff']:.{d}f} [{lo:.{d}f}, {hi:.{d}f}]"
