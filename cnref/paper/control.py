@@ -57,10 +57,6 @@ class Control:
             fail("other", f"a control with {len(self.down)} down residuals", len(other.down))
         return Control(tuple(a + b for a, b in zip(self.down, other.down)), self.mid + other.mid)
 
-    def chunk(self, n: int) -> list["Control"]:
-        parts = [torch.chunk(r, n) for r in self.residuals]
-        return [Control(tuple(p[k] for p in parts[:-1]), parts[-1][k]) for k in range(n)]
-
 
 def compose(controls: list[Control], weights: list[float] | None = None) -> Control:
     """Multi-ControlNet: sum_k weight_k * control_k (the paper: all weights 1, a plain sum)."""
