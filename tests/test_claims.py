@@ -9,7 +9,7 @@ from cnref.measure.costs import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
-from cnref.lab.convergence import convergence_step, run_level, suddenness, with_convergence
+from cnref.lab.convergence import convergence_step, run_level, with_convergence
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import CALIBRATION, settings
 from cnref.views.tables import fmt, table
@@ -240,23 +240,6 @@ def test_equality_needs_the_interval_not_the_means():
     # a study's two settings on the same seeds: the per-seed differences, here all zero
     same = judge(claim("=", 0.005), [0.85, 0.86, 0.87], [0.85, 0.86, 0.87], paired=True)
     assert same["verdict"] == "confirmed" and same["ci90"] == (0.0, 0.0)
-
-
-def test_suddenness_tells_a_jump_from_a_ramp_and_from_noise():
-    g = np.random.default_rng(0)
-    steps = list(range(0, 501, 25))
-    noise = g.normal(0, 0.005, len(steps))
-    jump = curve(steps, [0.2 + (0.5 if s >= 250 else 0) + e for s, e in zip(steps, noise)])
-    ramp = curve(steps, [0.2 + 0.001 * s + e for s, e in zip(steps, noise)])
-    flat = curve(steps, [0.2 + e for e in noise])
-    assert suddenness(jump, "iou") > 20 > suddenness(ramp, "iou")
-    assert suddenness(flat, "iou") < 5
-    # a curve shorter than the window (a smoke run's) is one window: the brute-force largest rise over its noise
-    short = curve([0, 2, 4], [0.20, 0.21, 0.35])
-    d = np.diff([0.20, 0.21, 0.35])
-    mad = 1.4826 * np.median(np.abs(d - np.median(d)))
-    assert suddenness(short, "iou") == pytest.approx(0.15 / (mad * np.sqrt(2)))
-    assert suddenness(curve([0], [0.2]), "iou") == 0.0
 
 
 def test_every_reworded_claim_leads_to_a_claim_of_today():

@@ -20,16 +20,14 @@ verdict rule is stated once, here:
   wholly on the other, otherwise **no difference measured**.
 
 **Convergence step** (`cnref.lab.convergence`): where the validation curve first reaches a fixed level (a
-quarter of the way from the base alone to the ground truth), interpolated; independent of the run's length. A run
-that never reaches the level is censored at its last validation, a lower bound: it can put its group above the
-other, never below, and an equality resting on it is unclear unless the lower bounds alone refute it.
+quarter of the way from the base alone to the ground truth, both on the run's own validation), interpolated;
+independent of the run's length. A run that never reaches the level is censored at its last validation, a lower
+bound: it can put its group above the other, never below, and an equality resting on it is unclear unless the
+lower bounds alone refute it. The rank test's p is exact (`rank_p`: Gehan's, which takes lower bounds and ties).
 
 **Against a ramp** (b = "ramp", `judge_ramp`): each run's `rise_share` (how much of a curve's rise its steepest
 100 steps hold, beyond a steady ramp's share) against simulated ramps with the same rise and the run's own
 measured validation noise; confirmed when every run beats its ramps' 95th percentile, refuted when none does.
-
-**Suddenness** (`suddenness`, Fig. 4's first row): the largest rise of a curve within any 100 steps, in units of what
-noise alone gives over that many validations (robust std of one validation's change x sqrt(validations)).
 
 A claim with `same_steps` compares runs of different lengths over the steps they share: each run's validation
 curve is cut at the shorter run's last step (the lr is constant, so a longer run's first steps are what a run of
@@ -55,7 +53,7 @@ from scipy.stats import t as student_t
 from ..checks import fail
 from .ablations import ABLATIONS
 from .declare import Claim, StudyClaim
-from .convergence import LEVEL, calibrations, ramp_test, rise_share, suddenness, with_convergence
+from .convergence import LEVEL, calibrations, ramp_test, rise_share, with_convergence
 from .results import load_bounds, load_results, load_study, results_root
 from .studies import STUDIES
 
@@ -108,9 +106,6 @@ def value(r: dict, key: str, setting: str | None) -> float:
     if key.startswith("rise_share:"):   # how concentrated a curve's rise (the loss: its fall) is, beyond a ramp's
         k = key.split(":")[1]
         return rise_share(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
-    if key.startswith("suddenness:"):   # suddenness of the IoU curve's rise, or of the loss curve's fall
-        k = key.split(":")[1]
-        return suddenness(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
     if setting is None:
         v = r.get(key)
         if v is None and key == "convergence_step":      # never reached the level: censored at the last validation
@@ -194,7 +189,7 @@ def benjamini_hochberg(ps: list[float | None], q: float = 0.05) -> list[bool | N
 def p_of(j: dict) -> tuple[float, str] | None:
     """The p beside a verdict, and its test: Fisher's combination of the ramp tests, the one-sided t test of a
     speed ratio, the two one-sided tests of an equality, or the one-sided Mann-Whitney test of an order."""
-    for key, test in (("p_ramp", "ramp tests, Fisher"), ("p_ratio", "t, ratio vs 1"), ("p_tost", "TOST"),
+    for key, test in (("p_ramp", "ramp tests, Fisher; small: sudden"), ("p_ratio", "t, ratio vs 1"), ("p_tost", "TOST"),
                       ("p_mannwhitney", "Mann-Whitney")):
         if key in j:
             return j[key], test

@@ -1,4 +1,4 @@
-"""Reading a validation curve: the convergence step (a fixed level's crossing) and the suddenness of a change.
+"""Reading a validation curve: the convergence step (a fixed level's crossing) and how sudden a change is.
 
 The convergence step is the step at which a run's validation IoU (scenes: edge F1) first reaches a fixed level,
 linearly interpolated between the two validations around the crossing. The level is `LEVEL` of the way from the
@@ -58,24 +58,6 @@ def convergence_step(history: list[dict], key: str, level: float | None) -> floa
             prev = history[i - 1]
             return prev["step"] + (level - prev[key]) / (h[key] - prev[key]) * (h["step"] - prev["step"])
     return None
-
-
-def suddenness(history: list[dict], key: str, window: int = 100, sign: float = 1.0) -> float:
-    """How sudden a curve's change is: the largest improvement inside any `window` steps (sign = -1 for a
-    curve that improves downwards, such as the loss), in units of the improvement that noise alone gives
-    over that many validations: sqrt(m) x the robust std (1.4826 x MAD) of one validation's change, m the
-    validations in a window. A steady or noisy curve scores a few units; a jump, tens. A curve shorter than the
-    window (a smoke run's) is one window; one with fewer than two validations has no change: 0."""
-    h = [x for x in history if x.get(key) is not None]
-    if len(h) < 2:
-        return 0.0
-    steps = np.array([x["step"] for x in h], dtype=float)
-    y = sign * np.array([x[key] for x in h], dtype=float)
-    d = np.diff(y)
-    m = min(len(y) - 1, max(1, int(round(window / np.median(np.diff(steps))))))
-    jump = max(y[i + m] - y[i] for i in range(len(y) - m))
-    noise = 1.4826 * np.median(np.abs(d - np.median(d)))
-    return float(jump / (max(noise, 1e-12) * np.sqrt(m)))
 
 
 RAMPS = 2000          # simulated ramps per ramp test
@@ -169,3 +151,15 @@ def judged(results: list[dict], preset: str, root: Path | None = None, share: fl
     """Results as the claims read them: each with its level and convergence step at the level `share`."""
     cal = calibrations(preset, root)
     return [with_convergence(r, cal[r["config"].get("data", "fill50k")], share) for r in results]
+
+
+def doubling_steps(history: list[dict], key: str, until: float | None) -> float | None:
+    """How many steps a positive, growing curve takes to double before `until` (a run's convergence step): the
+    least-squares slope of log2 of the curve on the step, over its positive validations before `until` (None:
+    fewer than three of them)."""
+    h = [(x["step"], x[key]) for x in history
+         if x.get(key) is not None and x[key] > 0 and (until is None or x["step"] < until)]
+    if len(h) < 3:
+        return None
+    slope = np.polyfit([s for s, _ in h], np.log2([v for _, v in h]), 1)[0]
+    return float(1 / slope) if slope > 1e-9 else None        # flat up to rounding: no growth

@@ -48,7 +48,6 @@ def cross_normalize(c: torch.Tensor, h: torch.Tensor, eps: float = 1e-12) -> tor
     return (c - mu_c) / (sd_c + eps) * sd_h + mu_h
 
 
-
 @dataclass(frozen=True)
 class ControlNeXtConfig:
     design: ClassVar[str] = "controlnext"

@@ -83,8 +83,7 @@ def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok", "fid"
 def fmt(s: dict | None, key: str) -> str:
     if s is None:
         return "-"
-    d = 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
-        2 if key in ("fid", "kid") or key.startswith("rise_share") else 3
+    d = digits(key)
     never = f", {s['censored']} never reached the level: >= last step" if s.get("censored") else ""
     never += f", {s['head_start']} at the level from step 0 (head start)" if s.get("head_start") else ""
     sd = f" ± {s['std']:.{d}f}" if s["n"] > 1 else ""
@@ -120,8 +119,8 @@ def digits(key: str, tol: float = 0.0) -> int:
     """Decimals a figure of `key` is shown with."""
     if tol:
         return 0 if abs(tol) >= 1 else 4 if abs(tol) < 0.01 else 3
-    return 0 if key == "convergence_step" else 1 if key.startswith("suddenness") else \
-        2 if key in ("fid", "kid") or key.startswith("rise_share") else 4 if key == "step_x_lr" else 3
+    return 0 if key == "convergence_step" else 2 if key in ("fid", "kid") or key.startswith("rise_share") else \
+        4 if key == "step_x_lr" else 3
 
 
 def effect(c, j: dict) -> str:
