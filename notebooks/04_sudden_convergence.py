@@ -269,7 +269,9 @@ for p, r in vis.items():
 # Every figure in the next cell is read from the results above; the words are ours.
 
 # %%
+from cnref.lab.claims import CLAIMS, evaluate_claim
 from cnref.views.notebook import show_reading
+from cnref.views.readme import strength
 from cnref.views.tables import effect, evidence, fmt
 
 sh = {p: {k: open_share(r, k) for k in ("uniform", "high_t")} for p, r in vis.items()}
@@ -279,6 +281,15 @@ row = lambda key, b: next((j for j in retest_verdicts if j["claim"].key == key a
 ramp, loss_ramp = row("rise_share:iou", "ramp"), row("rise_share:loss", "ramp")
 use = next((j for j in retest_verdicts if j["claim"].key_b == "rise_share:use_loss_gap"), None) if retest else None
 word = lambda j: j["verdict"] if j else "pending (no runs)"
+
+
+def diag_verdict(ablation, variant):
+    """A diagnostic row's verdict at the cpu preset and what weakens it, found by the variant it judges."""
+    c = next(c for c in CLAIMS if c.ablation == ablation and variant in (c.a, c.b))
+    (_, j, *_), = strength([(c, evaluate_claim(c, "cpu", COMMITTED), None, None, None)], "cpu", COMMITTED)
+    notes = [n for n, on in (("written after its runs", j.get("post_hoc")),
+                             ("depends on the level", j.get("depends_on_level"))) if on]
+    return j["verdict"] + "".join(f"; {n}" for n in notes)
 show_reading("""
 **The jump is real, and the loss barely shows it.** Over {n} seeds the held-out IoU goes from {iou0} at step 0
 to {iouf} at the end, and the convergence steps are {steps}. Judged against a ramp on the {n_new} seeds made after
@@ -294,12 +305,13 @@ against the IoU's {iou_share_pair}: the claim that it rises as suddenly as the I
 ({use_effect}){use_lean}. What the figure shows fits the first of the two readings stated before the runs better
 than the second: the model's use of the condition grows steadily, exponentially, from the start (the doubling
 time is a description fitted after the runs, not a verdict), and an exponential spends most of its rise at the
-end, where the IoU crosses into drawing the disc in place. The IoU's jump is real; what jumps is its
-threshold-like readout of a growth that does not.
+end, where the IoU crosses into drawing the disc in place. The IoU's jump is real: it is the readout, through
+a threshold on where the disc is drawn, of a growth whose rate stays about the same until the jump (the log
+panel's straight lines).
 
-**Why the gpu preset did not jump.** Of the three differences, bf16 is cleared at the cpu scale (same step as
-fp32, confirmed) and the condition's resolution delays the jump, more so the higher the factor (the
-cond_factor rows). The scale itself halves the signal Eq. 3 gives the ControlNet: the share of training
+**Why the gpu preset did not jump.** Of the three differences, bf16 is cleared at the cpu scale: it converges
+at fp32's step ({bf16}). The condition's resolution delays the jump: at 4x ({f4}); at 8x one seed converges
+later still ({f8}). The scale itself halves the signal Eq. 3 gives the ControlNet: the share of training
 examples where z_t still hides the disc is {open_gpu} at the gpu preset's size against {open_cpu} at the cpu
 preset's. High-t sampling raises it to {open_gpu_high} at the gpu size, close to the cpu preset's uniform
 level; at the cpu size it raised the share to {open_cpu_high} without halving the step (notebook 11), so the
@@ -312,6 +324,8 @@ open share is a weak suspect. Its test, high-t sampling at the gpu scale, is que
      doubling=spread(doubling, 0) if retest else "-", use_share=fmt(use["b"], "rise_share:use_loss_gap") if use else "-",
      iou_share_pair=fmt(use["a"], "rise_share:iou") if use else "-", use_verdict=word(use),
      use_effect=effect(use["claim"], use) if use else "-",
+     bf16=diag_verdict("precision", "bf16"), f4=diag_verdict("cond_factor", "factor_4"),
+     f8=diag_verdict("cond_factor", "factor_8"),
      use_lean=(": its interval lies wholly above 0, so condition use is the less concentrated of the two, by an amount "
                "three seeds cannot place inside or outside the tolerance" if use and use.get("ci90", (0, 0))[0] > 0
                else ""),
