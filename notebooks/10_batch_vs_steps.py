@@ -105,6 +105,8 @@ fewer steps: batch 16 at step {step[batch_16]}, 64 at {step[batch_64]}, 256 at {
 {v[0].evidence}; {v[1].verdict}, {v[1].evidence}). The images needed rise with the batch: a larger batch buys
 fewer, more expensive steps. At equal images the small batch wins by far ({v[2].verdict}, {v[2].evidence}); but
 the large batch never reaches its jump within that budget (IoU {iou[batch_256]}), so this row tests a premise the
-advice excludes, which assumes training until the jump. Past 256 the step still falls ({v[3].verdict},
-{v[3].evidence}), and the final IoU at equal steps may rise ({v[4].verdict}, {v[4].evidence}).
+advice excludes, which assumes training until the jump. Past 256 the step still falls: "1024 converges at the
+step 256 does" is {v[4].verdict} ({v[4].evidence}); and the IoU at equal steps may rise ({v[5].a} against
+{v[5].b}; "within 0.05" is {v[5].verdict}, {v[5].evidence}). The advice's own premise, both runs past the jump
+at equal images: "64 x 500 beats 16 x 2000" is {v[3].verdict} ({v[3].evidence}).
 """);
