@@ -114,7 +114,8 @@ from cnref.views.notebook import show_reading
 from cnref.views.sudden import explanations, what_sets_the_step
 
 preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
-show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts, as stated before the runs; "
-             "a run's convergence step is the fixed level's crossing):\n\n{table}\n\n{step}",
+show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts; the 1e-3 row was written "
+             "after its runs, for a prediction stated before them, and docs/claims.md marks it post hoc; a run's "
+             "convergence step is the fixed level's crossing):\n\n{table}\n\n{step}",
              text=reading(with_b16 if lr else {}), table=explanations(preset, root),
              step=what_sets_the_step(lr.by if lr else {}, preset, root));
