@@ -191,8 +191,8 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     page = path.parent / CLAIMS_PAGE
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(f"# Every claim, measured (`{preset}` preset)\n\nGenerated from the committed results by "
-                    f"`python -m cnref report readme --preset {preset} --write README.md`; the verdict rule is in the "
-                    "README and in `cnref.lab.claims`.\n\n"
+                    f"`python -m cnref report readme --preset {preset} --write README.md`; the verdict rule is in "
+                    "[verdict-rule.md](verdict-rule.md) and in `cnref.lab.claims`.\n\n"
                     + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
                     + f"\n\n## Verdicts changed by the revised rules\n\nAgainst `experiments/{BEFORE}` (the verdicts as "
                     "printed before the rules above replaced a run-length-dependent convergence step, equality on the "
