@@ -42,17 +42,20 @@ def readme_row(c, j: dict, where: str | None, notebook: str, results: str, up: s
 CONVERGENCE_KEYS = ("convergence_step", "step_x_lr", "log_gate_at_step")
 
 
-def sensitivity_rows(preset: str, root: Path | None = None) -> str:
-    """Every convergence verdict at the stated level and at the two other levels (claims.SENSITIVITY)."""
+def sensitivity_rows(rows: list[tuple], preset: str, root: Path | None = None) -> str:
+    """Every convergence verdict at the stated level and at the two other levels (claims.SENSITIVITY), from the
+    judged claims' `at_levels` (`strength`)."""
     shares = sorted({LEVEL, *SENSITIVITY})
     cal = calibrations(preset, root)["fill50k"]
     seeds = sorted(cal["base"], key=int) if cal else []
     head = " | ".join(f"level {s:g} (IoU {level_range(cal, seeds, s)} by seed)" for s in shares)
     lines = [f"| convergence claim | {head} |", "|---" * (1 + len(shares)) + "|"]
-    for c in (c for c in CLAIMS if c.key in CONVERGENCE_KEYS):
+    for c, judged, *_ in rows:
+        if not isinstance(c, Claim) or c.key not in CONVERGENCE_KEYS:
+            continue
         cells = []
         for s in shares:
-            j = evaluate_claim(c, preset, root, share=s)
+            j = judged if s == LEVEL else judged["at_levels"][s]
             cells.append(f"{'**' if s == LEVEL else ''}{j['verdict']}{'**' if s == LEVEL else ''} ({evidence(c, j)})")
         lines.append(f"| {c.text} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -86,9 +89,10 @@ def strength(rows: list[tuple], preset: str, root: Path | None = None) -> list[t
         else:
             groups = [load_study(c.study, preset, root)]
         j["post_hoc"] = post_hoc(written[c.text], groups)
-        if ok and getattr(c, "key", None) in CONVERGENCE_KEYS:
-            j["depends_on_level"] = any(evaluate_claim(c, preset, root, share=s)["verdict"].split()[0]
-                                        != j["verdict"].split()[0] for s in SENSITIVITY)
+        if getattr(c, "key", None) in CONVERGENCE_KEYS:
+            j["at_levels"] = {s: evaluate_claim(c, preset, root, share=s) for s in SENSITIVITY}
+            j["depends_on_level"] = ok and any(v["verdict"].split()[0] != j["verdict"].split()[0]
+                                               for v in j["at_levels"].values())
     return rows
 
 
@@ -187,7 +191,7 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
                     f"{len(changes)} verdicts the revised rules changed ({change_categories(changes)}; old -> new, "
                     f"with the reason): [{CLAIMS_PAGE}]({CLAIMS_PAGE}).\n" + s[b:])
     sens = ("**The convergence verdicts at three levels** (the stated level in bold; the verdict should not hang on "
-            "the level's choice):\n\n" + sensitivity_rows(preset, root))
+            "the level's choice):\n\n" + sensitivity_rows(rows, preset, root))
     page = path.parent / CLAIMS_PAGE
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(f"# Every claim, measured (`{preset}` preset)\n\nGenerated from the committed results by "
