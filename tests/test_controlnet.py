@@ -103,14 +103,49 @@ def test_variants_identity_at_init(cfg):
         assert torch.equal(controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)), unet(z_t, t, c_t).sample)
 
 
-def test_gaussian_init_is_not_identity():
+def _pooled_std_ok(tensors, std):
+    """The pooled values' std equals `std` within sampling error (4 standard errors: std / sqrt(2n) each)."""
+    x = torch.cat([t.detach().flatten() for t in tensors])
+    return abs(x.std().item() / std - 1) < 4 / (2 * x.numel()) ** 0.5 and abs(x.mean().item()) < 4 * std / x.numel() ** 0.5
+
+
+@pytest.mark.parametrize("init", ["gaussian", "gaussian_z1", "gaussian_z2"])
+def test_gaussian_init_draws_exactly_the_named_convs(init):
+    """Fig. 8b's Gaussian init and the which-gate variants: the named zero convs get weights and biases from
+    N(0, std^2) (pooled std and mean within sampling error), the others stay exactly zero."""
     unet = tiny_unet("cnref")
-    net = ControlNet(unet, ControlNetConfig(init="gaussian", gaussian_std=0.05))
-    stds = [z.weight.std().item() for z in net.zero_convs()]
-    assert all(0.02 < s < 0.1 for s in stds), stds
+    std = 0.05
+    net = ControlNet(unet, ControlNetConfig(init=init, gaussian_std=std))
+    z1, *z2 = net.zero_convs()
+    drawn = {"gaussian": [z1, *z2], "gaussian_z1": [z1], "gaussian_z2": z2}[init]
+    for part in ("weight", "bias"):
+        assert _pooled_std_ok([getattr(z, part) for z in drawn], std), part
+        assert all(torch.count_nonzero(getattr(z, part)) == 0 for z in [z1, *z2] if z not in drawn), part
     z_t, t, c_t, cond = inputs(unet)
     with torch.no_grad():
-        assert (controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)) - unet(z_t, t, c_t).sample).abs().max() > 1e-4
+        moved = (controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)) - unet(z_t, t, c_t).sample).abs().max()
+    # Z2 drawn: the residuals are no longer zero; Z1 drawn alone: Z2 = 0 still closes every connection
+    assert (moved > 1e-4) == (init != "gaussian_z1")
+
+
+def test_lr_groups_split_the_zero_convs_from_the_rest():
+    """lr x10 on one part: the zero convs (Z1 and the 13 Z2) in one group, everything else the control trains in
+    the other, together exactly the trainable parameters."""
+    from dataclasses import replace
+    from cnref.mini.presets import preset
+    from cnref.mini.train import lr_groups
+    from cnref.successors.t2i_adapter import T2IAdapterConfig
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet)
+    cfg = replace(preset("smoke").train, lr=1e-4, zero_conv_lr_scale=10.0)
+    zero, rest = lr_groups(net, cfg)
+    assert zero["lr"] == pytest.approx(1e-3) and rest["lr"] == pytest.approx(1e-4)
+    assert {id(p) for p in zero["params"]} == {id(p) for z in net.zero_convs() for p in z.parameters()}
+    assert len(zero["params"]) == 2 * 14
+    assert sorted(map(id, zero["params"] + rest["params"])) == sorted(map(id, net.trainable()))
+    assert lr_groups(net, replace(cfg, zero_conv_lr_scale=1.0))[0]["lr"] == 1e-4
+    with pytest.raises(ValueError, match="zero_conv_lr_scale"):
+        lr_groups(T2IAdapterConfig().build(unet), cfg)
 
 
 def test_gradient_flow_over_the_unet():

@@ -73,6 +73,7 @@ def test_a_claim_counts_from_when_it_stood_whole_in_the_source(tmp_path):
     assert post_hoc(1767225600.0 + day, [[run("2026-01-01T12:00:00Z")], [run("2026-01-01T13:00:00Z")]])
     assert not post_hoc(1767225600.0 + day, [[run("2025-12-01T00:00:00Z")], [run("2026-01-03T00:00:00Z")]])
     assert not post_hoc(None, [[{"seed": 0}]])              # pseudo-runs without provenance: no data time
+    assert not post_hoc(None, [[run("2025-12-01T00:00:00Z")], []])   # one group not yet run: nothing to have seen
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/claims.md"])

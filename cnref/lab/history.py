@@ -55,6 +55,9 @@ def run_time(r: dict) -> float | None:
 
 def post_hoc(written: float | None, groups: list[list[dict]]) -> bool:
     """Whether a claim written at `written` came after its outcome could be seen: after the first run of every
-    group it compares had started (a baseline reused from earlier runs alone does not make it post hoc)."""
+    group it compares had started (a baseline reused from earlier runs alone does not make it post hoc, nor does a
+    claim whose runs have not been made)."""
+    if any(not runs for runs in groups):
+        return False
     starts = [min(ts) for ts in ([t for t in map(run_time, runs) if t is not None] for runs in groups) if ts]
     return bool(starts) and (written is None or written > max(starts))

@@ -83,6 +83,9 @@ class ControlNetTrainConfig:
     batch_size: int = 64
     accumulate: int = 1              # micro-batches per optimiser step (the official advice: a larger real batch)
     lr: float = 1e-4
+    zero_conv_lr_scale: float = 1.0  # the zero convs (Z1 and the 13 Z2) train at lr x this
+    copy_lr_scale: float = 1.0       # the rest of the control (its copy, conv_in, time embedding, hint encoder
+                                     # up to Z1) at lr x this: which part must move for the jump
     prompt_dropout: float = 0.5      # the paper's 50%
     timesteps: str = "uniform"       # cnref.paper.loss.TIMESTEP_KINDS
     n_train: int | None = None       # training-set size; None = fresh procedural samples every step
@@ -114,7 +117,8 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
     """A ControlNet run's settings, checked before anything is trained or written."""
     for name in ("steps", "batch_size", "accumulate", "val_every", "ckpt_every"):
         check_positive(name, getattr(cfg, name), integer=True)
-    check_positive("lr", cfg.lr)
+    for name in ("lr", "zero_conv_lr_scale", "copy_lr_scale"):
+        check_positive(name, getattr(cfg, name))
     check_probability("prompt_dropout", cfg.prompt_dropout)
     check_choice("timesteps", cfg.timesteps, TIMESTEP_KINDS)
     check_choice("precision", cfg.precision, PRECISIONS)

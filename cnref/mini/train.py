@@ -232,13 +232,27 @@ class ControlNetTraining(L.LightningModule):
         return out
 
     def configure_optimizers(self):
-        groups = [{"params": self.controlnet.trainable(), "lr": self.cfg.lr}]
+        groups = lr_groups(self.controlnet, self.cfg)
         if self.decoder_params:
             groups.append({"params": self.decoder_params, "lr": self.cfg.decoder_lr})
         return controlnet_optimizer(groups, self.cfg.lr)
 
     def train_dataloader(self):
         return step_loader(self, self.data, self.cfg.batch_size, self.cfg.accumulate, self.cfg.seed)
+
+
+def lr_groups(control, cfg: ControlNetTrainConfig) -> list[dict]:
+    """The control's optimiser groups: one at cfg.lr, or, where a part trains at its own scale, the zero convs
+    (Z1, Z2) at lr x zero_conv_lr_scale and the rest at lr x copy_lr_scale."""
+    if cfg.zero_conv_lr_scale == cfg.copy_lr_scale == 1.0:
+        return [{"params": control.trainable(), "lr": cfg.lr}]
+    if not hasattr(control, "zero_convs"):
+        fail("zero_conv_lr_scale", "a design with zero convs (controlnet) when a part trains at its own lr",
+             type(control).__name__)
+    zero = {id(p) for z in control.zero_convs() for p in z.parameters()}
+    params = list(control.trainable())
+    return [{"params": [p for p in params if id(p) in zero], "lr": cfg.lr * cfg.zero_conv_lr_scale},
+            {"params": [p for p in params if id(p) not in zero], "lr": cfg.lr * cfg.copy_lr_scale}]
 
 
 def check_trained_state(module: L.LightningModule, state: dict) -> None:

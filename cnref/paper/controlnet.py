@@ -11,7 +11,9 @@ Options (`ControlNetConfig`), the paper's own:
 - hint `official` | `paper` (cnref.paper.hint), with a resolution factor (condition size / sample size);
 - connections `full` | `mid_only` (small-scale training: only the middle residual; the 12 skip
   residuals are exact zeros, so the middle one really reaches the UNet);
-- init `zero` | `gaussian` (Fig. 8b: every zero conv, Z1 and the 13 Z2, drawn from N(0, std^2));
+- init `zero` | `gaussian` (Fig. 8b: every zero conv, Z1 and the 13 Z2, drawn from N(0, std^2)) | `gaussian_z1`
+  (Z1 drawn, the 13 Z2 zero) | `gaussian_z2` (the 13 Z2 drawn, Z1 zero): the condition passes Z1 and Z2 in series,
+  so with both zero its effect starts as a product of two zeros;
 - lite (Fig. 8c, ControlNet-lite): each trainable block replaced by one 3x3 conv + SiLU with the
   block's output shape; no timestep or text input reaches it.
 Options from other papers are subclasses beside the designs they come from (cnref.successors: ControlNeXt's
@@ -36,6 +38,9 @@ from .hint import hint_encoder, official_channels
 from .zero_conv import gaussian_, zero_conv
 
 
+INITS = ("zero", "gaussian", "gaussian_z1", "gaussian_z2")   # which zero convs start Gaussian: none, all, Z1, Z2
+
+
 @dataclass(frozen=True)
 class ControlNetConfig:
     """The paper's ControlNet (`ControlNet`)."""
@@ -44,14 +49,14 @@ class ControlNetConfig:
     factor: int = 1               # condition size / sample size (SD: 512 / 64 = 8)
     cond_channels: int = 3
     connections: str = "full"     # "full" | "mid_only"
-    init: str = "zero"            # "zero" | "gaussian"
+    init: str = "zero"            # INITS
     gaussian_std: float = 0.02
     lite: bool = False
 
     def __post_init__(self):
         check_choice("hint", self.hint, {"official", "paper"})
         check_choice("connections", self.connections, {"full", "mid_only"})
-        check_choice("init", self.init, {"zero", "gaussian"})
+        check_choice("init", self.init, INITS)
         check_positive("factor", self.factor, integer=True)
         check_positive("cond_channels", self.cond_channels, integer=True)
         check_positive("gaussian_std", self.gaussian_std)
@@ -113,9 +118,9 @@ class ControlNet(Design):
         if cfg.connections == "full":
             self.controlnet_down_blocks = nn.ModuleList(self.out_conv(c) for c, _ in shapes)
         self.controlnet_mid_block = self.out_conv(shapes[-1][0])
-        if cfg.init == "gaussian":
-            for z in self.zero_convs():
-                gaussian_(z, cfg.gaussian_std)
+        z1, *z2 = self.zero_convs()
+        for z in {"zero": [], "gaussian": [z1, *z2], "gaussian_z1": [z1], "gaussian_z2": z2}[cfg.init]:
+            gaussian_(z, cfg.gaussian_std)
         self.requires_grad_(True)
 
     def hint_encoder(self, unet, width: int) -> nn.Module:
