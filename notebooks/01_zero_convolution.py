@@ -120,7 +120,7 @@ for step in range(1, 4):
 
 # %% [markdown]
 # ## Reading
-# Every figure in it is computed above in this notebook.
+# What the checks above show; each number in it is the one computed above.
 
 # %%
 from cnref.views.notebook import show_reading

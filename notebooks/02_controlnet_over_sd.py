@@ -128,7 +128,7 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## Reading
-# Every figure in it is computed above in this notebook.
+# What the checks above show; each number in it is the one computed above.
 
 # %%
 from cnref.views.notebook import show_reading

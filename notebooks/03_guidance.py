@@ -104,16 +104,16 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## Reading
-# Every figure in it is computed above in this notebook.
+# What the checks above show; each number in it is the one computed above.
 
 # %%
 from cnref.views.notebook import show_reading
 
 show_reading("""
-**The three guidance modes are the CFG formula with the control placed in different branches**, matching it for
+**The {n_modes} guidance modes are the CFG formula with the control placed in different branches**, matching it for
 every scale tried (largest difference per unit of beta {worst:.1e}, fp32 rounding). With the control in both
 branches its effect partly cancels in the difference of the two branches; in the conditional branch only, it is
 multiplied by beta, and the resolution weighting multiplies the coarse connections further (the figure, on
 untrained zero convs: it shows the mechanics, not image quality). Notebooks 14 and 15 measure what the modes and
 guess mode do to trained ControlNets' images.
-""", worst=worst);
+""", worst=worst, n_modes=len(MODES));

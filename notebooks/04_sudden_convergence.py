@@ -37,7 +37,8 @@ import numpy as np
 
 from cnref.mini.data import VAL_SEED, Fill50K
 from cnref.lab.results import load_samples, results_root
-from cnref.views.figures import image_rows, plot_spread
+from cnref.views.figures import plot_spread
+from cnref.views.images import image_rows
 from cnref.views.notebook import AblationReport, smoke_mode, spread
 
 SMOKE = smoke_mode()

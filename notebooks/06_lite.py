@@ -23,8 +23,8 @@
 # **Device and time:** full mode reads the committed results in `experiments/lite/cpu/` (seconds). Making them: `python -m cnref run lite --preset cpu
 # --seeds 0 1 2`:
 # 9 runs (3 variants x 3 seeds; lite_x4 trains 4x longer) on 2 CPU cores, 6-11 minutes each (machine-dependent;
-# lite_x4 four times that), and `--seeds 3 4 --variants controlnet lite`, added because 3 seeds left lite's FID
-# and perfect-prompt rows unclear; it skips finished runs, resumes an
+# lite_x4 four times that), and `--seeds 3 4 --variants controlnet lite`, added when 3 seeds left two rows
+# of the time unclear (the perfect-prompt row, and an FID row since retired: FID cannot see the disc); it skips finished runs, resumes an
 # interrupted one and reuses the default run (the same config) from the other ablations. Smoke mode
 # (`CNREF_SMOKE=1`, CI) trains every variant for a few steps on the tiny smoke base (seconds).
 
@@ -42,22 +42,19 @@ for name, rs in rep.by.items():
 
 # %% [markdown]
 # ## Fidelity and loss during training
-# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
+# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps;
+# the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
 rep.training()
 
 # %% [markdown]
-# ## Final evaluation under the paper's four prompt settings (analogues of Table 2's IoU and Table 3's FID)
-# Condition fidelity: IoU of the re-detected
-# disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
-# (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
-# name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
-# see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
-# The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
-# base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,
-# reference set) is printed above the tables, from the runs' configs.
+# ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)
+# The disc re-detected in each sample against the exact one, on held-out conditions, with the perfect prompt, none,
+# an insufficient and a conflicting one (notebook 04 shows each). Calibration rows: the ground-truth targets (upper
+# bound) and the base without control (lower bound), same conditions and sampler. Every other metric of each run
+# (prompt fidelity, FID) is in its result file, `experiments/lite/cpu/`; image quality is judged in notebook 19
+# only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
 rep.final()
@@ -84,15 +81,15 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **Lite is slower, not unable.** At the default length lite stays at the base's level with every prompt: IoU
-{iou[lite]} with the perfect prompt against ControlNet's {iou[controlnet]} ({v[2].verdict}, {v[2].evidence}), and
-the same gap with no prompt ({v[0].verdict}) or an insufficient one ({v[1].verdict}). That is the paper's Fig. 8c
+{iou[lite]} with the perfect prompt against ControlNet's {iou[controlnet]} ({v[perfect_prompt].verdict}, {v[perfect_prompt].evidence}), and
+the same gap with no prompt ({v[no_prompt].verdict}) or an insufficient one ({v[insufficient_prompt].verdict}). That is the paper's Fig. 8c
 picture. But given four times the steps, lite converges (step {step[lite_x4]} against ControlNet's
-{step[controlnet]}, {v[6].verdict}, {v[6].evidence}) and ends at {iou[lite_x4]} with the perfect prompt and
+{step[controlnet]}, {v[slower_not_unable].verdict}, {v[slower_not_unable].evidence}) and ends at {iou[lite_x4]} with the perfect prompt and
 {iou_none[lite_x4]} with none, above ControlNet's {iou_none[controlnet]} with no prompt at its own length
-({v[5].verdict}, {v[5].evidence}). The paper's "lite fails without a prompt" holds at equal steps and not at
+({v[no_prompt_x4].verdict}, {v[no_prompt_x4].evidence}). The paper's "lite fails without a prompt" holds at equal steps and not at
 equal convergence: a single convolution per block can interpret the condition, it just takes longer to learn to.
 
-**Image quality is not judged here.** The FID in the table above averages features over the image and cannot see
+**Image quality is not judged here.** FID (in the result files) averages features over the image and cannot see
 where the disc is, so it judges no claim; the metric that can (KID on (image, condition) pairs, notebook 19)
 needs 256 samples of each trained model, and these runs did not keep their weights.
 """);

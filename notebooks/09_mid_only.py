@@ -64,22 +64,19 @@ if path.exists():
 
 # %% [markdown]
 # ## Fidelity and loss during training
-# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
+# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps;
+# the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
 rep.training()
 
 # %% [markdown]
-# ## Final evaluation under the paper's four prompt settings (analogues of Table 2's IoU and Table 3's FID)
-# Condition fidelity: IoU of the re-detected
-# disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
-# (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
-# name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
-# see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
-# The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
-# base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,
-# reference set) is printed above the tables, from the runs' configs.
+# ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)
+# The disc re-detected in each sample against the exact one, on held-out conditions, with the perfect prompt, none,
+# an insufficient and a conflicting one (notebook 04 shows each). Calibration rows: the ground-truth targets (upper
+# bound) and the base without control (lower bound), same conditions and sampler. Every other metric of each run
+# (prompt fidelity, FID) is in its result file, `experiments/mid_only/cpu/`; image quality is judged in notebook 19
+# only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
 rep.final()
@@ -106,12 +103,12 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **Connecting only the middle block is not enough at this scale.** The middle-only ControlNet ends at
-{iou[mid_only]} with the perfect prompt, indistinguishable from the base alone ({v[0].verdict}, {v[0].evidence}),
-against {iou[full]} for the full set of connections ({v[2].verdict}, {v[2].evidence}). The mini UNet's middle
+{iou[mid_only]} with the perfect prompt, indistinguishable from the base alone ({v[mid_learns].verdict}, {v[mid_learns].evidence}),
+against {iou[full]} for the full set of connections ({v[full_beats_mid].verdict}, {v[full_beats_mid].evidence}). The mini UNet's middle
 block sees the image at its coarsest grid, where a disc is a few cells wide; the position has to come through the
 skip connections, which the middle-only design leaves out.
 
-**It is faster per step, but only slightly** ({v[1].verdict}; {v[1].evidence}, one ratio per fresh process):
+**It is faster per step, but only slightly** ({v[mid_faster].verdict}; {v[mid_faster].evidence}, one ratio per fresh process):
 the trainable copy still runs the whole encoder, and at this size the step is dominated by the locked UNet's
 forward and backward pass, so dropping the twelve skip residuals and their zero convs saves little, far from
 the paper's 1.6x. That figure is about SD1.5's scale, which the bench above measures too.

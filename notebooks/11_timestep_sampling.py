@@ -41,22 +41,19 @@ print(inspect.getsource(curriculum_floor))
 
 # %% [markdown]
 # ## Fidelity and loss during training
-# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps.
+# Mean over seeds, band = min-max. IoU on the fixed held-out set with the perfect prompt, every few steps;
+# the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
 rep.training()
 
 # %% [markdown]
-# ## Final evaluation under the paper's four prompt settings (analogues of Table 2's IoU and Table 3's FID)
-# Condition fidelity: IoU of the re-detected
-# disc with the exact one. Prompt fidelity: the detected fill / background colour is the prompt's
-# (conflicting prompts: the prompt's colours; none / insufficient: the scene's, which the prompt does not
-# name). Image quality: FID of the samples against held-out targets, with the locked base UNet's
-# encoder as the feature network (offline; see `cnref.measure.quality`): recorded, but it judges no claim, since it cannot
-# see where the disc is (the quality claims use KID on (image, condition) pairs: notebook 14).
-# The calibration rows come from the same set and sampler: ground-truth targets (upper bound) and the
-# base without control (lower bound). The protocol (conditions per setting, sampler steps, guidance scale,
-# reference set) is printed above the tables, from the runs' configs.
+# ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)
+# The disc re-detected in each sample against the exact one, on held-out conditions, with the perfect prompt, none,
+# an insufficient and a conflicting one (notebook 04 shows each). Calibration rows: the ground-truth targets (upper
+# bound) and the base without control (lower bound), same conditions and sampler. Every other metric of each run
+# (prompt fidelity, FID) is in its result file, `experiments/timestep_sampling/cpu/`; image quality is judged in notebook 19
+# only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
 rep.final()
@@ -83,10 +80,10 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **Where the timesteps fall changes the step little here.** Biasing t towards large values for the whole run
-gives step {step[high_t]} against {step[uniform]} for uniform t ({v[0].verdict}, {v[0].evidence}): at most a
-modest shift. T2I-Adapter's cubic schedule gives {step[cubic]} ({v[1].verdict}, {v[1].evidence}) and ControlNet
-issue #628's curriculum, large t first and uniform after its warm-up, {step[curriculum]} ({v[2].verdict},
-{v[2].evidence}). If the amount of signal set the pace, a schedule that shows more of the examples where z_t
+gives step {step[high_t]} against {step[uniform]} for uniform t ({v[high_t].verdict}, {v[high_t].evidence}): at most a
+modest shift. T2I-Adapter's cubic schedule gives {step[cubic]} ({v[cubic].verdict}, {v[cubic].evidence}) and ControlNet
+issue #628's curriculum, large t first and uniform after its warm-up, {step[curriculum]} ({v[curriculum].verdict},
+{v[curriculum].evidence}). If the amount of signal set the pace, a schedule that shows more of the examples where z_t
 hides the disc (notebook 04's open share) would bring the jump forward in proportion; the high-t rows say it is
 not the main lever here. Notebook 18 measures the other explanations of the jump.
 """);

@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from cnref.mini.data.scenes import CONDITIONS, Scenes
-from cnref.views.figures import image_rows
+from cnref.views.images import image_rows
 
 k = 8
 scenes = Scenes(size=64, condition="outline")
@@ -83,7 +83,7 @@ from cnref.views.notebook import AblationReport, smoke_mode
 rep = AblationReport.smoke("scenes") if smoke_mode() else AblationReport("scenes", "cpu")
 rep.training(("edge_f1", "loss"))
 SCENE_SETTINGS = ("held_out/perfect", "held_out/none", "train/perfect")
-rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_ok", "bg_ok", "fid"),
+rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_ok", "bg_ok"),
           table_settings=SCENE_SETTINGS)
 rep.grid(SCENE_SETTINGS[:2])
 
@@ -100,8 +100,8 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **A ControlNet learns richer conditions too.** On the scenes task both ControlNets follow their condition:
-edge F1 with the scene's exact outline {v[0].a} for the outline ControlNet against {v[0].b} for the base alone
-({v[0].verdict}, {v[0].evidence}), and {v[1].a} for segmentation maps ({v[1].verdict}, {v[1].evidence}). The
+edge F1 with the scene's exact outline {v[outline].a} for the outline ControlNet against {v[outline].b} for the base alone
+({v[outline].verdict}, {v[outline].evidence}), and {v[segmentation].a} for segmentation maps ({v[segmentation].verdict}, {v[segmentation].evidence}). The
 grids show what the numbers measure: the shapes land where the condition puts them (the condition's outline is
 drawn over each sample). These two ControlNets are the ones the inference studies (notebooks 14 to 17) use.
 """);

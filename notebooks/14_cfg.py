@@ -18,18 +18,18 @@
 # here h_max / h_i), the paper's **CFG resolution weighting** (`cnref.paper.guidance`). The paper's argument, with
 # no prompt: in both branches the control cancels out of the guidance (Fig. 5b), in eps_c only the guidance
 # becomes "very strong" (5c), and the weighting fixes that (5d). Measured here on the outline ControlNets for
-# beta in 1..12, with no prompt and with the perfect prompt: edge F1 (condition), colours (prompt), FID.
+# beta in 1..12, with no prompt and with the perfect prompt: edge F1 (condition) and colours (prompt).
 #
 # **Device and time:** full mode reads the committed results in `experiments/studies/cpu/cfg/` (seconds).
 # Making them needs the trained scene ControlNets (notebook 13), then
-# `python -m cnref study cfg --preset cpu --seeds 0 1 2`: 30 settings x 64 held-out scenes x 3 trained
+# `python -m cnref study cfg --preset cpu --seeds 0 1 2`: every setting of `cnref.lab.studies.settings("cfg")` x 64 held-out scenes x 3 trained
 # seeds, DDIM 10 steps, on 2 CPU cores a few minutes; finished seeds are skipped. Smoke mode (`CNREF_SMOKE=1`,
 # CI) trains the scene ControlNets 4 steps on the smoke base and runs the study on them (seconds).
 
 # %%
 import matplotlib.pyplot as plt
 
-from cnref.views import figures, tables
+from cnref.views import figures, images, tables
 from cnref.views.notebook import StudyReport, smoke_mode
 
 rep = StudyReport.smoke("cfg") if smoke_mode() else StudyReport("cfg", "cpu")
@@ -44,8 +44,9 @@ rep.describe()
 fig = figures.plot_cfg(rs); plt.show()
 
 # %% [markdown]
-# The same numbers as trade-offs: condition fidelity against image quality, each mode a path through
-# beta = 1, 3, 6, 9, 12 (numbers at the points). Up and to the left is better.
+# The same numbers as trade-offs: condition fidelity against prompt fidelity (the shapes' colours right), each
+# mode a path through beta = 1, 3, 6, 9, 12 (numbers at the points). Up and to the right is better. Image quality
+# is judged in notebook 19 (KID), on the settings its claims compare.
 
 # %%
 betas = (1, 3, 6, 9, 12)
@@ -65,7 +66,7 @@ print(tables.study_table(rs))
 # %%
 MODES_SHOWN = ("both", "cond_only", "cond_only_weighted", "cond_only_normalized")
 names = [f"{m}/beta{b}/{p}" for p in ("none", "perfect") for m in MODES_SHOWN for b in (1, 9)]
-fig = figures.show_study_grid(rs[0], names, root); plt.show()
+fig = images.show_study_grid(rs[0], names, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
@@ -88,17 +89,17 @@ rather than a claim that could fail.
 
 **Fig. 5c: the verdict and the grid seem to disagree, and both are right about different things.** Putting the
 control in the conditional branch only makes the guidance act on the condition, and the grid shows the
-paper's over-guided look: saturated colours, hard edges. Yet edge F1 falls ({v[0].a} against {v[0].b};
-{v[0].verdict}, {v[0].evidence}): the edge detector is disturbed by the over-saturated rims, so strong guidance
+paper's over-guided look: saturated colours, hard edges. Yet edge F1 falls ({v[cond_only_strong].a} against {v[cond_only_strong].b};
+{v[cond_only_strong].verdict}, {v[cond_only_strong].evidence}): the edge detector is disturbed by the over-saturated rims, so strong guidance
 reads as lower fidelity. What the over-guided look costs in image quality is judged in notebook 19, on a metric
-that sees placement (the FID drawn above cannot).
+that sees placement (FID, kept in the result files, cannot).
 
 **Fig. 5d depends on how its weights are read.** Read literally (w_i = 64/h_i, at least 1 and up to 8x on the
-coarsest connections) the weighting breaks the condition: edge F1 {v[1].a} against conditional-only's {v[1].b}
-({v[1].verdict}, {v[1].evidence}). The paper says the weighting works by reducing the guidance's strength, which
+coarsest connections) the weighting breaks the condition: edge F1 {v[weighted_literal].a} against conditional-only's {v[weighted_literal].b}
+({v[weighted_literal].verdict}, {v[weighted_literal].evidence}). The paper says the weighting works by reducing the guidance's strength, which
 weights of at least 1 cannot do. Normalised to at most 1 (w_i = h_min/h_i, the shape of guess mode's scales,
 notebook 15) it does what the paper shows: the condition is followed better than with conditional-only, edge F1
-{v[2].a} against {v[2].b} (so "keeps the condition within the tolerance" is {v[2].verdict}: it does better than
-keep it, {v[2].evidence}). Their image quality is in notebook 19. **With the perfect prompt** where the control
-goes matters little ({v[3].verdict}, {v[3].evidence}): the prompt carries the guidance.
+{v[weighted_normalized].a} against {v[weighted_normalized].b} (so "keeps the condition within the tolerance" is {v[weighted_normalized].verdict}: it does better than
+keep it, {v[weighted_normalized].evidence}). Their image quality is in notebook 19. **With the perfect prompt** where the control
+goes matters little ({v[perfect_prompt_either].verdict}, {v[perfect_prompt_either].evidence}): the prompt carries the guidance.
 """);

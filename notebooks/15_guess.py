@@ -28,7 +28,7 @@
 # %%
 import matplotlib.pyplot as plt
 
-from cnref.views import figures, tables
+from cnref.views import figures, images, tables
 from cnref.views.notebook import StudyReport, smoke_mode
 
 rep = StudyReport.smoke("guess") if smoke_mode() else StudyReport("guess", "cpu")
@@ -40,8 +40,8 @@ for k in ("uniform", "guess_official", "guess_diffusers"):
 
 # %%
 KINDS = ("uniform", "guess_official", "guess_diffusers")
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
-for ax, key in zip(axes, ("edge_f1", "color_ok", "fid")):
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for ax, key in zip(axes, ("edge_f1", "color_ok")):
     for k in KINDS:
         figures.plot_sweep(ax, rs, [f"{k}/beta3", f"{k}/beta9"], [3, 9], key, k)
     ax.set_xlabel("guidance scale beta"); ax.set_ylabel(figures.metric_label(key)); ax.set_title(figures.metric_label(key))
@@ -50,7 +50,7 @@ plt.tight_layout(); plt.show()
 print(tables.study_table(rs))
 
 # %%
-fig = figures.show_study_grid(rs[0], [f"{k}/beta9" for k in KINDS], root); plt.show()
+fig = images.show_study_grid(rs[0], [f"{k}/beta9" for k in KINDS], root); plt.show()
 
 # %% [markdown]
 # ## Verdict
@@ -66,10 +66,10 @@ verdicts = rep.verdicts()
 
 # %%
 rep.reading("""
-**diffusers' guess-mode scales and the official ones behave alike**: edge F1 {v[0].a} against {v[0].b} at
-beta 9 ({v[0].verdict}, {v[0].evidence}). The two formulas are nearly the same curve: both fall geometrically from the
+**diffusers' guess-mode scales and the official ones behave alike**: edge F1 {v[diffusers_as_official].a} against {v[diffusers_as_official].b} at
+beta 9 ({v[diffusers_as_official].verdict}, {v[diffusers_as_official].evidence}). The two formulas are nearly the same curve: both fall geometrically from the
 middle block's full scale to about a tenth at the first connection, weakening the fine connections and keeping
 the coarse ones. Whether guess mode gives better images than uniform scales with no prompt is judged in
-notebook 19, on a quality metric that sees where the shapes are (the FID drawn above averages over positions and
-is blind to much of what the scales change).
+notebook 19, on a quality metric that sees where the shapes are (FID, kept in the result files, averages over
+positions and is blind to much of what the scales change).
 """);

@@ -26,7 +26,7 @@
 # %%
 import matplotlib.pyplot as plt
 
-from cnref.views import figures, tables
+from cnref.views import figures, images, tables
 from cnref.views.notebook import StudyReport, smoke_mode
 
 rep = StudyReport.smoke("strength") if smoke_mode() else StudyReport("strength", "cpu")
@@ -36,19 +36,19 @@ rep.describe()
 # %%
 names = list(rs[0]["results"])
 xs = [float(n[1:]) for n in names]
-fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
-for ax, key in zip(axes, ("edge_f1", "color_ok", "fid")):
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for ax, key in zip(axes, ("edge_f1", "color_ok")):
     figures.plot_sweep(ax, rs, names, xs, key, "outline ControlNet")
     ax.set_xlabel("strength s"); ax.set_ylabel(figures.metric_label(key)); ax.set_title(figures.metric_label(key))
     ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
 fig, ax = plt.subplots(figsize=(6, 4))
 figures.plot_tradeoff(ax, rs, names, "strength 0 .. 2", marks=xs)
-ax.set_title("condition fidelity vs image quality"); plt.tight_layout(); plt.show()
+ax.set_title("condition fidelity vs prompt fidelity"); plt.tight_layout(); plt.show()
 print(tables.study_table(rs))
 
 # %%
-fig = figures.show_study_grid(rs[0], names, root); plt.show()
+fig = images.show_study_grid(rs[0], names, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
@@ -64,8 +64,8 @@ verdicts = rep.verdicts()
 
 # %%
 rep.reading("""
-**Control strength works as a dial.** Edge F1 rises from the base alone at s = 0 ({v[0].b}) to {v[0].a} at
-s = 0.5 ({v[0].verdict}, {v[0].evidence}) and {v[1].a} at s = 1 ({v[1].verdict}, {v[1].evidence}); beyond 1 it
+**Control strength works as a dial.** Edge F1 rises from the base alone at s = 0 ({v[s0.5_above_s0].b}) to {v[s0.5_above_s0].a} at
+s = 0.5 ({v[s0.5_above_s0].verdict}, {v[s0.5_above_s0].evidence}) and {v[s1_above_s0.5].a} at s = 1 ({v[s1_above_s0.5].verdict}, {v[s1_above_s0.5].evidence}); beyond 1 it
 levels off (the sweep's figure): doubling the residuals does not follow the outlines better. Whether it costs
 image quality, the common advice, is judged in notebook 19 on a metric that sees placement.
 """);

@@ -30,7 +30,7 @@
 # %%
 import matplotlib.pyplot as plt
 
-from cnref.views import figures, tables
+from cnref.views import images, tables
 from cnref.views.notebook import StudyReport, smoke_mode
 
 rep = StudyReport.smoke("compose") if smoke_mode() else StudyReport("compose", "cpu")
@@ -55,7 +55,7 @@ print(tables.study_table(rs, names=matched))
 
 # %%
 conflict = [n for n in rs[0]["results"] if n.startswith("conflicting/")]
-print(tables.study_table(rs, keys=("edge_f1", "other_edge_f1", "fid"), names=conflict))
+print(tables.study_table(rs, keys=("edge_f1", "other_edge_f1"), names=conflict))
 fig, ax = plt.subplots(figsize=(7, 3.4))
 for i, n in enumerate(conflict):
     for j, key in enumerate(("edge_f1", "other_edge_f1")):
@@ -71,7 +71,7 @@ plt.tight_layout(); plt.show()
 # ## Samples (trained seed 0)
 
 # %%
-fig = figures.show_study_grid(rs[0], matched[:4] + conflict, root); plt.show()
+fig = images.show_study_grid(rs[0], matched[:4] + conflict, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
@@ -88,10 +88,10 @@ verdicts = rep.verdicts()
 # %%
 rep.reading("""
 **Two ControlNets compose by a plain sum, as Fig. 6 shows.** On matched conditions the sum of the outline and
-segmentation ControlNets' residuals does not lose the condition: edge F1 {v[0].a} against {v[0].b} for the
-outline ControlNet alone. The rule says {v[0].verdict} ({v[0].evidence}) because the sum is *better* than either
+segmentation ControlNets' residuals does not lose the condition: edge F1 {v[sum_keeps].a} against {v[sum_keeps].b} for the
+outline ControlNet alone. The rule says {v[sum_keeps].verdict} ({v[sum_keeps].evidence}) because the sum is *better* than either
 alone by more than the tolerance allows for "equal": two consistent conditions reinforce each other. Halving
-each weight costs fidelity ({v[1].a} against the sum's {v[1].b}; {v[1].verdict}, {v[1].evidence}), so no
+each weight costs fidelity ({v[sum_beats_weighted].b} against the sum's {v[sum_beats_weighted].a}; {v[sum_beats_weighted].verdict}, {v[sum_beats_weighted].evidence}), so no
 extra weighting is needed, as Sec. 3.4 says. On conflicting conditions (outline of one scene, segmentation of
 another) the samples follow a mixture of both scenes: edge F1 {m[conflicting/none/sum][edge_f1]} against the
 outline's scene and {m[conflicting/none/sum][other_edge_f1]} against the segmentation's (the grid outlines both

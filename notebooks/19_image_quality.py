@@ -37,7 +37,7 @@
 import matplotlib.pyplot as plt
 
 from cnref.lab.studies import CALIBRATION
-from cnref.views import figures, tables
+from cnref.views import figures, images, tables
 from cnref.views.notebook import StudyReport, smoke_mode
 
 rep = StudyReport.smoke("quality") if smoke_mode() else StudyReport("quality", "cpu")
@@ -62,7 +62,7 @@ plt.tight_layout(); plt.show()
 print(tables.study_table(rs, keys=("kid", "edge_f1", "color_ok", "bg_ok"), names=names))
 
 # %%
-fig = figures.show_study_grid(rs[0], sampled, root); plt.show()
+fig = images.show_study_grid(rs[0], sampled, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
@@ -80,22 +80,22 @@ verdicts = rep.verdicts()
 rep.reading("""
 **The metric sees placement, and little besides at this grid.** The targets with their own outlines score
 {m[calibration/ground_truth][kid]} (zero within its spread: the estimator is unbiased); paired with another
-scene's outline the same images score {m[calibration/moved][kid]} ({v[0].verdict}, {v[0].evidence}), and noise
+scene's outline the same images score {m[calibration/moved][kid]} ({v[sees_placement].verdict}, {v[sees_placement].evidence}), and noise
 {m[calibration/noise][kid]}. A blur that keeps every shape in place costs almost nothing
 ({m[calibration/blurred][kid]}): a 4 x 4 grid of features is coarser than a 5-pixel blur. The base alone scores
-{m[strength/s0][kid]} ({v[1].verdict}, {v[1].evidence}), about as badly as the misplaced targets: its scenes are
+{m[strength/s0][kid]} ({v[base_worse].verdict}, {v[base_worse].evidence}), about as badly as the misplaced targets: its scenes are
 plausible, their shapes are not where the outline says. So a row here separates from the calibration rows by
 where its shapes are far more than by how crisp they look.
 
 **What the claims show.** With the perfect prompt and strength 1 the images score {m[strength/s1][kid]}, the best of
-the sampled settings; strength 2 gives {m[strength/s2][kid]} ({v[6].verdict}, {v[6].evidence}). With no prompt at
+the sampled settings; strength 2 gives {m[strength/s2][kid]} ({v[s2_costs].verdict}, {v[s2_costs].evidence}). With no prompt at
 beta 9 the control in both branches (where CFG has nothing to act on) scores {m[cfg/both/beta9/none][kid]}, worse
 than the base alone, and moving it to the conditional branch brings {m[cfg/cond_only/beta9/none][kid]}: Fig. 5c's
-strong guidance costs no image quality here, it repairs the washed-out unguided images ({v[2].verdict},
-{v[2].evidence}). The literal resolution weighting, up to 8x on the coarsest connections, wrecks it:
-{m[cfg/cond_only_weighted/beta9/none][kid]} ({v[3].verdict}, {v[3].evidence}). The normalised weighting
-({m[cfg/cond_only_normalized/beta9/none][kid]}; {v[4].verdict}, {v[4].evidence}) and guess mode's scales
-({m[guess/guess_official/beta9][kid]} against uniform {m[guess/uniform/beta9][kid]}; {v[5].verdict},
-{v[5].evidence}) keep the edges much better than conditional-only with uniform scales (notebooks 14 and 15); what
+strong guidance costs no image quality here, it repairs the washed-out unguided images ({v[cond_only_costs].verdict},
+{v[cond_only_costs].evidence}). The literal resolution weighting, up to 8x on the coarsest connections, wrecks it:
+{m[cfg/cond_only_weighted/beta9/none][kid]} ({v[weighted_literal].verdict}, {v[weighted_literal].evidence}). The normalised weighting
+({m[cfg/cond_only_normalized/beta9/none][kid]}; {v[weighted_normalized].verdict}, {v[weighted_normalized].evidence}) and guess mode's scales
+({m[guess/guess_official/beta9][kid]} against uniform {m[guess/uniform/beta9][kid]}; {v[guess_better].verdict},
+{v[guess_better].evidence}) keep the edges much better than conditional-only with uniform scales (notebooks 14 and 15); what
 they do to image quality, three trained seeds cannot tell.
 """);

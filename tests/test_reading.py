@@ -102,3 +102,97 @@ def test_the_step_exponent_recovers_a_known_power_law_and_its_interval():
     half = student_t.ppf(0.95, len(x) - 2) * se
     assert fit["k"] == pytest.approx(-slope) and fit["ci"] == pytest.approx((-slope - half, -slope + half))
     assert step_exponent({"a": [run(1e-4, 200.0), run(1e-4, 210.0), run(1e-4, 190.0)]}) is None
+
+
+# ------------------------------------------------------------------ readings and prose against the repository
+import importlib
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
+FIELD = re.compile(r"\{v\[([^\]]+)\][^}]*\}|\{(?:step|iou|iou_none|start)\[([^\]]+)\]\}|\{m\[([^\]]+)\]\[[^\]]+\]\}")
+
+
+def _claims_read_by(src: str) -> dict:
+    """The claims a notebook's readings can name: those of the ablations and studies it reports, by id."""
+    from cnref.lab.claims import CLAIMS, STUDY_CLAIMS
+    out = {}
+    for name in re.findall(r'(?:AblationReport|StudyReport)(?:\.smoke)?\("(\w+)"', src) + \
+            (["successors"] if "Designs(" in src else []):
+        out.update({c.id: c for c in CLAIMS if c.ablation == name})
+        out.update({c.id: c for c in STUDY_CLAIMS if c.study == name})
+    return out
+
+
+def test_a_verdict_is_named_by_id_never_taken_by_position():
+    from cnref.lab.declare import Claim
+    from cnref.views.tables import Verdicts
+    c = Claim("t", "-", "a", "b", "<", ablation="x", id="a_before_b")
+    v = Verdicts([c], lambda c: {"verdict": "pending (no results)", "a": None, "b": None})
+    assert v["a_before_b"].word == "pending"
+    with pytest.raises(KeyError, match="named by id: a_before_b"):
+        v[0]
+
+
+def test_every_number_beside_a_verdict_comes_from_that_verdicts_rows():
+    """In every notebook's reading, a run's figure written just before a verdict (in the same sentence, since the
+    previous verdict) is a figure of one of the two groups that verdict compares: a sentence cannot give one row's
+    numbers and another row's verdict."""
+    bad = []
+    for path in NOTEBOOKS:
+        src = path.read_text()
+        claims = _claims_read_by(src)
+        for text in re.findall(r'(?:reading\(|template = )"""(.*?)"""', src, re.S):
+            for sentence in re.split(r"(?<=[.:;])\s+(?=[A-Z*\"(])", text):
+                since = []
+                for m in FIELD.finditer(sentence):
+                    vid, run, setting = m.groups()
+                    if not vid:
+                        since.append(run or setting)
+                        continue
+                    assert vid in claims, f"{path.name}: no claim {vid!r} among {sorted(claims)}"
+                    groups = {g.split(":")[-1] for g in (claims[vid].a, claims[vid].b)}
+                    if since and since[-1] not in groups:
+                        bad.append(f"{path.name}: {since[-1]} beside {vid} ({sentence[:80]}...)")
+                    since = []
+    assert not bad, bad
+
+
+def _prose() -> dict[str, str]:
+    """What a reader reads besides the code: the notebooks' markdown and readings, the README, the docs (the lab
+    log excepted: a dated record, true as of each entry)."""
+    files = NOTEBOOKS + [REPO / "README.md", REPO / "book" / "README.md"] + \
+        [p for p in (REPO / "docs").glob("*.md") if p.name != "lab-log.md"]
+    return {p.relative_to(REPO).as_posix(): p.read_text() for p in files if p.exists()}
+
+
+def test_prose_names_only_notebooks_settings_and_code_that_exist():
+    """Stale text cannot come back: every "notebook NN" is a notebook, every "N settings" of a study command is
+    that study's count, every `cnref.module.name` imports."""
+    from cnref.lab.studies import settings
+    numbers = {p.name[:2] for p in NOTEBOOKS}
+    bad = []
+    for name, text in _prose().items():
+        for m in re.finditer(r"notebooks? (\d{2})((?:(?:, | and | to | or )\d{2})*)", text):
+            for nn in [m.group(1)] + re.findall(r"\d{2}", m.group(2)):
+                if nn not in numbers:
+                    bad.append(f"{name}: notebook {nn}")
+        for m in re.finditer(r"cnref study (\w+)[^\n]*?: (\d+) settings", text):
+            n = len(settings(m.group(1), 3.0))
+            if int(m.group(2)) != n:
+                bad.append(f"{name}: study {m.group(1)} has {n} settings, not {m.group(2)}")
+        for ref in set(re.findall(r"`(cnref(?:\.\w+)+)", text)):
+            parts = ref.split(".")
+            for i in range(len(parts), 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                    break
+                except ImportError:
+                    continue
+            for attr in parts[i:]:
+                if not hasattr(obj, attr):
+                    bad.append(f"{name}: {ref}")
+                    break
+                obj = getattr(obj, attr)
+    assert not bad, bad

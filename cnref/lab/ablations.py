@@ -20,10 +20,10 @@ from .declare import Ablation, Claim, Variant
 ABLATIONS: dict[str, Ablation] = {}
 
 
-def ablation(notebook: str, claims: list[Claim]):
-    """Declares the function below it an ablation (its name), with its claims and notebook, in `ABLATIONS`."""
+def ablation(notebook: str, claims: dict[str, Claim]):
+    """Declares the function below it an ablation (its name), with its claims (by id) and notebook, in `ABLATIONS`."""
     def declare(variants):
-        ABLATIONS[variants.__name__] = Ablation(variants.__name__, variants, tuple(claims), notebook)
+        ABLATIONS[variants.__name__] = Ablation(variants.__name__, variants, claims, notebook)
         return variants
     return declare
 
@@ -44,7 +44,7 @@ def _with(preset: str, name: str, design: str | None = None, **over) -> Variant:
 
 # Fig. 4 is judged by `suddenness` below. The row that judged it here, a score whose noise was the spread of the
 # curve's own steps (the rise included), was written after these five seeds and ranks a steady ramp as a jump.
-@ablation("04_sudden_convergence.py", [])
+@ablation("04_sudden_convergence.py", {})
 def sudden_convergence(preset: str) -> list[Variant]:
     """Fig. 4: one ControlNet, fidelity vs step; the convergence step is read off the curve."""
     return [Variant("controlnet", default_run(preset))]
@@ -56,19 +56,19 @@ def sudden_convergence(preset: str) -> list[Variant]:
 # threshold on a quantity that grows steadily, condition use (cnref.mini.use) rises from the first steps and its
 # rise share sits near 0 (a ramp) or below, far from the IoU's (the third row refuted); if the model learns
 # suddenly, condition use shows the IoU's steep window (the third row confirmed).
-@ablation("04_sudden_convergence.py", [
-    Claim("Fig. 4 against a ramp: in every seed the IoU's steepest 100 steps hold more of its rise than a steady ramp "
+@ablation("04_sudden_convergence.py", {
+    "iou_vs_ramp": Claim("Fig. 4 against a ramp: in every seed the IoU's steepest 100 steps hold more of its rise than a steady ramp "
           "with the validation noise measured at each checkpoint would (ramp test at 0.05; definition written after "
           "seeds 0-4, judged on seeds 5-7)", "Fig. 4", "controlnet", "ramp", ">", key="rise_share:iou", setting=None,
           headline=True),
-    Claim("... while the training loss's fall is no more concentrated than a steady ramp's with its own noise (no seed "
+    "loss_vs_ramp": Claim("... while the training loss's fall is no more concentrated than a steady ramp's with its own noise (no seed "
           "passes the ramp test)", "Fig. 4 (the loss shows no jump)", "controlnet", "ramp", "<", key="rise_share:loss",
           setting=None),
-    Claim("The jump is learning, not the IoU's threshold: condition use (Eq. 3's loss, blank minus true condition) "
+    "use_as_sudden": Claim("The jump is learning, not the IoU's threshold: condition use (Eq. 3's loss, blank minus true condition) "
           "rises as suddenly as the IoU (rise shares within 0.15, paired over seeds 5-7)", "Fig. 4",
           "controlnet", "controlnet", "=", key="rise_share:iou", key_b="rise_share:use_loss_gap", setting=None,
           tol=0.15),
-])
+})
 def suddenness(preset: str) -> list[Variant]:
     """Fig. 4 judged against a ramp: the default run, each validation also scored under two more sampler seeds
     (its noise at a fixed checkpoint), condition use and the training loss's standard error recorded (every run
@@ -76,39 +76,39 @@ def suddenness(preset: str) -> list[Variant]:
     return [_with(preset, "controlnet", protocol={"noise_seeds": 2})]
 
 
-@ablation("05_zero_init.py", [
-    Claim("Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
+@ablation("05_zero_init.py", {
+    "beats_gaussian_0.02": Claim("Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
           "zero", "gaussian_0.02", ">", setting="held_out/*", headline=True),
-    Claim("Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
+    "beats_gaussian_0.2": Claim("Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
           "zero", "gaussian_0.2", ">", setting="held_out/*"),
-    Claim("Zero convs converge earlier than Gaussian-initialised convs (std 0.02)",
+    "earlier_than_gaussian_0.02": Claim("Zero convs converge earlier than Gaussian-initialised convs (std 0.02)",
           "Sec. 3.1 (no harmful noise at the start)", "zero", "gaussian_0.02", "<", key="convergence_step",
           setting=None),
-    Claim("Gaussian init drops to about lite's level (IoU within 0.05)", "Fig. 8b vs 8c",
+    "gaussian_at_lite_level": Claim("Gaussian init drops to about lite's level (IoU within 0.05)", "Fig. 8b vs 8c",
           "gaussian_0.02", "lite:lite", "=", setting="held_out/*", tol=0.05),
-])
+})
 def zero_init(preset: str) -> list[Variant]:
     """Fig. 8b: zero convolutions vs the same convs Gaussian-initialised (two stds)."""
     return [_with(preset, "zero"), _with(preset, "gaussian_0.02", control={"init": "gaussian", "gaussian_std": 0.02}),
             _with(preset, "gaussian_0.2", control={"init": "gaussian", "gaussian_std": 0.2})]
 
 
-@ablation("06_lite.py", [
-    Claim("Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
+@ablation("06_lite.py", {
+    "no_prompt": Claim("Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
           "controlnet", "lite", ">", setting="held_out/none", headline=True),
-    Claim("Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
+    "insufficient_prompt": Claim("Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
           "controlnet", "lite", ">", setting="held_out/insufficient"),
-    Claim("ControlNet > lite on condition fidelity (perfect prompt)", "Table 2: IoU 0.35 vs 0.32",
+    "perfect_prompt": Claim("ControlNet > lite on condition fidelity (perfect prompt)", "Table 2: IoU 0.35 vs 0.32",
           "controlnet", "lite", ">", setting="held_out/perfect"),
-    Claim("With a perfect prompt lite still learns the condition: above the base alone (500 steps)",
+    "lite_learns": Claim("With a perfect prompt lite still learns the condition: above the base alone (500 steps)",
           "Fig. 8c (images)", "lite", "bounds:base", ">", setting="held_out/perfect"),
-    Claim("... and with 4x the steps (2000)", "Fig. 8c (images)",
+    "lite_x4_learns": Claim("... and with 4x the steps (2000)", "Fig. 8c (images)",
           "lite_x4", "bounds:base", ">", setting="held_out/perfect"),
-    Claim("Lite fails with no prompt even with 4x the steps: ControlNet (500 steps) > lite_x4 (2000)",
+    "no_prompt_x4": Claim("Lite fails with no prompt even with 4x the steps: ControlNet (500 steps) > lite_x4 (2000)",
           "Fig. 8c (images)", "controlnet", "lite_x4", ">", setting="held_out/none"),
-    Claim("Lite is slower, not unable: ControlNet converges in fewer steps than lite_x4", "-",
+    "slower_not_unable": Claim("Lite is slower, not unable: ControlNet converges in fewer steps than lite_x4", "-",
           "controlnet", "lite_x4", "<", key="convergence_step", setting=None, headline=True),
-])
+})
 def lite(preset: str) -> list[Variant]:
     """Fig. 8c: ControlNet vs ControlNet-lite (each trainable block -> one conv); four prompt settings."""
     base = default_run(preset)
@@ -118,61 +118,61 @@ def lite(preset: str) -> list[Variant]:
             _with(preset, "lite_x4", control={"lite": True}, steps=base.steps * 4, val_every=base.val_every * 4)]
 
 
-@ablation("07_dataset_size.py", [
-    Claim("1k training images already work: above the base alone", "Fig. 10 (images)",
+@ablation("07_dataset_size.py", {
+    "1k_works": Claim("1k training images already work: above the base alone", "Fig. 10 (images)",
           "n_1000", "bounds:base", ">", setting="held_out/perfect", headline=True),
-    Claim("1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
+    "1k_reaches_unbounded": Claim("1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
           "n_1000", "n_unbounded", "=", setting="held_out/perfect", tol=0.05),
-])
+})
 def dataset_size(preset: str) -> list[Variant]:
     """Fig. 10: 1k / 10k / 50k training images vs fresh procedural samples every step."""
     return [_with(preset, f"n_{n}", n_train=n) for n in (1000, 10_000, 50_000)] + [_with(preset, "n_unbounded")]
 
 
-@ablation("08_prompt_dropout.py", [
-    Claim("50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
+@ablation("08_prompt_dropout.py", {
+    "helps_no_prompt": Claim("50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
           "dropout_0.5", "dropout_0", ">", setting="held_out/none", headline=True),
-    Claim("50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
+    "free_with_prompt": Claim("50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
           "dropout_0.5", "dropout_0", "=", setting="held_out/perfect", tol=0.05),
-])
+})
 def prompt_dropout(preset: str) -> list[Variant]:
     """The paper's 50% empty prompts vs none (the official 1.0 code)."""
     return [_with(preset, "dropout_0.5"), _with(preset, "dropout_0", prompt_dropout=0.0)]
 
 
-@ablation("09_mid_only.py", [
-    Claim("Middle-block-only ControlNet still learns the condition: above the base alone",
+@ablation("09_mid_only.py", {
+    "mid_learns": Claim("Middle-block-only ControlNet still learns the condition: above the base alone",
           "v1, 'Small-scale training'", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
-    Claim("Middle-only is faster per training step (one ratio per fresh process, each interleaving "
-          "the two: python -m cnref bench train --processes 5)", "v1: about 1.6x faster", "bench:train:cnref_mid",
+    "mid_faster": Claim("Middle-only is faster per training step (one ratio per fresh process, each interleaving "
+          "the two: python -m cnref bench train --processes 5)", "v1: about 1.6x faster (tested here: faster at all)", "bench:train:cnref_mid",
           "bench:train:cnref", "<", key="median_step_s", setting=None, timing=True),
-    Claim("Full connections beat middle-only on condition fidelity", "-",
+    "full_beats_mid": Claim("Full connections beat middle-only on condition fidelity", "-",
           "full", "mid_only", ">", setting="held_out/perfect"),
-])
+})
 def mid_only(preset: str) -> list[Variant]:
     """Small-scale training: only the middle block connected."""
     return [_with(preset, "full"), _with(preset, "mid_only", control={"connections": "mid_only"})]
 
 
-@ablation("10_batch_vs_steps.py", [
-    Claim("The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
+@ablation("10_batch_vs_steps.py", {
+    "16_vs_64": Claim("The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
           "docs/train.md", "batch_16", "batch_64", "=", key="convergence_step", setting=None, tol=25, headline=True),
-    Claim("The convergence step does not depend on batch size: 256 vs 64 (within 25 steps; "
+    "256_vs_64": Claim("The convergence step does not depend on batch size: 256 vs 64 (within 25 steps; "
           "both 500 steps)", "docs/train.md", "batch_256_long", "batch_64", "=", key="convergence_step",
           setting=None, tol=25),
-    Claim("At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000 (the large "
+    "equal_compute": Claim("At equal compute, a larger batch beats more steps: 256 x 125 > 16 x 2000 (the large "
           "batch stops before its jump, which the advice excludes)", "docs/train.md", "batch_256", "batch_16", ">",
           setting="held_out/perfect"),
     # the advice's own premise, both runs trained past their jump (judged on runs made before this row was written)
-    Claim("At equal images, both past the jump, a larger batch beats more steps: 64 x 500 > "
+    "equal_images": Claim("At equal images, both past the jump, a larger batch beats more steps: 64 x 500 > "
           "16 x 2000", "docs/train.md", "batch_64", "batch_16", ">", setting="held_out/perfect"),
-    Claim("A batch above 256 brings little: 1024 converges at the step 256 does (within 25 steps; "
+    "1024_step": Claim("A batch above 256 brings little: 1024 converges at the step 256 does (within 25 steps; "
           "curves cut at 1024's last step)", "docs/train.md", "batch_1024", "batch_256_long", "=",
           key="convergence_step", setting=None, tol=25, same_steps=True),
-    Claim("A batch above 256 brings little: 1024's IoU at its last step within 0.05 of 256's at "
+    "1024_iou": Claim("A batch above 256 brings little: 1024's IoU at its last step within 0.05 of 256's at "
           "that step", "docs/train.md", "batch_1024", "batch_256_long", "=", setting=None, tol=0.05,
           same_steps=True),
-])
+})
 def batch_vs_steps(preset: str) -> list[Variant]:
     """The official training notes (docs/train.md in lllyasviel/ControlNet): the convergence step vs batch size, and equal compute (batch x steps) comparisons."""
     base = default_run(preset)
@@ -188,15 +188,15 @@ def batch_vs_steps(preset: str) -> list[Variant]:
             _with(preset, "batch_1024", accumulate=16, steps=base.steps // 2)]
 
 
-@ablation("11_timestep_sampling.py", [
-    Claim("High-t-biased timesteps converge earlier than uniform",
-          "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None, headline=True),
-    Claim("T2I-Adapter's cubic schedule (favours large t) converges earlier than uniform",
+@ablation("11_timestep_sampling.py", {
+    "high_t": Claim("High-t-biased timesteps converge earlier than uniform",
+          "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
+    "cubic": Claim("T2I-Adapter's cubic schedule (favours large t) converges earlier than uniform",
           "T2I-Adapter (training note)", "cubic", "uniform", "<", key="convergence_step", setting=None),
-    Claim("#628's curriculum (t from [0.8T, T) at the start, uniform from step 250) converges "
+    "curriculum": Claim("#628's curriculum (t from [0.8T, T) at the start, uniform from step 250) converges "
           "earlier than uniform", "ControlNet issue #628", "curriculum", "uniform", "<", key="convergence_step",
-          setting=None),
-])
+          setting=None, headline=True),
+})
 def timestep_sampling(preset: str) -> list[Variant]:
     """Uniform t (the paper) against schedules that favour large t: a fixed bias for the whole run (`high_t`),
     T2I-Adapter's cubic schedule, and the curriculum ControlNet GitHub issue #628 proposes (large t at the
@@ -207,14 +207,14 @@ def timestep_sampling(preset: str) -> list[Variant]:
 
 
 
-@ablation("12_hint_encoders.py", [
-    Claim("The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05), "
+@ablation("12_hint_encoders.py", {
+    "paper_as_official": Claim("The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05), "
           "conditions at the image's resolution", "text vs code", "paper", "official", "=", setting="held_out/perfect",
           tol=0.05),
     # stated before its runs: at 4x both encoders have two stride-2 stages, the path the two descriptions differ on
-    Claim("... and at 4x the image, where both encoders have their strided depth (within 0.05)",
+    "paper_as_official_f4": Claim("... and at 4x the image, where both encoders have their strided depth (within 0.05)",
           "text vs code", "paper_f4", "official_f4", "=", setting="held_out/perfect", tol=0.05),
-])
+})
 def hint_encoders(preset: str) -> list[Variant]:
     """The official hint encoder (3x3, SiLU) vs the paper's text (4x4, ReLU), same factor: at the preset's (1x
     at cpu, where the official encoder has no stride-2 stage) and at 4x the image, where each has two."""
@@ -223,26 +223,26 @@ def hint_encoders(preset: str) -> list[Variant]:
             _with(preset, "paper_f4", control={"hint": "paper", "factor": 4})]
 
 
-@ablation("04_sudden_convergence.py", [
+@ablation("04_sudden_convergence.py", {
     # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset
-    Claim("bf16 autocast converges at the step fp32 does (within 25 steps)",
+    "bf16_as_fp32": Claim("bf16 autocast converges at the step fp32 does (within 25 steps)",
           "- (diagnostic: the gpu preset trains in bf16)", "bf16", "fp32", "=", key="convergence_step",
           setting=None, tol=25),
-])
+})
 def precision(preset: str) -> list[Variant]:
     """Not a paper claim: a diagnostic of the gpu preset, whose three seeds did not converge in 1500 steps
     under bf16 autocast, while the cpu preset (fp32) converges at step 275. One of them is the preset's default."""
     return [_with(preset, "fp32", precision="32-true"), _with(preset, "bf16", precision="bf16-mixed")]
 
 
-@ablation("04_sudden_convergence.py", [
-    Claim("Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
+@ablation("04_sudden_convergence.py", {
+    "1_before_4": Claim("Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
           "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_4", "<", key="convergence_step",
           setting=None),
-    Claim("... and earlier than at 8x (SD's factor, the gpu preset's)",
+    "1_before_8": Claim("... and earlier than at 8x (SD's factor, the gpu preset's)",
           "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_8", "<", key="convergence_step",
           setting=None),
-])
+})
 def cond_factor(preset: str) -> list[Variant]:
     """Not a paper claim: the other suspect of the gpu preset's failure to converge. It renders conditions
     at 8x the image (512 for 64, SD's ratio, the official 8x hint encoder); the cpu preset at 1x. On 2 cores a
@@ -253,33 +253,33 @@ def cond_factor(preset: str) -> list[Variant]:
 LEARNING_RATES = {"lr_3e-5": 3e-5, "lr_1e-4": 1e-4, "lr_3e-4": 3e-4, "lr_1e-3": 1e-3}
 
 
-@ablation("18_why_sudden.py", [
+@ablation("18_why_sudden.py", {
     # why the convergence is sudden: the learning rate (stated before its runs; every run instrumented)
-    Claim("A larger learning rate converges in fewer steps: 3e-4 before 1e-4", "-",
+    "3e-4_before_1e-4": Claim("A larger learning rate converges in fewer steps: 3e-4 before 1e-4", "-",
           "lr_3e-4", "lr_1e-4", "<", key="convergence_step", setting=None, headline=True),
-    Claim("... 1e-3 before 3e-4", "-", "lr_1e-3", "lr_3e-4", "<", key="convergence_step", setting=None),
-    Claim("... 1e-4 before 3e-5", "-", "lr_1e-4", "lr_3e-5", "<", key="convergence_step", setting=None),
-    Claim("Gate opening: step x lr is constant, 3e-4 vs 1e-4 (within 0.008, ~30% of 275 x 1e-4)",
+    "1e-3_before_3e-4": Claim("... 1e-3 before 3e-4", "-", "lr_1e-3", "lr_3e-4", "<", key="convergence_step", setting=None),
+    "1e-4_before_3e-5": Claim("... 1e-4 before 3e-5", "-", "lr_1e-4", "lr_3e-5", "<", key="convergence_step", setting=None),
+    "step_x_lr_3e-4": Claim("Gate opening: step x lr is constant, 3e-4 vs 1e-4 (within 0.008, ~30% of 275 x 1e-4)",
           "this project's hypothesis (gate opening)", "lr_3e-4", "lr_1e-4", "=", key="step_x_lr", setting=None,
           tol=0.008),
     # written after its runs (the row is post hoc), for the prediction the docstring below stated before them
-    Claim("Gate opening: step x lr is constant, 1e-3 vs 1e-4 (within 0.008; the prediction stated before the runs "
+    "step_x_lr_1e-3": Claim("Gate opening: step x lr is constant, 1e-3 vs 1e-4 (within 0.008; the prediction stated before the runs "
           "put 1e-3's jump near step 28)", "this project's hypothesis (gate opening)", "lr_1e-3", "lr_1e-4", "=",
           key="step_x_lr", setting=None, tol=0.008),
-    Claim("Gate opening: step x lr is constant, 3e-5 vs 1e-4 (within 0.008)",
+    "step_x_lr_3e-5": Claim("Gate opening: step x lr is constant, 3e-5 vs 1e-4 (within 0.008)",
           "this project's hypothesis (gate opening)", "lr_3e-5", "lr_1e-4", "=", key="step_x_lr", setting=None,
           tol=0.008),
-    Claim("Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
+    "gate_ratio_3e-4": Claim("Gate opening: the residual / feature ratio at the jump is the same at 3e-4 and 1e-4 "
           "(log10 within 0.18, a factor 1.5)", "this project's hypothesis (gate opening)", "lr_3e-4", "lr_1e-4",
           "=", key="log_gate_at_step", setting=None, tol=0.18),
     # the learning rate x batch interaction, added because seed 0 of lr_3e-4 and lr_1e-3 showed the lr moves the
     # step (stated before its runs): does a 3x lr move the step at batch 16 as the gate predicts at batch 64?
-    Claim("At batch 16 too, 3e-4 converges before 1e-4", "-", "lr_3e-4_batch_16",
+    "batch_16_3e-4_before": Claim("At batch 16 too, 3e-4 converges before 1e-4", "-", "lr_3e-4_batch_16",
           "batch_vs_steps:batch_16", "<", key="convergence_step", setting=None),
-    Claim("Gate opening at batch 16: step x lr is constant, 3e-4 vs 1e-4 (within 0.013, ~30% of "
+    "step_x_lr_batch_16": Claim("Gate opening at batch 16: step x lr is constant, 3e-4 vs 1e-4 (within 0.013, ~30% of "
           "422 x 1e-4)", "this project's hypothesis (gate opening)", "lr_3e-4_batch_16", "batch_vs_steps:batch_16",
           "=", key="step_x_lr", setting=None, tol=0.013),
-])
+})
 def learning_rate(preset: str) -> list[Variant]:
     """Why the convergence is sudden: the jump's step against the learning rate, every run instrumented
     (cnref.mini.probe: the gate's opening and a linear readout at each validation). With Adam a zero conv's
@@ -301,13 +301,13 @@ def learning_rate(preset: str) -> list[Variant]:
         [_with(preset, "lr_3e-4_batch_16", lr=3e-4, instrument=True, batch_size=max(1, base.batch_size // 4))]
 
 
-@ablation("18_why_sudden.py", [
+@ablation("18_why_sudden.py", {
     # why the convergence is sudden: the published explanations (stated before their runs)
-    Claim("ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
+    "crossnorm_earlier": Claim("ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
           "ControlNeXt (zero convs slow the start)", "crossnorm", "zero", "<", key="convergence_step", setting=None, headline=True),
-    Claim("... and keeps the condition fidelity (IoU within 0.05 of zero convs, perfect prompt)",
+    "crossnorm_fidelity": Claim("... and keeps the condition fidelity (IoU within 0.05 of zero convs, perfect prompt)",
           "ControlNeXt", "crossnorm", "zero", "=", tol=0.05),
-])
+})
 def injection(preset: str) -> list[Variant]:
     """Why the convergence is sudden, ControlNeXt's explanation: zero convolutions slow the start. The 13 outputs
     through zero convs (the default run) against ordinary 1x1 convs brought to the locked features' statistics
@@ -316,13 +316,13 @@ def injection(preset: str) -> list[Variant]:
     return [_with(preset, "zero"), _with(preset, "crossnorm", design="controlnet_crossnorm")]
 
 
-@ablation("18_why_sudden.py", [
-    Claim("CtrLoRA: a pretrained condition embedder (the base's first layers, trained) converges "
+@ablation("18_why_sudden.py", {
+    "base_trainable_earlier": Claim("CtrLoRA: a pretrained condition embedder (the base's first layers, trained) converges "
           "earlier than a random one", "CtrLoRA (pretrained embedder)", "base_trainable", "random", "<",
           key="convergence_step", setting=None),
-    Claim("... and kept frozen, too", "CtrLoRA (pretrained embedder)", "base_frozen", "random", "<",
+    "base_frozen_earlier": Claim("... and kept frozen, too", "CtrLoRA (pretrained embedder)", "base_frozen", "random", "<",
           key="convergence_step", setting=None),
-])
+})
 def hint_embedder(preset: str) -> list[Variant]:
     """Why the convergence is sudden, CtrLoRA's explanation: a randomly initialised condition embedder. The
     official E (random init: the default run) against the locked base's own first layers as E (conv_in and the
@@ -339,20 +339,20 @@ def hint_embedder(preset: str) -> list[Variant]:
 DEFAULT_LR, LR_X10 = "learning_rate:lr_1e-4", "learning_rate:lr_1e-3"
 
 
-@ablation("18_why_sudden.py", [
-    Claim("Which part must move: lr x10 on the zero convs alone converges before the default recipe",
+@ablation("18_why_sudden.py", {
+    "zero_convs_x10_earlier": Claim("Which part must move: lr x10 on the zero convs alone converges before the default recipe",
           "this project's hypothesis (the gate is the bottleneck)", "zero_convs_x10", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
-    Claim("... and at the step lr x10 everywhere converges (within 25 steps)",
+    "zero_convs_x10_as_lr_x10": Claim("... and at the step lr x10 everywhere converges (within 25 steps)",
           "this project's hypothesis (the gate is the bottleneck)", "zero_convs_x10", LR_X10, "=",
           key="convergence_step", setting=None, tol=25),
-    Claim("lr x10 on the copy and hint encoder alone (the zero convs at 1x) converges at the default's step "
+    "copy_x10_as_default": Claim("lr x10 on the copy and hint encoder alone (the zero convs at 1x) converges at the default's step "
           "(within 25 steps)", "this project's hypothesis (the gate is the bottleneck)", "copy_x10", DEFAULT_LR, "=",
           key="convergence_step", setting=None, tol=25),
-    Claim("The rival: lr x10 on the copy and hint encoder alone converges before the default recipe",
+    "copy_x10_earlier": Claim("The rival: lr x10 on the copy and hint encoder alone converges before the default recipe",
           "rival hypothesis (the copy must learn first)", "copy_x10", DEFAULT_LR, "<", key="convergence_step",
           setting=None),
-])
+})
 def which_part(preset: str) -> list[Variant]:
     """Why sudden: which trainable part must move a fixed distance. With Adam every part moves by about lr per
     step, so step x lr being constant cannot tell the zero convs (the gate) from the copy. Here one part at a time
@@ -365,14 +365,14 @@ def which_part(preset: str) -> list[Variant]:
             _with(preset, "copy_x10", copy_lr_scale=10.0, **fine)]
 
 
-@ablation("18_why_sudden.py", [
-    Claim("Which gate: with Z1 small random (std 0.02) and the 13 Z2 zero, the jump comes earlier than with both "
+@ablation("18_why_sudden.py", {
+    "z1_random_earlier": Claim("Which gate: with Z1 small random (std 0.02) and the 13 Z2 zero, the jump comes earlier than with both "
           "zero", "this project's hypothesis (a product of two zeros)", "z1_random", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
-    Claim("... and with the 13 Z2 small random and Z1 zero, earlier too",
+    "z2_random_earlier": Claim("... and with the 13 Z2 small random and Z1 zero, earlier too",
           "this project's hypothesis (a product of two zeros)", "z2_random", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
-])
+})
 def which_gate(preset: str) -> list[Variant]:
     """Why sudden: the condition passes two zero-initialised convs in series (Z1 into the copy, the 13 Z2 out of
     it), so its effect on the output starts as a product of two zeros and its gradient at step 0 is zero for both.
@@ -384,13 +384,13 @@ def which_gate(preset: str) -> list[Variant]:
             _with(preset, "z2_random", instrument=True, control={"init": "gaussian_z2"})]
 
 
-@ablation("18_why_sudden.py", [
-    Claim("An unlocked decoder (lr 2e-6, the official advice for sd_locked=False) converges before the locked one",
+@ablation("18_why_sudden.py", {
+    "decoder_2e-6_earlier": Claim("An unlocked decoder (lr 2e-6, the official advice for sd_locked=False) converges before the locked one",
           "official docs/train.md (sd_locked)", "decoder_2e-6", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
-    Claim("... and at decoder lr 1e-5", "official docs/train.md (sd_locked)", "decoder_1e-5", DEFAULT_LR, "<",
+    "decoder_1e-5_earlier": Claim("... and at decoder lr 1e-5", "official docs/train.md (sd_locked)", "decoder_1e-5", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
-])
+})
 def unlocked_decoder(preset: str) -> list[Variant]:
     """Why sudden: the locked decoder. The paper's large-scale option trains SD's decoder with the ControlNet
     (the official code's sd_locked=False, advised at lr 2e-6). Stated before the runs: if the delay lies in the
@@ -399,15 +399,15 @@ def unlocked_decoder(preset: str) -> list[Variant]:
             for name, lr in (("decoder_2e-6", 2e-6), ("decoder_1e-5", 1e-5))]
 
 
-@ablation("18_why_sudden.py", [
-    Claim("ControlNeXt as ControlNeXt (one injection, no zero conv, s = 0.35) converges before the 13-connection "
+@ablation("18_why_sudden.py", {
+    "one_injection_before_hybrid": Claim("ControlNeXt as ControlNeXt (one injection, no zero conv, s = 0.35) converges before the 13-connection "
           "hybrid with a zero Z1", "ControlNeXt (zero convs slow the start)", "s0.35", "injection:crossnorm", "<",
           key="convergence_step", setting=None),
-    Claim("A larger s converges faster: s = 1 before s = 0.35", "ControlNeXt README (larger s, faster)",
+    "s1_before_s0.35": Claim("A larger s converges faster: s = 1 before s = 0.35", "ControlNeXt README (larger s, faster)",
           "s1", "s0.35", "<", key="convergence_step", setting=None),
-    Claim("... and s = 0.35 before s = 0.1", "ControlNeXt README (larger s, faster)",
+    "s0.35_before_s0.1": Claim("... and s = 0.35 before s = 0.1", "ControlNeXt README (larger s, faster)",
           "s0.35", "s0.1", "<", key="convergence_step", setting=None),
-])
+})
 def controlnext_scale(preset: str) -> list[Variant]:
     """ControlNeXt's cross normalisation tested as ControlNeXt does it: the `controlnext` design (one injection
     after the first down block, from a module that sees the condition from step 0, no zero conv), at s = 0.1,
@@ -418,28 +418,28 @@ def controlnext_scale(preset: str) -> list[Variant]:
             for s in (0.1, 0.35, 1.0)]
 
 
-@ablation("20_alternatives.py", [
+@ablation("20_alternatives.py", {
     # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
-    Claim("T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
-          "T2I-Adapter: 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05, headline=True),
-    Claim("... and so with the cubic timesteps its paper trains with", "T2I-Adapter (cubic sampling)",
+    "t2i_fidelity": Claim("T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
+          "diffusers' docs: T2I-Adapter 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05, headline=True),
+    "t2i_cubic_fidelity": Claim("... and so with the cubic timesteps its paper trains with", "T2I-Adapter (cubic sampling)",
           "t2i_adapter_cubic", "controlnet", "=", tol=0.05),
-    Claim("ControlNet-XS matches ControlNet's condition fidelity (within 0.05 IoU, perfect prompt) "
+    "xs_fidelity": Claim("ControlNet-XS matches ControlNet's condition fidelity (within 0.05 IoU, perfect prompt) "
           "with a fifth of its trainable parameters", "ControlNet-XS", "controlnet_xs", "controlnet", "=", tol=0.05),
-    Claim("ControlNeXt converges in fewer steps than ControlNet", "ControlNeXt: 'converges faster'",
+    "controlnext_earlier": Claim("ControlNeXt converges in fewer steps than ControlNet", "ControlNeXt: 'converges faster'",
           "controlnext", "controlnet", "<", key="convergence_step", setting=None),
     # stated before the successors' runs and their fresh-process bench (one process had measured 0.72x and 0.91x)
-    Claim("ControlNet-XS gives better image quality than ControlNet (KID on (image, condition) pairs, "
+    "xs_quality": Claim("ControlNet-XS gives better image quality than ControlNet (KID on (image, condition) pairs, "
           "256 held-out conditions, perfect prompt)", "ControlNet-XS: better FID", "controlnet_xs", "controlnet", "<",
           key="kid", setting=QUALITY_SET),
-    Claim("T2I-Adapter costs less per generated image than ControlNet: it runs once per generation "
+    "t2i_cost": Claim("T2I-Adapter costs less per generated image than ControlNet: it runs once per generation "
           "(20 DDIM steps, CFG 9; one ratio per fresh process: python -m cnref bench successors --processes 5)",
           "T2I-Adapter: runs once", "bench:successors:t2i_adapter", "bench:successors:controlnet", "<",
           key="median_sample_s", setting=None, timing=True),
-    Claim("ControlNet-XS is faster per generated image than ControlNet (same bench)",
-          "ControlNet-XS: 'about twice as fast'", "bench:successors:controlnet_xs", "bench:successors:controlnet",
+    "xs_speed": Claim("ControlNet-XS is faster per generated image than ControlNet (same bench)",
+          "ControlNet-XS: 'about twice as fast' (tested here: faster at all)", "bench:successors:controlnet_xs", "bench:successors:controlnet",
           "<", key="median_sample_s", setting=None, timing=True),
-])
+})
 def successors(preset: str) -> list[Variant]:
     """ControlNet and its successors on the same locked base, data, recipe and budget (cnref.successors): the
     default run, T2I-Adapter (with our uniform timesteps, and with the cubic schedule its paper trains with),
@@ -455,12 +455,12 @@ def successors(preset: str) -> list[Variant]:
             w("controlnext", design="controlnext")]
 
 
-@ablation("13_scenes.py", [
-    Claim("A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
+@ablation("13_scenes.py", {
+    "outline": Claim("A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
-    Claim("A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
+    "segmentation": Claim("A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (segmentation)", "segmentation", "bounds:base_scenes", ">", key="edge_f1"),
-])
+})
 def scenes(preset: str) -> list[Variant]:
     """ControlNets on two condition types of the same procedural scenes (on the scenes base),
     whose weights the guidance and composition studies load."""

@@ -29,6 +29,7 @@ class Claim:
     headline: bool = False     # one of the README's short table of findings
     timing: bool = False       # a speed claim: a and b are the same fresh processes' median step times
     ablation: str = ""         # the ablation that declares it (its result folder), filled in by `Ablation`
+    id: str = ""               # its name within the ablation (the key it is declared under), filled in likewise
 
 
 @dataclass(frozen=True)
@@ -44,28 +45,30 @@ class StudyClaim:
     tol: float = 0.0
     headline: bool = False
     study: str = ""            # the study that declares it, filled in by `Study`
+    id: str = ""               # its name within the study (the key it is declared under), filled in likewise
 
 
 @dataclass(frozen=True)
 class Ablation:
-    """A training ablation: its variants (a function of the preset), the claims they test and the notebook that
-    reads them (a file of notebooks/)."""
+    """A training ablation: its variants (a function of the preset), the claims they test, each under its id (a
+    reading names a claim by it), and the notebook that reads them (a file of notebooks/)."""
     name: str
     variants: Callable[[str], list[Variant]]
-    claims: tuple[Claim, ...]
+    claims: dict[str, Claim]
     notebook: str
 
     def __post_init__(self):
-        object.__setattr__(self, "claims", tuple(replace(c, ablation=self.name) for c in self.claims))
+        object.__setattr__(self, "claims", tuple(replace(c, ablation=self.name, id=k) for k, c in self.claims.items()))
 
 
 @dataclass(frozen=True)
 class Study:
-    """An inference-time study over trained ControlNets: what it sweeps, its claims and its notebook."""
+    """An inference-time study over trained ControlNets: what it sweeps, its claims (each under its id) and its
+    notebook."""
     name: str
     title: str
-    claims: tuple[StudyClaim, ...]
+    claims: dict[str, StudyClaim]
     notebook: str
 
     def __post_init__(self):
-        object.__setattr__(self, "claims", tuple(replace(c, study=self.name) for c in self.claims))
+        object.__setattr__(self, "claims", tuple(replace(c, study=self.name, id=k) for k, c in self.claims.items()))

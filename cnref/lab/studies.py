@@ -99,57 +99,57 @@ def settings(study: str, beta: float) -> list[Setting]:
 # changes nothing (beta 9 = beta 1), and diffusers' MultiControlNetModel gives our composition's residuals
 # (tests/test_studies.py).
 STUDIES = {s.name: s for s in (
-    Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="14_cfg.py", claims=(
-        StudyClaim("No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
-                   "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">", headline=True),
-        StudyClaim("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of "
+    Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="14_cfg.py", claims={
+        "cond_only_strong": StudyClaim("No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
+                   "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">"),
+        "weighted_literal": StudyClaim("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of "
                    "conditional-only, beta 9, no prompt)", "Fig. 5d (literal reading)", "cond_only_weighted/beta9/none",
                    "cond_only/beta9/none", "=", tol=0.05),
-        StudyClaim("CFG resolution weighting, normalised, keeps the condition (edge F1 within 0.05 of "
+        "weighted_normalized": StudyClaim("CFG resolution weighting, normalised, keeps the condition (edge F1 within 0.05 of "
                    "conditional-only, beta 9, no prompt)", "Fig. 5d (normalised reading)",
                    "cond_only_normalized/beta9/none", "cond_only/beta9/none", "=", tol=0.05),
-        StudyClaim("With the perfect prompt, where the control goes matters little (edge F1 within 0.05, "
+        "perfect_prompt_either": StudyClaim("With the perfect prompt, where the control goes matters little (edge F1 within 0.05, "
                    "both vs conditional-only, beta 9)", "Sec. 3.4 (no prompt is the hard case)",
                    "both/beta9/perfect", "cond_only/beta9/perfect", "=", tol=0.05),
-    )),
-    Study("guess", "guess-mode scales", notebook="15_guess.py", claims=(
-        StudyClaim("diffusers' logspace(-1, 0, 13) guess scales behave like the official 0.825**(12-i) "
+    }),
+    Study("guess", "guess-mode scales", notebook="15_guess.py", claims={
+        "diffusers_as_official": StudyClaim("diffusers' logspace(-1, 0, 13) guess scales behave like the official 0.825**(12-i) "
                    "(edge F1 within 0.02, beta 9)", "diffusers vs official code", "guess_diffusers/beta9",
                    "guess_official/beta9", "=", tol=0.02),
-    )),
-    Study("strength", "control strength", notebook="16_strength.py", claims=(
-        StudyClaim("Condition fidelity rises with control strength: s = 0.5 above s = 0 (the base alone)",
+    }),
+    Study("strength", "control strength", notebook="16_strength.py", claims={
+        "s0.5_above_s0": StudyClaim("Condition fidelity rises with control strength: s = 0.5 above s = 0 (the base alone)",
                    "diffusers' controlnet_conditioning_scale", "s0.5", "s0", ">"),
-        StudyClaim("... and s = 1 above s = 0.5", "diffusers' controlnet_conditioning_scale",
+        "s1_above_s0.5": StudyClaim("... and s = 1 above s = 0.5", "diffusers' controlnet_conditioning_scale",
                    "s1", "s0.5", ">"),
-    )),
+    }),
     Study("quality", "image quality (KID) where a claim rests on it, with calibration rows",
-          notebook="19_image_quality.py", claims=(
+          notebook="19_image_quality.py", claims={
         # image quality, where a claim rests on it: KID of (image, condition) pairs at 256 scenes per seed, its
         # calibration first (the rows above judged condition fidelity; these are FID's former rows)
-        StudyClaim("KID sees placement: the targets paired with another scene's outline score worse than "
+        "sees_placement": StudyClaim("KID sees placement: the targets paired with another scene's outline score worse than "
                    "with their own", "calibration", "calibration/moved", "calibration/ground_truth", ">", key="kid"),
-        StudyClaim("... and the base alone (s = 0) scores worse than the targets", "calibration",
+        "base_worse": StudyClaim("... and the base alone (s = 0) scores worse than the targets", "calibration",
                    "strength/s0", "calibration/ground_truth", ">", key="kid"),
-        StudyClaim("No prompt: control in the conditional branch only costs image quality (KID above both "
+        "cond_only_costs": StudyClaim("No prompt: control in the conditional branch only costs image quality (KID above both "
                    "branches, beta 9)", "Fig. 5c", "cfg/cond_only/beta9/none", "cfg/both/beta9/none", ">", key="kid"),
-        StudyClaim("CFG resolution weighting, literal (w_i = 64/h_i >= 1), improves image quality over "
+        "weighted_literal": StudyClaim("CFG resolution weighting, literal (w_i = 64/h_i >= 1), improves image quality over "
                    "conditional-only (KID, beta 9, no prompt)", "Fig. 5d (literal reading)",
                    "cfg/cond_only_weighted/beta9/none", "cfg/cond_only/beta9/none", "<", key="kid"),
-        StudyClaim("CFG resolution weighting, normalised (w_i = h_min/h_i <= 1: it reduces the guidance), "
+        "weighted_normalized": StudyClaim("CFG resolution weighting, normalised (w_i = h_min/h_i <= 1: it reduces the guidance), "
                    "improves image quality over conditional-only (KID, beta 9, no prompt)", "Fig. 5d (normalised reading)",
                    "cfg/cond_only_normalized/beta9/none", "cfg/cond_only/beta9/none", "<", key="kid"),
-        StudyClaim("Guess-mode scales give better images than uniform scales with no prompt (KID, beta 9)",
+        "guess_better": StudyClaim("Guess-mode scales give better images than uniform scales with no prompt (KID, beta 9)",
                    "official guess mode", "guess/guess_official/beta9", "guess/uniform/beta9", "<", key="kid"),
-        StudyClaim("Over-strong control (s = 2) costs image quality: KID above s = 1", "common advice",
+        "s2_costs": StudyClaim("Over-strong control (s = 2) costs image quality: KID above s = 1", "common advice",
                    "strength/s2", "strength/s1", ">", key="kid"),
-    )),
-    Study("compose", "Fig. 6: multi-ControlNet composition", notebook="17_compose.py", claims=(
-        StudyClaim("Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
+    }),
+    Study("compose", "Fig. 6: multi-ControlNet composition", notebook="17_compose.py", claims={
+        "sum_keeps": StudyClaim("Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
                    "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
-        StudyClaim("Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",
+        "sum_beats_weighted": StudyClaim("Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",
                    "Sec. 3.4 (no extra weighting)", "matched/none/sum", "matched/none/weighted", ">", headline=True),
-    )),
+    }),
 )}
 # the settings the image-quality claims compare, and s = 0 (the base alone) as a calibration row
 QUALITY_SETTINGS = {"cfg": ("both/beta9/none", "cond_only/beta9/none", "cond_only_weighted/beta9/none",

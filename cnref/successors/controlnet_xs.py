@@ -8,7 +8,13 @@ the control's input (base -> control), and the control's output enters the base 
 
     h_ctrl <- F_ctrl([h_ctrl, Z_b->c(h_base)]),     h_base <- F_base(h_base) + Z_c->b(h_ctrl)
 
-so at initialisation the model is the base exactly. The decoder is the base's, fed the (controlled) skips.
+and the control encoder's skips also reach the decoder, each through a zero convolution added where the decoder
+reads the base's matching skip (diffusers' `UpBlockControlNetXSAdapter.ctrl_to_base`), as ControlNet's
+residuals do. At initialisation every one of these zero convolutions outputs zero, so the model is the base
+exactly. The decoder's own weights are the base's, locked.
+
+The official training config (configs/training/sd/sd15_encD_canny_53m.yaml in vislearn/ControlNet-XS) trains at
+lr 1e-5; cnref trains every design at the recipe's lr (the successors ablation).
 
 This is diffusers' `ControlNetXSAdapter` + `UNetControlNetXSModel`. diffusers builds them for SD's 4 latent
 channels only; the cpu base works on 3 pixel channels, so `lift` gives an exactly equivalent 4-channel UNet

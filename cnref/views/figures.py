@@ -1,18 +1,13 @@
-"""Figures: images, curves with their spread over seeds, final metrics per prompt setting, sample grids,
-the studies' sweeps and trade-offs, and the SD1.5-scale bench. They read results; they compute nothing new."""
+"""Figures: curves with their spread over seeds, final metrics per prompt setting, the studies' sweeps and
+trade-offs, condition use and the SD1.5-scale bench (sample grids: `cnref.views.images`). They read results; they
+compute nothing new."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 
-from ..mini.data import VAL_SEED, dataset, grid
 from ..paper.guidance import MODES
 from ..lab.claims import HELD_OUT, value
-from ..lab.results import final_images, study_images
 
 
 # What each measured key is, for axis labels and titles (a reader should never have to decode a key).
@@ -28,55 +23,22 @@ LABELS = {
 }
 
 
+# One colour per concept across the book: a guidance mode, a design, a prompt setting keeps its colour in every
+# figure (matplotlib's tab10); names not listed take the next free default colour.
+COLOURS = {"both": "tab:blue", "cond_only": "tab:orange", "cond_only_weighted": "tab:red",
+           "cond_only_normalized": "tab:green",
+           "controlnet": "tab:blue", "t2i_adapter": "tab:orange", "t2i_adapter_cubic": "tab:brown",
+           "controlnet_xs": "tab:purple", "controlnext": "tab:pink",
+           "perfect": "tab:blue", "none": "tab:gray", "insufficient": "tab:olive", "conflicting": "tab:cyan"}
+
+
+def colour(name: str):
+    """The book's colour of a mode, design or prompt setting (None: matplotlib's next)."""
+    return COLOURS.get(name)
+
+
 def metric_label(key: str) -> str:
     return LABELS.get(key, key.replace("_", " "))
-
-
-OUTLINE_COLOURS = ("cyan", "magenta")
-TILE_IN = 1.0       # inches per sample tile: at the figures' 100 dpi, a 32x32 sample is drawn at 100x100 px
-DPI = 100
-
-
-def outline(cond) -> np.ndarray:
-    """What to draw of each condition, as one (B,H,W) mask: a line drawing (a disc's outline, edges: most lit
-    pixels on the lit region's border) as it is; a map of regions (segmentation, depth) by its boundaries."""
-    c = torch.as_tensor(np.asarray(cond)).float()
-    c = c / 255 if c.max() > 1.5 else (c + 1) / 2 if c.min() < 0 else c
-    lit = (c.amax(1, keepdim=True) > 0.5).float()
-    inner = -torch.nn.functional.max_pool2d(-lit, 3, stride=1, padding=1)        # lit with all 8 neighbours lit
-    thin = (lit - inner).flatten(1).sum(1) > 0.6 * lit.flatten(1).sum(1)
-    gy = (c[..., 1:, :] - c[..., :-1, :]).abs().sum(1)
-    gx = (c[..., :, 1:] - c[..., :, :-1]).abs().sum(1)
-    edges = (torch.nn.functional.pad(gy, (0, 0, 0, 1)) + torch.nn.functional.pad(gx, (0, 1))) > 0.3
-    return torch.where(thin[:, None, None], lit[:, 0] > 0, edges).numpy()
-
-
-def show_images(ax, images, nrow: int = 8, title: str | None = None, cond=None):
-    """images: (B,3,H,W) float in [-1,1] or uint8; drawn as one tiled grid without axes. `cond` (the conditions
-    the images were made from, any range; a list for several): their outline is drawn over each image, so a reader sees at a glance
-    whether a sample follows its condition."""
-    x = torch.as_tensor(np.asarray(images))
-    x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
-    g = grid(x, nrow=nrow)
-    ax.imshow(((g.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy(), interpolation="nearest")
-    for c, colour in zip(cond if isinstance(cond, list) else [] if cond is None else [cond], OUTLINE_COLOURS):
-        m = 1 - torch.as_tensor(outline(c)[: len(x), None]).float().expand(-1, 3, -1, -1)   # 0 on the outline
-        mask = (grid(m, nrow=nrow)[0] < 0.5).numpy()         # the grid's padding (1) stays clear
-        rgba = np.zeros((*mask.shape, 4))
-        rgba[mask] = (*matplotlib.colors.to_rgb(colour), 0.6)
-        ax.imshow(rgba, interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title, fontsize=9, loc="left")
-
-
-def image_rows(rows: list[tuple], k: int):
-    """A figure of labelled image rows (title, images[, conditions to outline]), each tile TILE_IN wide."""
-    fig, axes = plt.subplots(len(rows), 1, figsize=(k * TILE_IN, (TILE_IN + 0.3) * len(rows)), dpi=DPI)
-    for ax, row in zip(np.atleast_1d(axes), rows):
-        show_images(ax, row[1], nrow=k, title=row[0], cond=row[2] if len(row) > 2 else None)
-    fig.tight_layout()
-    return fig
 
 
 def mean_and_spread(curves: list[tuple[list, list]]):
@@ -129,14 +91,24 @@ def plot_sd15_bench(res: dict):
     return fig
 
 
-def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss")):
-    """Validation curves per variant: mean over seeds with the min-max band."""
+def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dict | None = None):
+    """Validation curves per variant: mean over seeds with the min-max band. refs: key -> [(value, label, style)]
+    horizontal reference lines (the base alone, the ground truth, the convergence level); the loss, which falls
+    over decades, on a log axis."""
     for ax, key in zip(np.atleast_1d(axes), keys):
         for name, rs in by.items():
             hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
-            plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name)
+            plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name, colour(name))
+        for y, label, style in (refs or {}).get(key, []):
+            ax.axhline(y, lw=1, label=label, **style)
+        if key == "loss":
+            ax.set_yscale("log")
         ax.set_xlabel("training step"); ax.set_ylabel(metric_label(key)); ax.set_title(f"{metric_label(key)} during training")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=7, loc="best", framealpha=0.8)
+
+
+REF_STYLES = {"ground truth": {"color": "green"}, "base alone": {"color": "red", "ls": "--"},
+              "convergence level": {"color": "black", "ls": ":"}}
 
 
 def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OUT, bnd: dict | None = None):
@@ -145,7 +117,7 @@ def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OU
     for i, (name, rs) in enumerate(by.items()):
         xs = np.arange(len(settings)) + (i - (n - 1) / 2) * 0.8 / n
         vals = np.array([[value(r, key, s) for s in settings] for r in rs])
-        ax.bar(xs, vals.mean(0), width=0.8 / n, alpha=0.5, label=name)
+        ax.bar(xs, vals.mean(0), width=0.8 / n, alpha=0.5, label=name, color=colour(name))
         for v in vals:
             ax.plot(xs, v, "k.", ms=4)
     if bnd:
@@ -161,37 +133,11 @@ def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OU
     ax.legend(fontsize=8, loc="best")
 
 
-def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k: int = 8, seed: int = 0):
-    """Rows: variants x prompt settings, k held-out conditions each (the first row: the conditions)."""
-    def conds(rs, size):
-        cfg = rs[0]["config"]
-        return dataset(cfg.get("data", "fill50k"), size=size, cond_factor=1, seed=VAL_SEED,
-                       condition=cfg.get("condition", "outline")).batch(range(k))["cond"]
-
-    rows, shown = [], set()
-    for name, rs in by.items():
-        r = next((r for r in rs if r["seed"] == seed), rs[0])
-        imgs = [(s, final_images(r, s, root)) for s in settings]
-        imgs = [(s, x[:k]) for s, x in imgs if x is not None]
-        if not imgs:
-            continue
-        c = conds(rs, imgs[0][1].shape[-1])
-        kind = (rs[0]["config"].get("data", "fill50k"), rs[0]["config"].get("condition", "outline"))
-        if kind not in shown:       # each kind of condition once, above the first rows made from it
-            rows.append((f"held-out conditions ({kind[1]}; their outline is drawn over every sample below)", c * 2 - 1))
-            shown.add(kind)
-        rows += [(f"{name}, {s.split('/')[1]} prompt", x, c) for s, x in imgs]
-    if not rows:
-        print("no final images in these results")
-        return
-    image_rows(rows, k)
-    plt.show()
-
-
 def plot_sweep(ax, results: list[dict], names: list[str], xs: list[float], key: str, label: str):
-    """One line (mean over seeds, band = min-max) through the settings `names` placed at `xs`."""
+    """One line (mean over seeds, band = min-max) through the settings `names` placed at `xs`, in the colour of
+    `label` where it names a mode or a design."""
     curves = [(xs, [r["results"][n][key] for n in names]) for r in results]
-    return plot_spread(ax, curves, label)
+    return plot_spread(ax, curves, label, colour(label))
 
 
 def plot_rows(ax, results: list[dict], names: list[str], key: str):
@@ -206,13 +152,13 @@ def plot_rows(ax, results: list[dict], names: list[str], key: str):
     ax.set_xlabel(metric_label(key))
 
 
-def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str = "fid", y: str = "edge_f1",
+def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str = "color_ok", y: str = "edge_f1",
                   marks: list | None = None):
     """A trade-off curve: the settings `names` (e.g. one mode at rising beta) as points (mean over seeds,
     bars = min-max) in the (x, y) plane, joined in order, the first and the rest labelled by `marks`."""
     xs = np.array([[r["results"][n][x] for n in names] for r in results])
     ys = np.array([[r["results"][n][y] for n in names] for r in results])
-    line, = ax.plot(xs.mean(0), ys.mean(0), "o-", label=label, ms=4)
+    line, = ax.plot(xs.mean(0), ys.mean(0), "o-", label=label, ms=4, color=colour(label))
     ax.errorbar(xs.mean(0), ys.mean(0), xerr=[xs.mean(0) - xs.min(0), xs.max(0) - xs.mean(0)],
                 yerr=[ys.mean(0) - ys.min(0), ys.max(0) - ys.mean(0)], fmt="none", color=line.get_color(), alpha=0.4)
     for m, px, py in zip(marks or [], xs.mean(0), ys.mean(0)):
@@ -221,7 +167,7 @@ def plot_tradeoff(ax, results: list[dict], names: list[str], label: str, x: str 
     return line
 
 
-def plot_cfg(results: list[dict], keys=("edge_f1", "color_ok", "fid")):
+def plot_cfg(results: list[dict], keys=("edge_f1", "color_ok")):
     """Fig. 5 as curves: each metric against the guidance scale, a line per mode, no prompt | perfect prompt."""
     betas = sorted({float(n.split("/beta")[1].split("/")[0]) for n in results[0]["results"]})
     fig, axes = plt.subplots(len(keys), 2, figsize=(12, 3.2 * len(keys)), squeeze=False)
@@ -234,22 +180,6 @@ def plot_cfg(results: list[dict], keys=("edge_f1", "color_ok", "fid")):
             ax.set_title(f"{metric_label(k)}, {p} prompt"); ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
-
-
-def show_study_grid(result: dict, names: list[str], root: Path | None = None, k: int = 8):
-    """The conditions the settings `names` used (each once, with its scene set), then the first k images of
-    each setting (one trained seed, same noise), the outline of every condition it used drawn over it."""
-    imgs = study_images(result, root)
-    size = next(iter(imgs.values())).shape[-1]
-    used = {s["name"]: list(zip(s["nets"], s["scenes"])) for s in result["config"]["settings"]}
-    start = {"same": 0, "other": result["config"]["n"]}
-    conds = {(net, sc): dataset("scenes", size=size, cond_factor=1, seed=VAL_SEED, condition=net)
-             .batch(range(start[sc], start[sc] + k))["cond"] for n in names for net, sc in used[n]}
-    where = {"same": "the held-out scenes", "other": "other scenes"}
-    rows = [(f"condition: {net} of {where[sc]}", x * 2 - 1) for (net, sc), x in conds.items()]
-    rows += [(f"{n} (outlined: {' + '.join(f'{net} of {where[sc]}' for net, sc in used[n])})", imgs[n][:k],
-              [conds[u] for u in used[n]]) for n in names]
-    return image_rows(rows, k)
 
 
 def plot_condition_use(axes, runs: list[dict]):

@@ -22,9 +22,9 @@ from ..lab.results import load_bench, load_bounds, load_results, load_study, res
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
 from ..mini.metrics import fidelity_fn
-from ..measure.quality import REF_N
-from .figures import plot_curves, plot_final, show_final_grid
-from .tables import (Verdict, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
+from .figures import REF_STYLES, plot_curves, plot_final
+from .images import show_final_grid
+from .tables import (Verdicts, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
                      ratios)
 
 
@@ -85,20 +85,36 @@ class AblationReport:
         (`lab.runner.prepare_smoke`)."""
         return cls(ablation, "smoke", prepare_smoke(ablation, names=variants))
 
-    def training(self, keys=("iou", "loss")):
-        """One line per run, then the validation curves (mean over seeds, band = min-max)."""
+    def references(self) -> dict:
+        """The fidelity curves' reference lines, from the validation calibration of these runs' seeds: the ground
+        truth, the base alone and the convergence level (means over the seeds)."""
+        cal = calibrations(self.preset, self.root)[self.data]
+        runs = [r for rs in self.by.values() for r in rs]
+        if not cal:
+            return {}
+        base = np.mean([cal["base"][str(r["seed"])] for r in runs if str(r["seed"]) in cal["base"]] or [np.nan])
+        levels = [r["level"] for r in runs if r.get("level") is not None]
+        lines = [(cal["ground_truth"], "ground truth"), (base, "base alone")]
+        lines += [(float(np.mean(levels)), "convergence level")] if levels else []
+        return {self.key: [(y, label, REF_STYLES[label]) for y, label in lines if np.isfinite(y)]}
+
+    def training(self, keys=None):
+        """One line per run, then the validation curves (mean over seeds, band = min-max) of condition fidelity,
+        with the base alone, the ground truth and the convergence level, and of the training loss."""
+        keys = keys or (self.key, "loss")
         print_runs(self.by)
         fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 3.6))
-        plot_curves(axes, self.by, keys)
+        plot_curves(axes, self.by, keys, self.references())
         plt.tight_layout()
         plt.show()
 
-    def final(self, keys=("iou", "fid"), settings=HELD_OUT, tables=("iou", "fill_ok", "bg_ok", "fid"),
-              table_settings=None):
-        """The final evaluation per prompt setting (one panel per key), then its tables with the bounds."""
+    def final(self, keys=None, settings=HELD_OUT, tables=None, table_settings=None):
+        """The final evaluation per prompt setting (one panel per key; by default condition fidelity alone), then
+        its table with the bounds. Every metric of every run: the result files, linked in the notebook."""
+        keys, tables = keys or (self.key,), tables or (self.key,)
         cfg = next(iter(self.by.values()))[0]["config"]
         print(f"protocol: {cfg['final_n']} held-out conditions per prompt setting, DDIM {cfg['val_steps']} steps, "
-              f"CFG scale {cfg['val_beta']:g}; FID against {REF_N} held-out targets")
+              f"CFG scale {cfg['val_beta']:g}")
         fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
         for ax, k in zip(axes[0], keys):
             plot_final(ax, self.by, k, settings=settings, bnd=self.bounds)
@@ -106,21 +122,23 @@ class AblationReport:
         plt.show()
         print_tables(self.by, self.bounds, tables, **({"settings": table_settings} if table_settings else {}))
 
-    def grid(self, settings=HELD_OUT):
-        """Samples of seed 0 under each setting, the same noise in every row."""
+    def grid(self, settings=("held_out/perfect", "held_out/none")):
+        """Samples of seed 0 under each setting (by default the perfect prompt and none), the same noise in
+        every row."""
         show_final_grid(self.by, self.root, settings=settings)
 
     def verdicts(self) -> list[dict]:
         return print_verdicts(self.ablation, self.preset, self.root, self.by)
 
     def reading(self, template: str, **facts) -> str:
-        """The closing reading. Fields: v[i] (the notebook's i-th claim: .verdict .evidence .a .b .measured),
+        """The closing reading. Fields: v[id] (the ablation's claim of that id: .verdict .word .evidence .a .b
+        .measured),
         step[variant] (convergence step, mean ± std), iou[variant] / iou_none[variant] (final condition fidelity,
         IoU or edge F1, with the perfect / no prompt), start[variant] (the same metric at the step-0 validation,
         before any update), level (the convergence level it is judged at), n[variant] (seeds), and any `facts` the
         notebook adds."""
-        claims = [c for c in CLAIMS if c.ablation == self.ablation]
-        v = [Verdict(c, evaluate_claim(c, self.preset, self.root, self.by)) for c in claims]
+        v = Verdicts([c for c in CLAIMS if c.ablation == self.ablation],
+                     lambda c: evaluate_claim(c, self.preset, self.root, self.by))
         declared = [x.name for x in ABLATIONS[self.ablation].variants(self.preset)]
         per = lambda f: Declared({name: f(rs) for name, rs in self.by.items()}, declared)
         return show_reading(
@@ -201,9 +219,10 @@ class StudyReport:
         return print_study_verdicts(self.study, self.preset, self.root)
 
     def reading(self, template: str) -> str:
-        """The closing reading. Fields: v[i] (the study's i-th claim: .verdict .evidence .a .b .measured),
-        m[setting][key] (mean ± std over the trained seeds), seeds."""
-        v = [Verdict(c, evaluate_study_claim(c, self.preset, self.root)) for c in STUDY_CLAIMS if c.study == self.study]
+        """The closing reading. Fields: v[id] (the study's claim of that id: .verdict .word .evidence .a .b
+        .measured), m[setting][key] (mean ± std over the trained seeds), seeds."""
+        v = Verdicts([c for c in STUDY_CLAIMS if c.study == self.study],
+                     lambda c: evaluate_study_claim(c, self.preset, self.root))
         m = {n: {k: spread([r["results"][n][k] for r in self.results], 1 if k == "fid" else 2 if k == "kid" else 3)
                  for k in self.results[0]["results"][n]} for n in self.results[0]["results"]}
         return show_reading(template, v=v, m=m, seeds=len(self.results))

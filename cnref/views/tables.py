@@ -66,7 +66,7 @@ def print_runs(by: dict[str, list[dict]]):
     print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
 
 
-def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok", "fid"), names=None) -> str:
+def study_table(results: list[dict], keys=("edge_f1", "color_ok", "bg_ok"), names=None) -> str:
     """A row per setting: mean ± std over the trained seeds of each metric."""
     names = names or list(results[0]["results"])
     w = 16
@@ -166,15 +166,28 @@ def print_claim(c, j: dict, where: str | None = None) -> None:
 
 
 class Verdict(dict):
-    """One judged claim, for a notebook's reading: `{v[0].verdict}`, `.evidence` (p or the interval), `.a`, `.b`
-    (each group's figure with its spread), `.measured` (both, as in the verdict cell)."""
+    """One judged claim, for a notebook's reading, named by its id: `{v[high_t].verdict}` (with its reason),
+    `.word` (confirmed, refuted, unclear, pending), `.evidence` (p or the interval), `.a`, `.b` (each group's
+    figure with its spread), `.measured` (both, as in the verdict cell)."""
 
     def __init__(self, c, j: dict):
         kb = getattr(c, "key_b", None) or c.key
-        super().__init__(verdict=j["verdict"], evidence=evidence(c, j), a=fmt(j.get("a"), c.key),
-                         b=fmt(j.get("b"), kb), measured=measured(c, j))
+        super().__init__(verdict=j["verdict"], word=j["verdict"].split(" (")[0].split(";")[0],
+                         evidence=evidence(c, j), a=fmt(j.get("a"), c.key), b=fmt(j.get("b"), kb),
+                         measured=measured(c, j))
 
     __getattr__ = dict.__getitem__
+
+
+class Verdicts(dict):
+    """A notebook's claims, judged, by id. A claim is named, never taken by position: any other key is an error
+    that lists the ids there are."""
+
+    def __init__(self, claims, judge):
+        super().__init__({c.id: Verdict(c, judge(c)) for c in claims})
+
+    def __missing__(self, key):
+        raise KeyError(f"{key!r} (claims are named by id: {', '.join(self)})")
 
 
 def print_verdicts(ablation: str, preset: str, root: Path | None = None, by: dict | None = None) -> list[dict]:
