@@ -24,7 +24,7 @@
 # - `cond_only_normalized`: the same weights divided by their largest, $w_i = h_{min}/h_i \le 1$ (the reading in
 #   which the weighting reduces the guidance, as the paper says it does).
 #
-# Measured effects of these modes on trained ControlNets belong to the guidance study (notebook 14); this
+# Measured effects of these modes on trained ControlNets belong to the guidance study (notebook 15); this
 # notebook shows the mechanics and checks them against the formula.
 
 # %%
@@ -114,6 +114,6 @@ show_reading("""
 every scale tried (largest difference per unit of beta {worst:.1e}, fp32 rounding). With the control in both
 branches its effect partly cancels in the difference of the two branches; in the conditional branch only, it is
 multiplied by beta, and the resolution weighting multiplies the coarse connections further (the figure, on
-untrained zero convs: it shows the mechanics, not image quality). Notebooks 14 and 15 measure what the modes and
+untrained zero convs: it shows the mechanics, not image quality). Notebooks 15 and 16 measure what the modes and
 guess mode do to trained ControlNets' images.
 """, worst=worst, n_modes=len(MODES));

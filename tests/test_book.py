@@ -84,3 +84,15 @@ def test_the_site_opens_in_a_browser_with_every_figure_and_no_error(tmp_path):
             assert Path(h.split("://", 1)[1]).is_file(), h
     finally:
         driver.quit()
+
+
+def test_the_reading_order_holds_every_notebook_once_and_the_front_page_is_current():
+    """book/README.md lists every notebook of notebooks/ once, in the order they are numbered, each with its
+    question, and is what `python -m cnref book` writes; each executed notebook ends with its neighbours' links."""
+    from cnref.views.book import READING, front_page, navigation
+    assert READING == sorted(p.stem for p in (REPO / "notebooks").glob("*.py"))
+    assert (BOOK / "README.md").read_text() == front_page(), "rerun `python -m cnref book --render`"
+    assert navigation(READING[0]).startswith("[contents]") and "previous" in navigation(READING[-1])
+    for stem in READING:
+        last = json.loads((BOOK / f"{stem}.ipynb").read_text())["cells"][-1]
+        assert "".join(last["source"]) == navigation(stem), stem

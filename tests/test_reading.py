@@ -46,7 +46,7 @@ def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_pa
     assert leaves.startswith("What the data leave: ") and all(f"{t} (undecided)" in leaves for t in EXPLANATIONS)
     for row, (ablation, keys) in zip(rows, EXPLANATIONS.values()):
         cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
-        assert cs and all(c.text in row for c in cs)
+        assert cs and all(f"`{c.id}`" in row for c in cs)
 
 
 def test_the_readout_lead_is_a_share_of_the_jump_step_from_the_stated_level():

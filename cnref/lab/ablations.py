@@ -44,7 +44,7 @@ def _with(preset: str, name: str, design: str | None = None, **over) -> Variant:
 
 # Fig. 4 is judged by `suddenness` below. The row that judged it here, a score whose noise was the spread of the
 # curve's own steps (the rise included), was written after these five seeds and ranks a steady ramp as a jump.
-@ablation("04_sudden_convergence.py", {})
+@ablation("05_sudden_convergence.py", {})
 def sudden_convergence(preset: str) -> list[Variant]:
     """Fig. 4: one ControlNet, fidelity vs step; the convergence step is read off the curve."""
     return [Variant("controlnet", default_run(preset))]
@@ -56,7 +56,7 @@ def sudden_convergence(preset: str) -> list[Variant]:
 # threshold on a quantity that grows steadily, condition use (cnref.mini.use) rises from the first steps and its
 # rise share sits near 0 (a ramp) or below, far from the IoU's (the third row refuted); if the model learns
 # suddenly, condition use shows the IoU's steep window (the third row confirmed).
-@ablation("04_sudden_convergence.py", {
+@ablation("05_sudden_convergence.py", {
     "iou_vs_ramp": Claim("Fig. 4 against a ramp: in every seed the IoU's steepest 100 steps hold more of its rise than a steady ramp "
           "with the validation noise measured at each checkpoint would (ramp test at 0.05; definition written after "
           "seeds 0-4, judged on seeds 5-7)", "Fig. 4", "controlnet", "ramp", ">", key="rise_share:iou", setting=None,
@@ -76,7 +76,7 @@ def suddenness(preset: str) -> list[Variant]:
     return [_with(preset, "controlnet", protocol={"noise_seeds": 2})]
 
 
-@ablation("05_zero_init.py", {
+@ablation("06_zero_init.py", {
     "beats_gaussian_0.02": Claim("Zero convs beat Gaussian-initialised convs (std 0.02)", "Fig. 8b (images)",
           "zero", "gaussian_0.02", ">", setting="held_out/*", headline=True),
     "beats_gaussian_0.2": Claim("Zero convs beat Gaussian-initialised convs (std 0.2)", "Fig. 8b (images)",
@@ -93,7 +93,7 @@ def zero_init(preset: str) -> list[Variant]:
             _with(preset, "gaussian_0.2", control={"init": "gaussian", "gaussian_std": 0.2})]
 
 
-@ablation("06_lite.py", {
+@ablation("07_lite.py", {
     "no_prompt": Claim("Lite fails with no prompt: ControlNet > lite", "Fig. 8c (images)",
           "controlnet", "lite", ">", setting="held_out/none", headline=True),
     "insufficient_prompt": Claim("Lite fails with an insufficient prompt: ControlNet > lite", "Fig. 8c (images)",
@@ -118,7 +118,7 @@ def lite(preset: str) -> list[Variant]:
             _with(preset, "lite_x4", control={"lite": True}, steps=base.steps * 4, val_every=base.val_every * 4)]
 
 
-@ablation("07_dataset_size.py", {
+@ablation("08_dataset_size.py", {
     "1k_works": Claim("1k training images already work: above the base alone", "Fig. 10 (images)",
           "n_1000", "bounds:base", ">", setting="held_out/perfect", headline=True),
     "1k_reaches_unbounded": Claim("1k images reach the unbounded set's fidelity (within 0.05)", "Fig. 10: 1k < 50k < 3m",
@@ -129,7 +129,7 @@ def dataset_size(preset: str) -> list[Variant]:
     return [_with(preset, f"n_{n}", n_train=n) for n in (1000, 10_000, 50_000)] + [_with(preset, "n_unbounded")]
 
 
-@ablation("08_prompt_dropout.py", {
+@ablation("09_prompt_dropout.py", {
     "helps_no_prompt": Claim("50% prompt dropout helps with no prompt", "Sec. 3.3 (motivation)",
           "dropout_0.5", "dropout_0", ">", setting="held_out/none", headline=True),
     "free_with_prompt": Claim("50% prompt dropout costs nothing with the perfect prompt (within 0.05)", "-",
@@ -140,7 +140,7 @@ def prompt_dropout(preset: str) -> list[Variant]:
     return [_with(preset, "dropout_0.5"), _with(preset, "dropout_0", prompt_dropout=0.0)]
 
 
-@ablation("09_mid_only.py", {
+@ablation("10_mid_only.py", {
     "mid_learns": Claim("Middle-block-only ControlNet still learns the condition: above the base alone",
           "v1, 'Small-scale training'", "mid_only", "bounds:base", ">", setting="held_out/perfect"),
     "mid_faster": Claim("Middle-only is faster per training step (one ratio per fresh process, each interleaving "
@@ -154,7 +154,7 @@ def mid_only(preset: str) -> list[Variant]:
     return [_with(preset, "full"), _with(preset, "mid_only", control={"connections": "mid_only"})]
 
 
-@ablation("10_batch_vs_steps.py", {
+@ablation("11_batch_vs_steps.py", {
     "16_vs_64": Claim("The convergence step does not depend on batch size: 16 vs 64 (within 25 steps)",
           "docs/train.md", "batch_16", "batch_64", "=", key="convergence_step", setting=None, tol=25, headline=True),
     "256_vs_64": Claim("The convergence step does not depend on batch size: 256 vs 64 (within 25 steps; "
@@ -188,7 +188,7 @@ def batch_vs_steps(preset: str) -> list[Variant]:
             _with(preset, "batch_1024", accumulate=16, steps=base.steps // 2)]
 
 
-@ablation("11_timestep_sampling.py", {
+@ablation("12_timestep_sampling.py", {
     "high_t": Claim("High-t-biased timesteps converge earlier than uniform",
           "ControlNet issue #628", "high_t", "uniform", "<", key="convergence_step", setting=None),
     "cubic": Claim("T2I-Adapter's cubic schedule (favours large t) converges earlier than uniform",
@@ -207,7 +207,7 @@ def timestep_sampling(preset: str) -> list[Variant]:
 
 
 
-@ablation("12_hint_encoders.py", {
+@ablation("13_hint_encoders.py", {
     "paper_as_official": Claim("The paper's hint encoder (4x4, ReLU) works as well as the code's (within 0.05), "
           "conditions at the image's resolution", "text vs code", "paper", "official", "=", setting="held_out/perfect",
           tol=0.05),
@@ -223,8 +223,8 @@ def hint_encoders(preset: str) -> list[Variant]:
             _with(preset, "paper_f4", control={"hint": "paper", "factor": 4})]
 
 
-@ablation("04_sudden_convergence.py", {
-    # diagnostics of the gpu preset's failure to converge (notebook 04): what differs from the cpu preset
+@ablation("05_sudden_convergence.py", {
+    # diagnostics of the gpu preset's failure to converge (notebook 05): what differs from the cpu preset
     "bf16_as_fp32": Claim("bf16 autocast converges at the step fp32 does (within 25 steps)",
           "- (diagnostic: the gpu preset trains in bf16)", "bf16", "fp32", "=", key="convergence_step",
           setting=None, tol=25),
@@ -235,7 +235,7 @@ def precision(preset: str) -> list[Variant]:
     return [_with(preset, "fp32", precision="32-true"), _with(preset, "bf16", precision="bf16-mixed")]
 
 
-@ablation("04_sudden_convergence.py", {
+@ablation("05_sudden_convergence.py", {
     "1_before_4": Claim("Conditions at the image's resolution converge earlier than at 4x (official hint encoder)",
           "- (diagnostic: SD's conditions are at 8x)", "factor_1", "factor_4", "<", key="convergence_step",
           setting=None),
@@ -253,7 +253,7 @@ def cond_factor(preset: str) -> list[Variant]:
 LEARNING_RATES = {"lr_3e-5": 3e-5, "lr_1e-4": 1e-4, "lr_3e-4": 3e-4, "lr_1e-3": 1e-3}
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     # why the convergence is sudden: the learning rate (stated before its runs; every run instrumented)
     "3e-4_before_1e-4": Claim("A larger learning rate converges in fewer steps: 3e-4 before 1e-4", "-",
           "lr_3e-4", "lr_1e-4", "<", key="convergence_step", setting=None, headline=True),
@@ -301,7 +301,7 @@ def learning_rate(preset: str) -> list[Variant]:
         [_with(preset, "lr_3e-4_batch_16", lr=3e-4, instrument=True, batch_size=max(1, base.batch_size // 4))]
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     # why the convergence is sudden: the published explanations (stated before their runs)
     "crossnorm_earlier": Claim("ControlNeXt: cross normalisation (s = 0.35) converges earlier than zero convolutions",
           "ControlNeXt (zero convs slow the start)", "crossnorm", "zero", "<", key="convergence_step", setting=None, headline=True),
@@ -316,7 +316,7 @@ def injection(preset: str) -> list[Variant]:
     return [_with(preset, "zero"), _with(preset, "crossnorm", design="controlnet_crossnorm")]
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     "base_trainable_earlier": Claim("CtrLoRA: a pretrained condition embedder (the base's first layers, trained) converges "
           "earlier than a random one", "CtrLoRA (pretrained embedder)", "base_trainable", "random", "<",
           key="convergence_step", setting=None),
@@ -339,7 +339,7 @@ def hint_embedder(preset: str) -> list[Variant]:
 DEFAULT_LR, LR_X10 = "learning_rate:lr_1e-4", "learning_rate:lr_1e-3"
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     "zero_convs_x10_earlier": Claim("Which part must move: lr x10 on the zero convs alone converges before the default recipe",
           "this project's hypothesis (the gate is the bottleneck)", "zero_convs_x10", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
@@ -365,7 +365,7 @@ def which_part(preset: str) -> list[Variant]:
             _with(preset, "copy_x10", copy_lr_scale=10.0, **fine)]
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     "z1_random_earlier": Claim("Which gate: with Z1 small random (std 0.02) and the 13 Z2 zero, the jump comes earlier than with both "
           "zero", "this project's hypothesis (a product of two zeros)", "z1_random", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
@@ -384,7 +384,7 @@ def which_gate(preset: str) -> list[Variant]:
             _with(preset, "z2_random", instrument=True, control={"init": "gaussian_z2"})]
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     "decoder_2e-6_earlier": Claim("An unlocked decoder (lr 2e-6, the official advice for sd_locked=False) converges before the locked one",
           "official docs/train.md (sd_locked)", "decoder_2e-6", DEFAULT_LR, "<",
           key="convergence_step", setting=None),
@@ -399,7 +399,7 @@ def unlocked_decoder(preset: str) -> list[Variant]:
             for name, lr in (("decoder_2e-6", 2e-6), ("decoder_1e-5", 1e-5))]
 
 
-@ablation("18_why_sudden.py", {
+@ablation("19_why_sudden.py", {
     "one_injection_before_hybrid": Claim("ControlNeXt as ControlNeXt (one injection, no zero conv, s = 0.35) converges before the 13-connection "
           "hybrid with a zero Z1", "ControlNeXt (zero convs slow the start)", "s0.35", "injection:crossnorm", "<",
           key="convergence_step", setting=None),
@@ -418,7 +418,7 @@ def controlnext_scale(preset: str) -> list[Variant]:
             for s in (0.1, 0.35, 1.0)]
 
 
-@ablation("20_alternatives.py", {
+@ablation("21_alternatives.py", {
     # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
     "t2i_fidelity": Claim("T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
           "diffusers' docs: T2I-Adapter 'slightly worse' than ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05, headline=True),
@@ -455,7 +455,7 @@ def successors(preset: str) -> list[Variant]:
             w("controlnext", design="controlnext")]
 
 
-@ablation("13_scenes.py", {
+@ablation("14_scenes.py", {
     "outline": Claim("A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),
     "segmentation": Claim("A ControlNet learns segmentation maps: edge F1 above the scenes base alone (perfect prompt)",

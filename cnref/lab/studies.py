@@ -99,7 +99,7 @@ def settings(study: str, beta: float) -> list[Setting]:
 # changes nothing (beta 9 = beta 1), and diffusers' MultiControlNetModel gives our composition's residuals
 # (tests/test_studies.py).
 STUDIES = {s.name: s for s in (
-    Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="14_cfg.py", claims={
+    Study("cfg", "Fig. 5: CFG modes x guidance scale", notebook="15_cfg.py", claims={
         "cond_only_strong": StudyClaim("No prompt: control in the conditional branch only makes guidance strong (edge F1 above "
                    "both branches, beta 9)", "Fig. 5c", "cond_only/beta9/none", "both/beta9/none", ">"),
         "weighted_literal": StudyClaim("CFG resolution weighting, literal, keeps the condition (edge F1 within 0.05 of "
@@ -112,19 +112,19 @@ STUDIES = {s.name: s for s in (
                    "both vs conditional-only, beta 9)", "Sec. 3.4 (no prompt is the hard case)",
                    "both/beta9/perfect", "cond_only/beta9/perfect", "=", tol=0.05),
     }),
-    Study("guess", "guess-mode scales", notebook="15_guess.py", claims={
+    Study("guess", "guess-mode scales", notebook="16_guess.py", claims={
         "diffusers_as_official": StudyClaim("diffusers' logspace(-1, 0, 13) guess scales behave like the official 0.825**(12-i) "
                    "(edge F1 within 0.02, beta 9)", "diffusers vs official code", "guess_diffusers/beta9",
                    "guess_official/beta9", "=", tol=0.02),
     }),
-    Study("strength", "control strength", notebook="16_strength.py", claims={
+    Study("strength", "control strength", notebook="17_strength.py", claims={
         "s0.5_above_s0": StudyClaim("Condition fidelity rises with control strength: s = 0.5 above s = 0 (the base alone)",
                    "diffusers' controlnet_conditioning_scale", "s0.5", "s0", ">"),
         "s1_above_s0.5": StudyClaim("... and s = 1 above s = 0.5", "diffusers' controlnet_conditioning_scale",
                    "s1", "s0.5", ">"),
     }),
     Study("quality", "image quality (KID) where a claim rests on it, with calibration rows",
-          notebook="19_image_quality.py", claims={
+          notebook="20_image_quality.py", claims={
         # image quality, where a claim rests on it: KID of (image, condition) pairs at 256 scenes per seed, its
         # calibration first (the rows above judged condition fidelity; these are FID's former rows)
         "sees_placement": StudyClaim("KID sees placement: the targets paired with another scene's outline score worse than "
@@ -144,7 +144,7 @@ STUDIES = {s.name: s for s in (
         "s2_costs": StudyClaim("Over-strong control (s = 2) costs image quality: KID above s = 1", "common advice",
                    "strength/s2", "strength/s1", ">", key="kid"),
     }),
-    Study("compose", "Fig. 6: multi-ControlNet composition", notebook="17_compose.py", claims={
+    Study("compose", "Fig. 6: multi-ControlNet composition", notebook="18_compose.py", claims={
         "sum_keeps": StudyClaim("Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
                    "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
         "sum_beats_weighted": StudyClaim("Plain sum needs no weighting: edge F1 above the 0.5/0.5 weighted sum (matched, no prompt)",

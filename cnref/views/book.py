@@ -25,6 +25,85 @@ from .tables import evidence
 BOOK = Path("book")
 SITE = Path("runs") / "book"
 
+# The reading order: each notebook under its part, with the one question it answers (book/README.md, the links
+# between notebooks and the site's contents are written from this list alone).
+ORDER = {
+    "How ControlNet works": [
+        ("01_zero_convolution", "Why does a zero convolution learn at all, when its output and most gradients start at zero?"),
+        ("02_controlnet_over_sd", "How does the trainable copy attach to a locked UNet, and does ours compute what diffusers' does?"),
+        ("03_guidance", "Where can the control go under classifier-free guidance, and what does each choice do to the formula?"),
+        ("04_training", "What does a ControlNet train on, with which loss, and what does one training step change?"),
+    ],
+    "The paper's training claims, measured": [
+        ("05_sudden_convergence", "Does the model learn the condition suddenly (Fig. 4), or is the jump in the measure?"),
+        ("06_zero_init", "Do zero convolutions beat Gaussian-initialised ones (Fig. 8b)?"),
+        ("07_lite", "Does ControlNet-lite fail without a prompt (Fig. 8c), or is it only slower?"),
+        ("08_dataset_size", "How few training images are enough (Fig. 10)?"),
+        ("09_prompt_dropout", "Does dropping half the prompts help when there is no prompt?"),
+        ("10_mid_only", "Is connecting the middle block alone enough, and is it faster?"),
+        ("11_batch_vs_steps", "Does the jump come at a fixed step whatever the batch (the official training notes)?"),
+        ("12_timestep_sampling", "Does sampling large timesteps more often bring the jump forward?"),
+        ("13_hint_encoders", "Does the paper's hint encoder work as well as the code's?"),
+    ],
+    "The paper's inference claims, measured": [
+        ("14_scenes", "Does a ControlNet learn richer conditions (outlines, segmentation maps) on procedural scenes?"),
+        ("15_cfg", "Where should the control go under guidance with no prompt (Fig. 5), and does resolution weighting help?"),
+        ("16_guess", "Do diffusers' guess-mode scales behave like the official ones?"),
+        ("17_strength", "Does the control strength work as a dial?"),
+        ("18_compose", "Do two ControlNets compose by a plain sum (Fig. 6)?"),
+    ],
+    "Beyond the paper": [
+        ("19_why_sudden", "Why is the convergence sudden: which published explanation survives its own predictions?"),
+        ("20_image_quality", "What does control cost in image quality, measured by a metric that sees placement?"),
+        ("21_alternatives", "How do ControlNet's successors compare on one engine, data and recipe?"),
+    ],
+}
+READING = [stem for part in ORDER.values() for stem, _ in part]
+
+GLOSSARY = """\
+- **prompt settings**: the paper's four ways of prompting at sampling (Fig. 8): the perfect prompt, none, an
+  insufficient one ("circle") and a conflicting one (other colours than the condition's scene).
+- **condition fidelity**: how well a sample follows its condition: the IoU of the disc detected in it with the
+  true disc (Fill50K), or edge F1 against the scene's true outline (scenes). Notebook 04 shows the detector.
+- **calibration rows**: the same measure on the ground-truth targets (the best possible) and on the base alone
+  (no control), same conditions and sampler: every table's upper and lower bounds.
+- **convergence level, convergence step**: a quarter of the way from the base alone to the ground truth on a run's
+  own validation; the step at which its curve first reaches it (notebook 05).
+- **censored run**: one that never reached the level; its step counts as "at least its last step".
+- **verdict**: confirmed, refuted or unclear by the one rule stated before the runs (docs/verdict-rule.md), with
+  its p or interval; **post hoc** marks a claim written after its data.
+"""
+
+
+def _label(stem: str) -> str:
+    """"05_sudden_convergence" -> "05 Sudden convergence"."""
+    return f"{stem[:2]} {stem[3:].replace('_', ' ').capitalize()}"
+
+
+def front_page() -> str:
+    """book/README.md: the reading order, one question per notebook, and the book's terms."""
+    lines = ["# The cnref book", "",
+             "ControlNet's paper, read as a set of claims and tested. Each notebook below was executed on the "
+             "committed results; read them in this order (each links to the one before and after). Every number in "
+             "them comes from a run in `experiments/`, and every verdict from the rule in "
+             "[docs/verdict-rule.md](../docs/verdict-rule.md).", ""]
+    for part, items in ORDER.items():
+        lines += [f"## {part}", ""]
+        lines += [f"{i}. [{_label(stem)}]({stem}.ipynb): {question}" for i, (stem, question) in
+                  enumerate(items, start=READING.index(items[0][0]) + 1)]
+        lines.append("")
+    lines += ["## Terms used throughout", "", GLOSSARY]
+    return "\n".join(lines)
+
+
+def navigation(stem: str) -> str:
+    """The links at the end of a notebook: the one before, the contents, the one after."""
+    i = READING.index(stem)
+    links = [f"previous: [{_label(READING[i - 1])}]({READING[i - 1]}.ipynb)"] if i else []
+    links.append("[contents](README.md)")
+    links += [f"next: [{_label(READING[i + 1])}]({READING[i + 1]}.ipynb)"] if i + 1 < len(READING) else []
+    return " · ".join(links)
+
 # Run first in the kernel and removed before saving: records every file and folder under the results that
 # the notebook opens or lists (Python's audit events), which is what its outputs were made from.
 _TRACK = """\
@@ -61,7 +140,7 @@ def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
     import jupytext                                      # deferred: the notebooks extra, needed by the book only
     from nbclient import NotebookClient                  # deferred: as above
     from nbclient.exceptions import CellExecutionError   # deferred: as above
-    from nbformat.v4 import new_code_cell                # deferred: as above
+    from nbformat.v4 import new_code_cell, new_markdown_cell   # deferred: as above
 
     nb = jupytext.read(source)
     nb.cells.insert(0, new_code_cell(_TRACK.format(root=str(repo / "experiments"))))
@@ -83,6 +162,8 @@ def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
             os.environ["CNREF_SMOKE"] = env_smoke
     read = json.loads("".join(o.get("text", "") for o in nb.cells[-1].outputs))
     nb.cells = nb.cells[1:-1]
+    if source.stem in READING:
+        nb.cells.append(new_markdown_cell(navigation(source.stem)))
     for c in nb.cells:                  # counts as if the tracking cell had not run first
         if c.cell_type == "code" and c.execution_count is not None:
             c.execution_count -= 1
@@ -152,6 +233,8 @@ def render(book: Path, site: Path, claims: list[tuple] | None = None) -> list[Pa
     pages = []
     for i, (name, nb) in enumerate(zip(names, nbs)):
         body, _ = exporter.from_notebook_node(nb)
+        # the notebooks' links to each other and to the contents, as the site's pages
+        body = re.sub(r'href="(\d\d_\w+)\.ipynb"', r'href="\1.html"', body).replace('href="README.md"', 'href="index.html"')
         links = ["<a href='index.html'>contents</a>"]
         if i:
             links.append(f"<a href='{names[i - 1]}.html'>previous: {html.escape(_title(nbs[i - 1]))}</a>")
@@ -195,4 +278,5 @@ def build(repo: Path, names: list[str] | None = None, execute_first: bool = True
     if execute_first:
         for src in tqdm(sources, desc="execute", unit="notebook"):
             execute(src, repo, repo / BOOK)
+    (repo / BOOK / "README.md").write_text(front_page())
     return render(repo / BOOK, site or repo / SITE, judged_claims(preset, repo / "experiments"))

@@ -268,7 +268,8 @@ def explanations(preset: str, root=None) -> str:
         cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
         js = [evaluate_claim(c, preset, root) for c in cs]
         ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
-        rows = "; ".join(f"{c.text}: **{j['verdict']}**{ev(c, j)}" for c, j in zip(cs, js))
+        # each prediction by its claim's id (its text: docs/claims.md), one per line of the cell
+        rows = "<br>".join(f"`{c.id}`: **{j['verdict'].split(' (')[0]}**{ev(c, j)}" for c, j in zip(cs, js))
         lines.append(f"| {text} | {rows} | **{standing(cs, js)}** |")
         left.append((text, standing(cs, js)))
     keep = [t for t, st in left if st != "refuted"]

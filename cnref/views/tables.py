@@ -104,7 +104,7 @@ def evidence(c, j: dict) -> str:
     """What the verdict rests on: the one-sided Mann-Whitney p of an ordered claim, the 90% interval of the
     difference (against the tolerance) of an equality."""
     if "p_ramp" in j:
-        return f"ramp test, Fisher's combined p = {j['p_ramp']:.3f} (per seed: {', '.join(f'{p:.4f}' for p in j['p_seeds'])})"
+        return f"ramp test, Fisher's combined {p_text(j['p_ramp'])} (per seed: {', '.join(f'{p:.4f}' for p in j['p_seeds'])})"
     if "ratio_ci90" in j:
         lo, hi = j["ratio_ci90"]
         return f"90% CI of the ratio a/b [{lo:.3f}, {hi:.3f}] vs 1"
@@ -112,7 +112,12 @@ def evidence(c, j: dict) -> str:
         lo, hi = j["ci90"]
         d = 0 if abs(c.tol) >= 1 else 4 if abs(c.tol) < 0.01 else 3
         return f"90% CI of a-b [{lo:.{d}f}, {hi:.{d}f}] vs ±{c.tol:g}"
-    return f"p = {j['p_mannwhitney']:.3f}" if "p_mannwhitney" in j else "-"
+    return p_text(j["p_mannwhitney"]) if "p_mannwhitney" in j else "-"
+
+
+def p_text(p: float) -> str:
+    """A p as a reader should see it: three decimals, and never "0.000" (a p is not zero)."""
+    return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
 
 
 def digits(key: str, tol: float = 0.0) -> int:
@@ -140,7 +145,7 @@ def effect(c, j: dict) -> str:
 def p_cell(j: dict) -> str:
     """The p beside a verdict, with its test (`lab.claims.p_of`)."""
     p = p_of(j)
-    return "-" if p is None else f"{p[0]:.3f} ({p[1]})"
+    return "-" if p is None else f"{p_text(p[0]).removeprefix('p = ').removeprefix('p ')} ({p[1]})"
 
 
 def verdict_cell(j: dict) -> str:

@@ -1,0 +1,137 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # ControlNet and its successors on one engine
+#
+# Every successor of ControlNet reports its numbers on its own base, data and budget. Here all of them control
+# the same locked mini Stable Diffusion, train through the same loop, loss, data and recipe (500 steps, batch 64,
+# lr 1e-4, half the prompts empty as in the paper), and are measured by the same final evaluation (four prompt
+# settings on held-out conditions, plus KID on (image, condition) pairs of 256 samples with the perfect prompt,
+# `cnref.measure.quality`). The learning rate is one for all here, the recipe's, which is not what each official
+# recipe does: ControlNet's tutorial_train.py and T2I-Adapter's paper train at 1e-5, ControlNet-XS's official
+# config at 1e-5 too (configs/training/sd/sd15_encD_canny_53m.yaml), and ControlNeXt's SD1.5 script gives its
+# control module 10x the base lr and also trains the UNet's attention output projections, which cnref keeps
+# locked. So this table compares the designs under one recipe, not each at its best. T2I-Adapter also runs with
+# the cubic timesteps its training uses; ControlNeXt uses its script's scale for sparse conditions (s = 0.35).
+#
+# | design | where the control enters | when it runs | module |
+# |---|---|---|---|
+# | ControlNet (Zhang et al. 2023) | a trainable copy of the encoder; zero convs add its outputs to the decoder's skips and the middle block | every denoising step | `cnref.paper.controlnet` |
+# | T2I-Adapter (Mou et al. 2023) | a small network on the condition alone; its features are added to the locked encoder's, one per level | once per generation (no t, no prompt) | `cnref.successors.t2i_adapter` (diffusers' `T2IAdapter`) |
+# | ControlNet-XS (Zavadski et al. 2024) | a small control encoder trained from scratch, connections both ways with the locked encoder at every block | every step | `cnref.successors.controlnet_xs` (diffusers' `ControlNetXSAdapter`) |
+# | ControlNeXt (Peng et al. 2024) | a few ResNet blocks on the condition, cross-normalised to the locked feature and added at one place (after the first down block, as the official code) | every step | `cnref.successors.controlnext` |
+#
+# Each paper's headline claim is a row of the claims table, stated before any of these runs: T2I-Adapter within
+# X = 0.05 IoU of ControlNet ("slightly worse", diffusers' documentation's words), with our uniform timesteps and with the cubic schedule
+# its paper trains with; ControlNet-XS matching ControlNet's fidelity (within 0.05) with a fifth of the trainable
+# parameters, and better image quality (its paper: better FID); ControlNeXt converging faster; the adapter cheaper
+# per generated image (it runs once) and XS faster per image (its paper: "about twice as fast"), each speed claim
+# over fresh processes of one interleaved bench.
+#
+# **Device and time:** full mode reads the committed results (seconds). Making them, one run at a time on 2 CPU
+# cores (12-20 minutes a run, machine-dependent): `python -m cnref run successors --preset cpu --seeds 0 1 2
+# --record`, and the costs: `python -m cnref bench successors --preset cpu --repeats 5` and `... --processes 5`
+# (about 10 minutes). Smoke mode (`CNREF_SMOKE=1`, CI) trains T2I-Adapter and ControlNet-XS for a few steps on
+# the tiny smoke base and benches all four there (under a minute).
+
+# %%
+from cnref.views.notebook import Designs, smoke_mode
+
+designs = Designs("smoke" if smoke_mode() else "cpu")
+rep = designs.rep
+
+# %% [markdown]
+# ## The one table
+# What each design costs (parameters, training speed, sampling cost: ratios to the ControlNet's, measured with the
+# designs interleaved in one process) and what it buys (convergence step, condition fidelity under the paper's four
+# prompt settings, prompt fidelity, image quality that sees placement).
+
+# %%
+designs.table();
+
+# %% [markdown]
+# ## Fidelity and loss during training
+# Mean over seeds, band = min-max; IoU on the fixed held-out set with the perfect prompt. A successor with no
+# zero-initialised output (ControlNeXt's cross normalisation, XS's connections) starts from a perturbed base.
+
+# %%
+if rep:
+    rep.training()
+
+# %% [markdown]
+# ## Final evaluation under the four prompt settings, and image quality
+# The first tables: 64 held-out conditions per prompt setting, with the calibration rows (ground truth, the base
+# alone). The last: 256 held-out conditions with the perfect prompt, scored by KID on (image, condition) pairs
+# (lower is better; it sees where the disc is, which FID does not).
+
+# %%
+if rep:
+    rep.final(keys=("iou", "fill_ok"), tables=("iou", "fill_ok", "bg_ok"))
+    from cnref.measure.evaluate import QUALITY_SET
+    from cnref.views.tables import table
+    print("image quality: KID x 1e3 of (image, condition) pairs (lower is better), and IoU, on the same samples")
+    print(table(rep.by, None, "kid", [QUALITY_SET]), table(rep.by, None, "iou", [QUALITY_SET]), sep="\n")
+
+# %% [markdown]
+# ## Samples (seed 0, the same noise in every row, each condition's outline drawn over its sample)
+
+# %%
+if rep:
+    rep.grid(settings=("held_out/perfect", "held_out/none"))
+
+# %% [markdown]
+# ## Verdicts
+# Each paper's claim by the project's rule (`cnref.lab.claims`), as stated before the runs.
+
+# %%
+from cnref.views.tables import print_verdicts
+
+verdicts = print_verdicts("successors", designs.preset, rep.root if rep else None, rep.by if rep else {})
+
+# %% [markdown]
+# ## Reading
+# Every figure filled in from the results and the bench above.
+
+# %%
+from cnref.views.notebook import show_reading
+
+template = """
+**What each design costs.** Against the ControlNet's trainable parameters, T2I-Adapter trains {params[t2i_adapter]},
+ControlNet-XS {params[controlnet_xs]} and ControlNeXt {params[controlnext]} (the ControlNet: {params[controlnet]}).
+Per generated image (20 DDIM steps, CFG 9) the adapter costs {sample[t2i_adapter]} of the ControlNet's time
+({v[t2i_cost].word}, {v[t2i_cost].evidence}): it runs once, while the locked UNet still runs at every step, so the saving is
+the ControlNet's share of a step, not the whole step. XS costs {sample[controlnet_xs]} ({v[xs_speed].word},
+{v[xs_speed].evidence}) and ControlNeXt {sample[controlnext]}. Training images/s: adapter {train[t2i_adapter]}, XS
+{train[controlnet_xs]}, ControlNeXt {train[controlnext]} of the ControlNet's (ControlNeXt's control enters after the
+encoder's first level, so its backward pass crosses the whole locked encoder).
+
+**What each buys.** Condition fidelity with the perfect prompt: ControlNet {iou[controlnet]}, T2I-Adapter
+{iou[t2i_adapter]} ({v[t2i_fidelity].word}, {v[t2i_fidelity].evidence}; with the cubic timesteps {iou[t2i_adapter_cubic]},
+{v[t2i_cubic_fidelity].word}), ControlNet-XS {iou[controlnet_xs]} ({v[xs_fidelity].word}, {v[xs_fidelity].evidence}), ControlNeXt
+{iou[controlnext]}. With no prompt: {iou_none[controlnet]}, {iou_none[t2i_adapter]}, {iou_none[controlnet_xs]},
+{iou_none[controlnext]} in the same order. Convergence step (where the IoU first reaches {level}): ControlNet
+{step[controlnet]}, T2I-Adapter {step[t2i_adapter]} (cubic timesteps: {step[t2i_adapter_cubic]}), ControlNet-XS
+{step[controlnet_xs]}, ControlNeXt {step[controlnext]} ({v[controlnext_earlier].word}, {v[controlnext_earlier].evidence}). Every design's final
+fidelity is measured after the same 500 steps, so it counts how early a design converges as well as how far it
+gets. Before the
+first update (the step-0 validation) the IoU is ControlNet {start[controlnet]}, T2I-Adapter {start[t2i_adapter]},
+ControlNet-XS {start[controlnet_xs]}, ControlNeXt {start[controlnext]}: the ControlNet's and XS's zero convs add
+nothing yet, so theirs is the base's, while the adapter's and ControlNeXt's untrained features already enter the
+locked UNet. Whatever of a design's step-0 IoU lies above the base's is a head start of its random injection
+(convolutions, random or not, keep where the disc is), not something it learned. XS's image quality against the ControlNet's: {v[xs_quality].word}
+({v[xs_quality].measured}).
+"""
+if rep:
+    rep.reading(template, **designs.facts())
+else:
+    print("the reading needs the runs (pending)")
