@@ -304,8 +304,8 @@ def bench(a: argparse.Namespace) -> None:
         root = results_root()
         with tempfile.TemporaryDirectory() as tmp:
             procs = bench_train_processes(a.preset, modes, (a.batch or [64])[0], a.repeats or 15, a.processes, tmp)
-        ratios = [p[modes[1]]["median_step_s"] / p[modes[0]]["median_step_s"] for p in procs]
-        print(f"{modes[1]} / {modes[0]} step time per process: " + ", ".join(f"{r:.3f}" for r in ratios))
+        step_ratios = [p[modes[1]]["median_step_s"] / p[modes[0]]["median_step_s"] for p in procs]
+        print(f"{modes[1]} / {modes[0]} step time per process: " + ", ".join(f"{r:.3f}" for r in step_ratios))
         _write(a.out or root / "bench" / f"train_{a.preset}_processes.json",
                {"provenance": provenance(), "preset": a.preset, "batch": (a.batch or [64])[0],
                 "repeats": a.repeats or 15, "modes": modes, "processes": procs})

@@ -23,7 +23,6 @@
 
 # %%
 import inspect
-import os
 
 import matplotlib.pyplot as plt
 import torch
