@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 . .venv/bin/activate
-if ! python -c "import cnref, pytest, nbmake, jupytext, selenium" 2>/dev/null; then
+if ! python -c "import cnref, pytest, nbmake, jupytext, selenium, myst_nb" 2>/dev/null; then
     pip install -q --upgrade pip
     # PyTorch's CPU build from its CPU index; where that index cannot be reached, the default index's wheel
     # (the CPU build where the index serves one; on Linux PyPI's is the CUDA build, several GB)

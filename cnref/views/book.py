@@ -3,8 +3,9 @@
 - `book/<name>.ipynb`: the executed notebook with its outputs and figures, which a code host shows as it is.
   Its metadata records what it was made from: the sha256 of its `.py` source and of every file under
   `experiments/` that the run opened or listed, so that `stale` can say when one no longer matches.
-- `<site>/index.html` and one page per notebook: static HTML with the figures inline and nothing fetched from
-  anywhere (no script, no font), the index listing the claims table with each row linking to its notebook.
+- `<site>/index.html` and one page per notebook: the site Sphinx builds from them (`cnref.views.site`): a sidebar
+  of contents in reading order, search, folded plotting code, math typeset with nothing fetched at view time, and a
+  page with every claim linking to its notebook.
 
     python -m cnref book              # execute every notebook (minutes), then render the site
     python -m cnref book --render     # render the site from the executed notebooks already in book/ (seconds)
@@ -12,15 +13,14 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 import re
 from pathlib import Path
 
 from ..checks import fail
+from .site import build_site
 from .readme import judged_claims
-from .tables import evidence
 
 BOOK = Path("book")
 SITE = Path("runs") / "book"
@@ -193,75 +193,9 @@ def stale(repo: Path, book: Path | None = None) -> list[str]:
     return why
 
 
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; line-height: 1.45; }
-nav { font-size: 0.9em; margin-bottom: 1.5em; } pre { background: #f6f8fa; padding: 0.6em; overflow-x: auto; }
-.input pre { border-left: 3px solid #9ab; } .output pre { background: #fff; border-left: 3px solid #ddd; }
-img { max-width: 100%; } table { border-collapse: collapse; font-size: 0.88em; }
-td, th { border: 1px solid #ccc; padding: 0.25em 0.45em; vertical-align: top; }
-.error { background: #fdd; }
-"""
-
-
-def _page(title: str, body: str, nav: str) -> str:
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body><nav>{nav}</nav>{body}<nav>{nav}</nav></body></html>\n")
-
-
-def _title(nb) -> str:
-    for c in nb.cells:
-        if c.cell_type == "markdown":
-            for line in c.source.splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return "untitled"
-
-
 def render(book: Path, site: Path, claims: list[tuple] | None = None) -> list[Path]:
-    """Write the site from the executed notebooks: index.html (the notebooks, then the claims table linking to
-    them) and one page per notebook. Returns the pages written."""
-    import nbformat                      # deferred: the notebooks extra, needed by the book only
-    from nbconvert import HTMLExporter   # deferred: as above
-
-    sources = sorted(book.glob("*.ipynb"))
-    if not sources:
-        fail("book", "executed notebooks in book/ (python -m cnref book)", f"none in {book}")
-    site.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="basic")
-    nbs = [nbformat.read(p, as_version=4) for p in sources]
-    names = [p.stem for p in sources]
-    pages = []
-    for i, (name, nb) in enumerate(zip(names, nbs)):
-        body, _ = exporter.from_notebook_node(nb)
-        # the notebooks' links to each other and to the contents, as the site's pages
-        body = re.sub(r'href="(\d\d_\w+)\.ipynb"', r'href="\1.html"', body).replace('href="README.md"', 'href="index.html"')
-        links = ["<a href='index.html'>contents</a>"]
-        if i:
-            links.append(f"<a href='{names[i - 1]}.html'>previous: {html.escape(_title(nbs[i - 1]))}</a>")
-        if i + 1 < len(names):
-            links.append(f"<a href='{names[i + 1]}.html'>next: {html.escape(_title(nbs[i + 1]))}</a>")
-        (site / f"{name}.html").write_text(_page(_title(nb), body, " · ".join(links)))
-        pages.append(site / f"{name}.html")
-    items = "".join(f"<li><a href='{n}.html'>{html.escape(_title(nb))}</a></li>" for n, nb in zip(names, nbs))
-    rows = ""
-    for c, j, _, notebook, _ in claims or []:
-        stem = Path(notebook).stem
-        link = f"<a href='{stem}.html'>{stem}</a>" if stem in names else html.escape(stem)
-        rows += (f"<tr><td>{_md(c.text)}</td><td>{_md(c.paper)}</td><td><b>{html.escape(j['verdict'])}</b></td>"
-                 f"<td>{_md(evidence(c, j))}</td><td>{link}</td></tr>")
-    table = ("<h2>Every claim, judged on the committed results</h2><table><tr><th>claim</th><th>paper</th>"
-             f"<th>verdict</th><th>p or 90% CI</th><th>notebook</th></tr>{rows}</table>") if rows else ""
-    index = (f"<h1>cnref: ControlNet, measured</h1><p>Every notebook executed on the committed results "
-             f"(<code>python -m cnref book</code>).</p><h2>Notebooks</h2><ol>{items}</ol>{table}")
-    (site / "index.html").write_text(_page("cnref", index, "<a href='index.html'>contents</a>"))
-    return [site / "index.html", *pages]
-
-
-def _md(s: str) -> str:
-    """Inline markdown (code, bold, links) of a claims-table cell as HTML."""
-    from nbconvert.filters.markdown import markdown2html   # deferred: the notebooks extra
-    h = markdown2html(s).strip()
-    return h[3:-4] if h.startswith("<p>") and h.endswith("</p>") else h
+    """Write the site from the executed notebooks (`cnref.views.site`). Returns its pages: the index first."""
+    return build_site(book, site, claims or [], ORDER, front_page())
 
 
 def build(repo: Path, names: list[str] | None = None, execute_first: bool = True, site: Path | None = None,
