@@ -179,9 +179,13 @@ def test_gradient_flow_over_the_unet():
     assert any_nonzero(inner_hint)
 
 
-def test_gradient_checkpointing_gives_the_same_gradients(unet):
+def test_gradient_checkpointing_gives_the_same_gradients(unet, monkeypatch):
     """Recomputing activations in backward (cnref.paper.controlnet.set_gradient_checkpointing, on the trainable
-    copy and the locked UNet) changes memory and time, not the gradients."""
+    copy and the locked UNet) changes memory and time, not the gradients; and it does recompute: every block of
+    both goes through torch's checkpoint when on, none when off."""
+    import torch.utils.checkpoint as tc
+    calls, real = [], tc.checkpoint
+    monkeypatch.setattr(tc, "checkpoint", lambda fn, *a, **k: calls.append(fn) or real(fn, *a, **k))
     from cnref.paper.control import controlled_unet
     from cnref.paper.controlnet import set_gradient_checkpointing
     z_t, t, c_t, cond = inputs(unet)
@@ -191,12 +195,16 @@ def test_gradient_checkpointing_gives_the_same_gradients(unet):
         p.data += 0.02 * torch.randn_like(p)
     unet.requires_grad_(False).train()
     net.train()
-    grads = []
+    grads, counts = [], []
+    blocks = len(net.down_blocks) + 1 + len(unet.down_blocks) + 1 + len(unet.up_blocks)
     for on in (False, True):
         set_gradient_checkpointing(net, on); set_gradient_checkpointing(unet, on)
         net.zero_grad()
+        calls.clear()
         controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond)).square().mean().backward()
         grads.append([p.grad.clone() for p in net.parameters()])
+        counts.append(len(calls))
+    assert counts[0] == 0 and counts[1] >= blocks, (counts, blocks)
     set_gradient_checkpointing(unet, False)
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)

@@ -46,3 +46,21 @@ def test_module_sizes_and_the_official_8x_reduction():
     assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in ControlNet(unet).parameters()) / 4
     big = ControlNeXt(unet, factor=8)            # SD's 512x512 conditions for 64x64 latents: 8x down
     assert big(torch.rand(1, 3, 256, 256), torch.tensor([1])).shape[-1] == 32
+
+
+@torch.no_grad()
+def test_the_module_is_the_official_stack_composed_by_hand():
+    """The condition network, written out from its parts in the official order: embedding, two (ResNet block with
+    the timestep, downsampler) stages, the residual middle convs (mid(h) + h, as the official mid_convs), the 1x1
+    projection."""
+    unet = load_base("cpu").unet
+    torch.manual_seed(0)
+    net = ControlNeXt(unet, factor=2)
+    cond, t = torch.rand(2, 3, 64, 64), torch.tensor([5, 900])
+    emb = net.time_embedding(net.time_proj(t))
+    h = net.embedding(cond)
+    h = net.down_sample[0](net.down_res[0](h, emb))
+    h = net.down_sample[1](net.down_res[1](h, emb))
+    torch.testing.assert_close(net(cond, t), net.out(net.mid(h) + h))
+    assert (net(cond, t) - net.out(net.mid(h))).abs().max() > 1e-3         # the residual matters
+    assert net(cond, t).shape == (2, unet.config.block_out_channels[0], 32, 32)

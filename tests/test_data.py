@@ -111,3 +111,21 @@ def test_images_do_not_depend_on_the_condition_resolution():
         lo = dataset(name, size=16, cond_factor=1, seed=0).batch(range(4))
         hi = dataset(name, size=16, cond_factor=4, seed=0).batch(range(4))
         assert torch.equal(lo["image"], hi["image"]) and lo["prompt"] == hi["prompt"]
+
+
+def _near(mask: torch.Tensor, px: int = 1) -> torch.Tensor:
+    """Pixels within px (8-neighbourhood steps) of a True pixel of mask (B,1,H,W)."""
+    return torch.nn.functional.max_pool2d(mask.float(), 2 * px + 1, stride=1, padding=px) > 0
+
+
+@pytest.mark.parametrize("factor", [1, 2])
+def test_the_condition_outlines_the_exact_disc(factor):
+    """The condition's lit pixels lie within 1 px of the exact disc's boundary (both sides of it, at the condition's
+    resolution), and every boundary pixel has a lit pixel within 1 px: an outline drawn at another radius fails."""
+    size = 64
+    b = Fill50K(size=size, cond_factor=factor).batch(range(16))
+    exact = Fill50K(size=size * factor).batch(range(16))["mask"]        # the same discs at the condition's size
+    lit = b["cond"][:, :1] > 0.5
+    boundary = exact & _near(~exact) | ~exact & _near(exact)
+    assert lit.any() and not (lit & ~_near(boundary)).any()
+    assert not (boundary & ~_near(lit)).any()

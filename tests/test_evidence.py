@@ -91,7 +91,7 @@ def test_every_row_carries_its_evidence(page):
             continue
         assert "(n=" in figures or "n=" in figures, r
         assert re.search(r"\[.*, .*\]", eff), r
-        assert re.match(r"\d\.\d{3} \(", p), r
+        assert re.match(r"(\d\.\d{3}|< 0\.001) \(", p), r
         assert bh in ("yes", "no"), r
 
 

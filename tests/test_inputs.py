@@ -55,7 +55,7 @@ def test_bad_sample_and_text(net_and_inputs):
 @pytest.mark.parametrize("kw,message", [
     (dict(hint="cannyish"), r"`hint`: expected one of \['official', 'paper'\], received 'cannyish'"),
     (dict(connections="some"), r"`connections`: expected one of \['full', 'mid_only'\], received 'some'"),
-    (dict(init="xavier"), r"`init`: expected one of \['gaussian', 'zero'\], received 'xavier'"),
+    (dict(init="xavier"), r"`init`: expected one of \['gaussian', 'gaussian_z1', 'gaussian_z2', 'zero'\], received 'xavier'"),
     (dict(factor=3), r"`factor`: expected a power of two <= 8 \(the official hint encoder's stride-2 stages\), "
                      r"received 3"),
     (dict(factor=16), r"`factor`: expected a power of two <= 8"),

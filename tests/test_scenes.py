@@ -88,6 +88,13 @@ def test_condition_types(condition):
         assert torch.allclose(c[:, :1] * 3, hi["depth"].float(), atol=1e-6)
     elif condition == "canny":
         assert set(torch.unique(c).tolist()) <= {0.0, 1.0}
+        # OpenCV's edges lie on the exact visible outline: within 1 px of a boundary between two regions
+        # (label_edges marks one pixel each side of it), computed from the masks, not from the image
+        from cnref.mini.metrics import label_edges
+        true = label_edges(hi["visible"])
+        near = torch.nn.functional.max_pool2d(true.float(), 3, stride=1, padding=1) > 0
+        edges = c[:, :1] > 0.5
+        assert edges.any() and (edges & near).sum() / edges.sum() > 0.97
     else:
         # edges lie near the visible shapes' boundaries, never deep inside one visible region
         deep = erode(hi["visible"], 6 if condition == "scribble" else 3).any(1, keepdim=True)

@@ -1,5 +1,6 @@
 """T2I-Adapter's injection: equal to diffusers' own path where diffusers' layout assumption holds, and at the
 end of every level (before downsampling) on the cpu base, where it does not."""
+import pytest
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -61,3 +62,19 @@ def test_injection_on_the_cpu_base_adds_each_level_before_its_downsampler():
     assert all(a.shape == f.shape for a, f in zip(injected, feats))
     after = level_features(unet, z, t, c)
     assert all(torch.equal(a, p) for a, p in zip(after, plain))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_features_at_level_k_change_level_k_by_exactly_themselves_and_nothing_before(k):
+    """Features given at one level only: every level before it keeps its plain output, and level k's output is the
+    plain one plus the features (added after the level's last layer, before its downsampler)."""
+    unet = load_base("cpu").unet
+    z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
+    plain = level_features(unet, z, t, c)
+    feats = [torch.randn_like(p) if i == k else torch.zeros_like(p) for i, p in enumerate(plain)]
+    with adapted(unet, feats):
+        injected = level_features(unet, z, t, c)
+    for j in range(k):
+        assert torch.equal(injected[j], plain[j]), j
+    torch.testing.assert_close(injected[k], plain[k] + feats[k], rtol=1e-5, atol=1e-5)
