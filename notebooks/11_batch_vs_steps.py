@@ -53,7 +53,8 @@ for name, rs in rep.by.items():
     print(f"{name:<10} logical batch {bs:>4}: convergence steps {cs}, "
           f"images {[None if c is None else c * bs for c in cs]}")
 axes[0].set_xscale("log"); axes[0].set_xlabel("optimizer step (log)"); axes[0].set_ylabel("disc IoU with the condition"); axes[0].set_title("IoU vs optimizer steps"); axes[0].legend()
-axes[1].set_xlabel("training images seen"); axes[1].set_ylabel("disc IoU with the condition"); axes[1].set_title("IoU vs images (equal compute at the right end)"); axes[1].legend()
+axes[1].set_xscale("log"); axes[1].set_xlabel("training images seen (log)"); axes[1].set_ylabel("disc IoU with the condition")
+axes[1].set_title("IoU vs images seen (batch 16, 64, 256 end at 32,000; the long runs go further)"); axes[1].legend()
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
