@@ -53,7 +53,8 @@ with torch.no_grad():
 # %% [markdown]
 # ## The 13 connections, their shapes and their scales
 # Sizes $h_i$ here are for SD's real 64x64 latents (ours are 16x16 in this notebook; the ratios are the same).
-# Guess mode: the official code uses $0.825^{12-i}$, diffusers `logspace(-1, 0, 13)`. CFG resolution
+# The scales act at sampling, under classifier-free guidance, which notebook 03 introduces and tests; here they
+# are only listed beside the connection each one scales. Guess mode: the official code uses $0.825^{12-i}$, diffusers `logspace(-1, 0, 13)`. CFG resolution
 # weighting (paper, section 3.4): $w_i = 64 / h_i$.
 
 # %%

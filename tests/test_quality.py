@@ -36,6 +36,7 @@ def test_kid_is_the_unbiased_mmd_of_the_joint_features(base):
     assert got["kid_std"] == pytest.approx(0.0, abs=1e-4)
 
 
+@pytest.mark.slow          # about 20 s: 512 samples through the cpu base's features
 def test_kid_sees_placement_and_damage():
     """On the cpu base's features (the smoke base is too briefly trained to have useful ones): targets with
     their own conditions score near 0; the same images paired with other conditions (each disc elsewhere than
