@@ -200,23 +200,21 @@ def reading(by: dict[str, list[dict]]) -> str:
     the copy's readout leads the images."""
     if not by:
         return "No learning-rate runs yet: nothing to read."
-    parts = []
+    rows = []
     for name, rs in by.items():
         steps, gates = _steps(rs), [g for g in map(gate_at_step, rs) if g is not None]
         lr, b = _lr(rs[0]), _batch(rs[0])
-        if steps:
-            parts.append(f"lr {lr:.0e} at batch {b}: step {np.mean(steps):.0f} (n={len(steps)}), step x lr "
-                         f"{np.mean(steps) * lr:.4f}" + (f", gate {np.mean(gates):.2f}" if gates else ""))
-        else:
-            parts.append(f"lr {lr:.0e} at batch {b}: no run reached the level (n={len(rs)})")
+        rows.append(f"| {lr:.0e} | {b} | " + (f"{np.mean(steps):.0f} (n={len(steps)}) | {np.mean(steps) * lr:.4f} | "
+                                             if steps else f"never reached the level (n={len(rs)}) | - | ")
+                    + (f"{np.mean(gates):.2f} |" if gates else "- |"))
     text = ("Convergence against the learning rate (gate: the mean ||r_i|| / ||h_i||, interpolated at the "
-            "convergence step): "
-            + "; ".join(parts) + ".")
+            "convergence step):\n\n| lr | batch | convergence step | step x lr | gate at the step |\n"
+            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n")
     runs = [r for rs in by.values() for r in rs if _readout(r)]
     if runs:
         tops = [max(v for _, v in _readout(r)) for r in runs]
         reached = [r for r, t in zip(runs, tops) if t >= READOUT_LEVEL]
-        text += (f" What the copy knows before the jump: a per-pixel linear readout of the disc from its features "
+        text += (f"What the copy knows before the jump: a per-pixel linear readout of the disc from its features "
                  f"reaches a highest held-out IoU of {min(tops):.2f} to {max(tops):.2f}; the level stated for it, "
                  f"{READOUT_LEVEL}, is reached by {len(reached)} of {len(runs)} runs")
         fr = [f for f in map(lead_fraction, reached) if f is not None]
