@@ -38,3 +38,8 @@ def randomize_zero_convs(net, seed=2, std=0.1):
         for z in net.zero_convs():
             z.weight.copy_(torch.randn(z.weight.shape, generator=g) * std)
             z.bias.copy_(torch.randn(z.bias.shape, generator=g) * std)
+
+
+def near(mask: torch.Tensor, px: int = 1) -> torch.Tensor:
+    """Pixels within px (8-neighbourhood steps) of a True pixel of mask (B,1,H,W)."""
+    return torch.nn.functional.max_pool2d(mask.float(), 2 * px + 1, stride=1, padding=px) > 0

@@ -8,6 +8,8 @@ from cnref.mini.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_fo
 from cnref.mini.data.io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
 from cnref.mini.metrics import fidelity
 
+from conftest import near
+
 
 def test_pure_function_of_seed_and_index():
     a, b = Fill50K(seed=3).batch([5, 9, 2]), Fill50K(seed=3).batch([9])
@@ -113,11 +115,6 @@ def test_images_do_not_depend_on_the_condition_resolution():
         assert torch.equal(lo["image"], hi["image"]) and lo["prompt"] == hi["prompt"]
 
 
-def _near(mask: torch.Tensor, px: int = 1) -> torch.Tensor:
-    """Pixels within px (8-neighbourhood steps) of a True pixel of mask (B,1,H,W)."""
-    return torch.nn.functional.max_pool2d(mask.float(), 2 * px + 1, stride=1, padding=px) > 0
-
-
 @pytest.mark.parametrize("factor", [1, 2])
 def test_the_condition_outlines_the_exact_disc(factor):
     """The condition's lit pixels lie within 1 px of the exact disc's boundary (both sides of it, at the condition's
@@ -126,6 +123,6 @@ def test_the_condition_outlines_the_exact_disc(factor):
     b = Fill50K(size=size, cond_factor=factor).batch(range(16))
     exact = Fill50K(size=size * factor).batch(range(16))["mask"]        # the same discs at the condition's size
     lit = b["cond"][:, :1] > 0.5
-    boundary = exact & _near(~exact) | ~exact & _near(exact)
-    assert lit.any() and not (lit & ~_near(boundary)).any()
-    assert not (boundary & ~_near(lit)).any()
+    boundary = exact & near(~exact) | ~exact & near(exact)
+    assert lit.any() and not (lit & ~near(boundary)).any()
+    assert not (boundary & ~near(lit)).any()

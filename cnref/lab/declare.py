@@ -54,7 +54,7 @@ class Ablation:
     reading names a claim by it), and the notebook that reads them (a file of notebooks/)."""
     name: str
     variants: Callable[[str], list[Variant]]
-    claims: dict[str, Claim]
+    claims: dict[str, Claim] | tuple[Claim, ...]   # declared {id: claim}, held as a tuple with the ids filled in
     notebook: str
 
     def __post_init__(self):
@@ -67,7 +67,7 @@ class Study:
     notebook."""
     name: str
     title: str
-    claims: dict[str, StudyClaim]
+    claims: dict[str, StudyClaim] | tuple[StudyClaim, ...]   # declared {id: claim}, held as a tuple with the ids filled in
     notebook: str
 
     def __post_init__(self):

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 from ..checks import fail
+from .readme import cell
 from .tables import evidence
 
 TAUGHT = 4             # notebooks 01-04 teach the code: shown in full; the rest fold theirs
@@ -24,16 +25,16 @@ extensions = ["myst_nb"]
 html_theme = "sphinx_book_theme"
 html_title = "cnref"
 html_static_path = ["_static"]
-html_theme_options = {{"show_toc_level": 2, "navigation_with_keys": True}}
+html_theme_options = {"show_toc_level": 2, "navigation_with_keys": True}
 html_show_sourcelink = False
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "amsmath"]
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-mathjax2_config = {{"tex2jax": {{"inlineMath": [["\\\\(", "\\\\)"]], "displayMath": [["\\\\[", "\\\\]"]],
-                               "processEscapes": True, "ignoreClass": "document", "processClass": "math|output_area"}},
+mathjax2_config = {"tex2jax": {"inlineMath": [["\\\\(", "\\\\)"]], "displayMath": [["\\\\[", "\\\\]"]],
+                               "processEscapes": True, "ignoreClass": "document", "processClass": "math|output_area"},
                     # the packaged MathJax carries the STIX web fonts only
-                    "HTML-CSS": {{"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None}}}}
+                    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None}}
 suppress_warnings = ["myst.header", "mystnb.unknown_mime_type", "misc.highlighting_failure"]
 exclude_patterns = ["_build"]
 '''
@@ -52,7 +53,6 @@ def claims_page(claims: list[tuple]) -> str:
             "| claim | paper | verdict | p or 90% CI | notebook |", "|---|---|---|---|---|"]
     for c, j, _, notebook, _ in claims:
         stem = Path(notebook).stem
-        cell = lambda s: str(s).replace("|", "\\|")
         rows.append(f"| {cell(c.text)} | {cell(c.paper)} | **{cell(j['verdict'])}** | {cell(evidence(c, j))} | "
                     f"[{stem}]({stem}.ipynb) |")
     return "\n".join(rows) + "\n"
@@ -74,7 +74,7 @@ def build_site(book: Path, site: Path, claims: list[tuple], order: dict, front: 
     shutil.rmtree(src, ignore_errors=True)
     (src / "_static").mkdir(parents=True)
     shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", src / "_static" / "mathjax")
-    (src / "conf.py").write_text(CONF.format())
+    (src / "conf.py").write_text(CONF)
     front = front.replace("[docs/verdict-rule.md](../docs/verdict-rule.md)", "`docs/verdict-rule.md`")
     (src / "index.md").write_text(_index(order, front))
     (src / "claims.md").write_text(claims_page(claims))

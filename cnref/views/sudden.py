@@ -10,7 +10,7 @@ from scipy.stats import t as student_t
 from ..lab.claims import CLAIMS, evaluate_claim, runs_of, value
 from ..lab.convergence import judged
 from ..lab.results import results_root
-from .tables import evidence
+from .tables import evidence, verdict_word
 
 
 def _steps(rs: list[dict]) -> list[float]:
@@ -267,7 +267,7 @@ def explanations(preset: str, root=None) -> str:
         js = [evaluate_claim(c, preset, root) for c in cs]
         ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
         # each prediction by its claim's id (its text: docs/claims.md), one per line of the cell
-        rows = "<br>".join(f"`{c.id}`: **{j['verdict'].split(' (')[0]}**{ev(c, j)}" for c, j in zip(cs, js))
+        rows = "<br>".join(f"`{c.id}`: **{verdict_word(j['verdict'])}**{ev(c, j)}" for c, j in zip(cs, js))
         lines.append(f"| {text} | {rows} | **{standing(cs, js)}** |")
         left.append((text, standing(cs, js)))
     keep = [t for t, st in left if st != "refuted"]

@@ -115,9 +115,15 @@ def evidence(c, j: dict) -> str:
     return p_text(j["p_mannwhitney"]) if "p_mannwhitney" in j else "-"
 
 
-def p_text(p: float) -> str:
+def p_value(p: float) -> str:
     """A p as a reader should see it: three decimals, and never "0.000" (a p is not zero)."""
-    return "p < 0.001" if p < 0.0005 else f"p = {p:.3f}"
+    return "< 0.001" if p < 0.0005 else f"{p:.3f}"
+
+
+def p_text(p: float) -> str:
+    """"p = 0.050", "p < 0.001"."""
+    v = p_value(p)
+    return f"p {v}" if v.startswith("<") else f"p = {v}"
 
 
 def digits(key: str, tol: float = 0.0) -> int:
@@ -145,7 +151,7 @@ def effect(c, j: dict) -> str:
 def p_cell(j: dict) -> str:
     """The p beside a verdict, with its test (`lab.claims.p_of`)."""
     p = p_of(j)
-    return "-" if p is None else f"{p_text(p[0]).removeprefix('p = ').removeprefix('p ')} ({p[1]})"
+    return "-" if p is None else f"{p_value(p[0])} ({p[1]})"
 
 
 def verdict_cell(j: dict) -> str:
@@ -170,6 +176,11 @@ def print_claim(c, j: dict, where: str | None = None) -> None:
     print(f"Claim ({c.paper}): {c.text}.\n  measured {measured(c, j, where)}{p}\n  -> {j['verdict'].upper()}\n")
 
 
+def verdict_word(verdict: str) -> str:
+    """A verdict without its reason or flags: "unclear (seeds overlap)" -> "unclear"."""
+    return verdict.split(" (")[0].split(";")[0]
+
+
 class Verdict(dict):
     """One judged claim, for a notebook's reading, named by its id: `{v[high_t].verdict}` (with its reason),
     `.word` (confirmed, refuted, unclear, pending), `.evidence` (p or the interval), `.a`, `.b` (each group's
@@ -177,7 +188,7 @@ class Verdict(dict):
 
     def __init__(self, c, j: dict):
         kb = getattr(c, "key_b", None) or c.key
-        super().__init__(verdict=j["verdict"], word=j["verdict"].split(" (")[0].split(";")[0],
+        super().__init__(verdict=j["verdict"], word=verdict_word(j["verdict"]),
                          evidence=evidence(c, j), a=fmt(j.get("a"), c.key), b=fmt(j.get("b"), kb),
                          measured=measured(c, j))
 
