@@ -34,9 +34,17 @@ from torch import nn
 
 from cnref.paper.block import ControlledBlock
 from cnref.paper.zero_conv import zero_conv, zero_conv_grads
+from cnref.views.notebook import listing, show_reading
 
 SMOKE = os.environ.get("CNREF_SMOKE") == "1"
 torch.manual_seed(0)
+
+# %% [markdown]
+# ## The code: a zero conv, its gradient by hand, and Eq. 2
+# Each line carries the equation it computes.
+
+# %%
+listing(zero_conv, zero_conv_grads, ControlledBlock)
 
 # %% [markdown]
 # ## The analytic gradient equals autograd
@@ -120,11 +128,8 @@ for step in range(1, 4):
 
 # %% [markdown]
 # ## Reading
-# What the checks above show; each number in it is the one computed above.
 
 # %%
-from cnref.views.notebook import show_reading
-
 show_reading("""
 **Eq. 2 starts as the identity and still learns.** The analytic gradients of a zero convolution match autograd
 to {grad_err:.1e}: dL/dI is exactly zero (nothing flows back into the block's input through a zero weight) while
@@ -132,5 +137,15 @@ dL/dW is not ({grad_w:.2e}), because it is the input, not the weight, that multi
 step one only the output zero conv moves; from step two the trainable copy and the input zero conv receive
 gradient too, and the locked block never does (the bars above). Over the full UNet the chain is one step
 longer, because the hint encoder ends in a zero conv as well (the last printout).
+
+**What to take away.**
+- A zero convolution outputs zero and passes no gradient back, but its own weight's gradient is the input
+  times the upstream gradient, which is not zero: it learns from the first step.
+- At initialisation Eq. 2 is exactly the locked block ($y_c = y$): adding a ControlNet changes nothing.
+- The path opens in order: the output zero conv first, then the copy and the input zero conv.
+
+**Exercise** (seconds, here or with `CNREF_SMOKE=1`): in the step-by-step cell, give the output zero conv random
+weights first (`cnref.paper.zero_conv.gaussian_(block.z2, 0.02)`) and rerun it. Does $y_c = y$ still hold, and
+which parameters receive gradient at step 1 now?
 """, grad_err=max((dW - z.weight.grad.view(6, 4)).abs().max().item(), (dB - z.bias.grad).abs().max().item()),
      grad_w=dW.norm().item());

@@ -42,6 +42,19 @@ print(f"locked UNet: {sum(p.numel() for p in unet.parameters()) / 1e6:.2f}M para
       f"ControlNet: {sum(p.numel() for p in net.parameters()) / 1e6:.2f}M params")
 
 # %% [markdown]
+# ## The code: the hint encoder, the forward pass, and the residuals entering the locked UNet
+# The condition image $c_i$ becomes a feature map $c_f = \mathcal{E}(c_i)$ at the latents' size (the official
+# encoder: 3x3 convs with SiLU, stride 2 per halving, its last conv a zero conv $Z_1$); it is added to the
+# copy's first features, the copy runs as the UNet's encoder does, and each of its 13 outputs leaves through
+# its own zero conv $Z_2$. The locked UNet adds them to its decoder's skips and middle block.
+
+# %%
+from cnref.paper.hint import OfficialHintEncoder
+from cnref.views.notebook import listing, show_reading
+
+listing(OfficialHintEncoder, ControlNet.forward, controlled_unet)
+
+# %% [markdown]
 # ## Eq. 2 at initialisation: the controlled UNet computes exactly the locked UNet
 
 # %%
@@ -129,11 +142,8 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## Reading
-# What the checks above show; each number in it is the one computed above.
 
 # %%
-from cnref.views.notebook import show_reading
-
 show_reading("""
 **cnref's ControlNet is the paper's and diffusers' network.** At initialisation the controlled UNet's output
 equals the locked UNet's exactly; with random zero convs and shared weights, cnref's independently written forward
@@ -142,4 +152,16 @@ table shows the three per-connection weightings the paper and its code use: gues
 nearly the same geometric curve) and the CFG resolution weighting, which is at least one everywhere and largest
 on the coarsest connections. One trap is real: diffusers ignores a middle residual given alone, so a middle-only
 ControlNet needs explicit zeros for the twelve skips.
+
+**What to take away.**
+- A ControlNet is the UNet's encoder copied, a hint encoder on the condition, and 13 zero convs: one per skip
+  connection of the decoder and one for the middle block.
+- Its residuals are added to the locked UNet's skips; at initialisation they are exact zeros, so the output is
+  the locked UNet's.
+- It is diffusers' `ControlNetModel`, parameter for parameter: what you train here loads there.
+
+**Exercise** (seconds, here or with `CNREF_SMOKE=1`): make the condition 4x the latents instead of 8x:
+`ControlNetConfig(factor=4)` in the first cell, `cond` of 64 x 64, and `official_channels(4)` in the diffusers
+cell. Does the match with diffusers still hold, and how many stride-2 stages does the hint encoder keep
+(`net.controlnet_cond_embedding`)?
 """, res=max(diffs), eps=float(eps_diff));

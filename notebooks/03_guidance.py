@@ -50,6 +50,16 @@ z_t, t = torch.randn(2, 4, 16, 16), torch.tensor([500, 500])
 c_t, c_uc, cond = torch.randn(2, 7, 16), torch.randn(2, 7, 16), torch.rand(2, 3, 16, 16)
 
 # %% [markdown]
+# ## The code: the formula, and where each mode puts the control
+# `cfg` is the formula; `guided_eps` runs both branches in one batch, $[z_t; z_t]$ with $[c_{uc}; c_t]$, and
+# gives the control to both halves (`both`) or to the conditional half only, with zero residuals in the other.
+
+# %%
+from cnref.views.notebook import listing, show_reading
+
+listing(cfg, guided_eps)
+
+# %% [markdown]
 # ## Each mode equals its two branches put through the CFG formula
 
 # %%
@@ -104,11 +114,8 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## Reading
-# What the checks above show; each number in it is the one computed above.
 
 # %%
-from cnref.views.notebook import show_reading
-
 show_reading("""
 **The {n_modes} guidance modes are the CFG formula with the control placed in different branches**, matching it for
 every scale tried (largest difference per unit of beta {worst:.1e}, fp32 rounding). With the control in both
@@ -116,4 +123,15 @@ branches its effect partly cancels in the difference of the two branches; in the
 multiplied by beta, and the resolution weighting multiplies the coarse connections further (the figure, on
 untrained zero convs: it shows the mechanics, not image quality). Notebooks 15 and 16 measure what the modes and
 guess mode do to trained ControlNets' images.
+
+**What to take away.**
+- Classifier-free guidance mixes two predictions, $\\epsilon_{{uc}} + \\beta(\\epsilon_c - \\epsilon_{{uc}})$; a
+  ControlNet's residuals can enter either branch, and that choice is the guidance mode.
+- In both branches the control partly cancels; in the conditional branch only, guidance multiplies it by
+  $\\beta$; the resolution weighting multiplies the coarse connections further.
+- Guess mode drops the prompt and scales the connections down towards the fine ones.
+
+**Exercise** (seconds, here or with `CNREF_SMOKE=1`): in the cell that measures how much the control moves
+$\\epsilon_{{prd}}$, set every zero conv back to zero (`z.weight.zero_()` for `z in net.zero_convs()`). What does
+each mode's curve become, and which identity of notebook 01 explains it?
 """, worst=worst, n_modes=len(MODES));

@@ -22,15 +22,12 @@
 # the model every committed run trains over); smoke mode (`CNREF_SMOKE=1`, CI) its tiny smoke base.
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import torch
-from IPython.display import Markdown, display
 
 from cnref.mini.data import PROMPT_SETTINGS, VAL_SEED, Fill50K, with_setting
 from cnref.mini.engine import controlnet_optimizer, step_generator
-from cnref.mini.metrics import detect_disc, fidelity
+from cnref.mini.metrics import detect_disc, fidelity, iou
 from cnref.mini.presets import preset
 from cnref.mini.sample import generate
 from cnref.mini.shipping import load_base
@@ -38,7 +35,7 @@ from cnref.paper.controlnet import ControlNet
 from cnref.paper.loss import drop_prompts, eq3_loss
 from cnref.views.diagram import draw_controlnet
 from cnref.views.images import image_rows
-from cnref.views.notebook import show_reading, smoke_mode
+from cnref.views.notebook import listing, show_reading, smoke_mode
 
 PRESET = "smoke" if smoke_mode() else "cpu"
 base = load_base(PRESET)
@@ -75,7 +72,7 @@ assert set(PROMPT_SETTINGS) == {"perfect", "none", "insufficient", "conflicting"
 
 # %% [markdown]
 # ## The locked base alone
-# The base is a small text-to-image diffusion model trained on these images (`python -m cnref train base`). Given
+# The base is a small text-to-image diffusion model trained on these images (`python -m cnref train base --preset cpu --run-dir runs/base_cpu`, shipped). Given
 # the prompt it draws a disc of the right colours, but anywhere: without a ControlNet it has no way to know where
 # the condition puts it. The dashed line is each condition's outline.
 
@@ -107,7 +104,7 @@ plt.show()
 # predictor. Here is the function every training run calls, base and ControlNet alike:
 
 # %%
-display(Markdown(f"```python\n{inspect.getsource(eq3_loss)}```"))
+listing(eq3_loss)
 
 # %% [markdown]
 # **Prompt dropout.** "We randomly replace 50% text prompts $c_t$ with empty strings" (Sec. 3.3), so that the
@@ -175,7 +172,15 @@ assert torch.count_nonzero(d[g == 0]) == 0
 # ## The disc detector: from a sample to an IoU
 # Condition fidelity needs the disc found again in a generated image: `detect_disc` splits the pixels into two
 # colour clusters (2-means, the background owning the border) and takes the other one as the disc. On the ground
-# truth it finds the disc almost exactly; on the base's samples it finds a disc, in the wrong place.
+# truth it finds the disc almost exactly; on the base's samples it finds a disc, in the wrong place. The found disc
+# $\hat D$ is scored against the true one $D$ by their intersection over union,
+#
+# $$\mathrm{IoU}(\hat D, D) = \frac{|\hat D \cap D|}{|\hat D \cup D|},$$
+#
+# 1 for a disc found exactly in place, 0 for one that misses it; two empty masks count as 1.
+
+# %%
+listing(iou)
 
 # %%
 found = {name: detect_disc(x) for name, x in (("targets", held_out["image"]), ("base alone", alone))}

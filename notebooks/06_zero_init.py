@@ -59,9 +59,26 @@ rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
-# seeds, one-sided Mann-Whitney test; an equality is confirmed only when the 90% interval of the difference lies within its tolerance).
-# Nothing in this cell is typed in by hand.
+# Computed from the results above by the rule stated in `cnref.lab.claims`, the same for every claim of the book.
+# Nothing in this cell is typed in by hand. This is the first notebook that judges claims, so here is the rule.
+# With per-seed values $a_1..a_{n_a}$ and $b_1..b_{n_b}$ (at least 3 a side):
+#
+# - an order, "a > b": **confirmed** when the seeds separate completely, $\min_i a_i > \max_j b_j$; **refuted**
+#   when they separate the other way; otherwise unclear. Beside it, the one-sided Mann-Whitney $p$, whose
+#   smallest value is $1 / \binom{n_a + n_b}{n_a}$ (0.05 for 3 against 3, 0.008 for 5 against 5);
+# - an equality within a tolerance $\delta$: **confirmed** when the 90% interval of the difference (Welch),
+#
+#   $$\bar a - \bar b \pm t_{0.95,\,\nu} \sqrt{s_a^2 / n_a + s_b^2 / n_b},$$
+#
+#   lies inside $(-\delta, \delta)$; **refuted** when it lies wholly outside; otherwise unclear.
+#
+# A run that never reached the convergence level counts as a lower bound (censored) in both tests.
+
+# %%
+from cnref.lab.claims import judge, mean_difference, welch_interval
+from cnref.views.notebook import listing
+
+listing(mean_difference, welch_interval, judge)
 
 # %%
 verdicts = rep.verdicts()
@@ -85,4 +102,17 @@ but ending lower and more scattered.
 ControlNet-lite's level. Here it does not: the Gaussian runs still learn the condition and end far above lite at
 equal steps ({v[gaussian_at_lite_level].word}, {v[gaussian_at_lite_level].evidence}). At this scale the trainable copy recovers from a noisy start; what
 zero convolutions buy is a clean start, a reliable jump and a smaller spread, not the ability to learn.
+
+**What to take away.**
+- Zero convolutions make the untrained ControlNet the identity; against Gaussian std 0.02 they end higher
+  ({v[beats_gaussian_0.02].word}) and converge earlier ({v[earlier_than_gaussian_0.02].word}).
+- Against std 0.2 the end is {v[beats_gaussian_0.2].word}: what large random weights change first is the curve's
+  shape (a noisy start, no jump).
+- The paper's "Gaussian falls to lite's level" is {v[gaussian_at_lite_level].word} at this scale.
+
+**Exercise** (seconds a run): `python -m cnref run zero_init --preset smoke --variants zero gaussian_0.2 --seeds 0`
+trains both for 4 steps on the tiny smoke base. Compare the loss of their first step in the progress bars: which
+starts higher, and which identity of notebook 01 says why? Then try the rule itself:
+`judge(Claim("a above b", "-", "a", "b", ">"), [3, 4, 5], [1, 2, 2.5])` (`cnref.lab.claims.judge`,
+`cnref.lab.declare.Claim`); move one value so that the seeds overlap, and read the verdict and its p.
 """);

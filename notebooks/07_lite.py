@@ -92,4 +92,13 @@ equal convergence: a single convolution per block can interpret the condition, i
 **Image quality is not judged here.** FID (in the result files) averages features over the image and cannot see
 where the disc is, so it judges no claim; the metric that can (KID on (image, condition) pairs, notebook 20)
 needs 256 samples of each trained model, and these runs did not keep their weights.
+
+**What to take away.**
+- ControlNet-lite replaces the trainable copy by one convolution per block. At the default length it stays at
+  the base's level (ControlNet above lite with the perfect prompt: {v[perfect_prompt].word}).
+- Given four times the steps it converges ({v[slower_not_unable].word}): slower, not unable.
+
+**Exercise** (seconds): over notebook 02's UNet, count the trainable parameters of
+`ControlNet(unet, ControlNetConfig(lite=True))` and of the full ControlNet (`sum(p.numel() for p in
+net.trainable())`). What share of the copy does lite keep, and how does that fit four times the steps?
 """);

@@ -91,4 +91,13 @@ set the data cannot say: the interval of the difference is {v[1k_reaches_unbound
 leave it too wide. The paper's Fig. 10 shows that 1k images do not collapse and that quality rises with data;
 the first part holds here, the second is not visible at this scale, where the task (one disc, two colours) has
 little to learn beyond what a thousand examples show.
+
+**What to take away.**
+- A thousand images are enough to learn this condition ({v[1k_works].word}).
+- Whether 1k matches an unbounded stream of fresh images is {v[1k_reaches_unbounded].word}: an equality is confirmed
+  only when its whole interval fits the tolerance, and three seeds a side leave it wide.
+
+**Exercise** (seconds): `python -m cnref run dataset_size --preset smoke --variants n_1000 --seeds 0` writes
+`runs/scratch/experiments/dataset_size/smoke/n_1000/seed0.json`. Open it: which field of its `config` sets the
+data's size, and what else does the file record about how the run was made (`provenance`)?
 """);

@@ -107,4 +107,13 @@ advice excludes, which assumes training until the jump. Past 256 the step still 
 step 256 does" is {v[1024_step].word} ({v[1024_step].evidence}); and the IoU at equal steps may rise ({v[1024_iou].a} against
 {v[1024_iou].b}; "within 0.05" is {v[1024_iou].word}, {v[1024_iou].evidence}). The advice's own premise, both runs past the jump
 at equal images: "64 x 500 beats 16 x 2000" is {v[equal_images].word} ({v[equal_images].evidence}).
+
+**What to take away.**
+- The batch sets the step: "the step does not depend on the batch" is {v[16_vs_64].word} for 16 against 64 and
+  {v[256_vs_64].word} for 256 against 64.
+- Steps and images are different budgets: a larger batch buys fewer, more expensive steps (the figure's two axes).
+
+**Exercise** (seconds a run): `python -m cnref run batch_vs_steps --preset smoke --variants batch_16 batch_64
+--seeds 0`. From each result file's `config`, compute the images each run saw (steps x batch x accumulation):
+which variant of the cpu preset's table compares equal images, and which equal steps?
 """);

@@ -86,4 +86,13 @@ issue #628's curriculum, large t first and uniform after its warm-up, {step[curr
 {v[curriculum].evidence}). If the amount of signal set the pace, a schedule that shows more of the examples where z_t
 hides the disc (notebook 05's open share) would bring the jump forward in proportion; the high-t rows say it is
 not the main lever here. Notebook 19 measures the other explanations of the jump.
+
+**What to take away.**
+- Biasing t towards large values for the whole run: {v[high_t].word}; T2I-Adapter's cubic schedule:
+  {v[cubic].word}; issue #628's curriculum converging earlier than uniform t: {v[curriculum].word}.
+- A schedule changes which examples the loss sees, not how much the ControlNet can learn from each.
+
+**Exercise** (seconds): draw 10,000 timesteps with `sample_timesteps(10000, 1000, kind="cubic")` and with
+`kind="uniform"` (`cnref.paper.loss`) and compare their histograms; then print `curriculum_floor(step, 1000)` at
+steps 0, 125 and 250. Where does the curriculum spend its first steps?
 """);

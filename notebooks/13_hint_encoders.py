@@ -93,4 +93,14 @@ stages: the paper's ends at {iou[paper_f4]}, the official at {iou[official_f4]} 
 The paper's encoder also reached the convergence level earlier at 4x, at step {step[paper_f4]} against the
 official's {step[official_f4]} (at 1x: {step[paper]} and {step[official]}). That is an observation, not a claim
 stated before the runs, and the equality row above is what was tested.
+
+**What to take away.**
+- The paper's text and the official code describe different hint encoders (4x4 kernels and ReLU, against 3x3
+  kernels and SiLU); at 1x the two are equal within the tolerance: {v[paper_as_official].word}; at 4x:
+  {v[paper_as_official_f4].word}.
+- At factor 1 the official encoder has no stride-2 stage, so what differs between the two descriptions is
+  exercised only at 4x and above.
+
+**Exercise** (seconds): print `hint_encoder("paper", 320, 8)` and `hint_encoder("official", 320, 8)`
+(`cnref.paper.hint`), count their parameters, and feed each a 512 x 512 condition: do both give 64 x 64?
 """);

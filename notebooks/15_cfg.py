@@ -102,4 +102,15 @@ notebook 16) it does what the paper shows: the condition is followed better than
 {v[weighted_normalized].a} against {v[weighted_normalized].b} (so "keeps the condition within the tolerance" is {v[weighted_normalized].word}: it does better than
 keep it, {v[weighted_normalized].evidence}). Their image quality is in notebook 20. **With the perfect prompt** where the control
 goes matters little ({v[perfect_prompt_either].word}, {v[perfect_prompt_either].evidence}): the prompt carries the guidance.
+
+**What to take away.**
+- With no prompt and the control in both branches, guidance has nothing to act on: an identity, not a finding.
+- Control in the conditional branch only is amplified by $\\beta$; "it follows the condition better" is
+  {v[cond_only_strong].word} by edge F1. The literal resolution weighting: {v[weighted_literal].word}; the
+  normalised one: {v[weighted_normalized].word}.
+
+**Exercise** (seconds): print `connection_scales("resolution", sizes=s)` and
+`connection_scales("resolution_normalized", sizes=s)` (`cnref.paper.control`) for SD's connection sizes
+`s = [64, 64, 64, 32, 32, 32, 16, 16, 16, 8, 8, 8, 8]`. Which one can only strengthen the control, and which
+reading of the paper's "reduce" does each follow?
 """);

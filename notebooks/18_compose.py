@@ -97,4 +97,13 @@ another) the samples follow a mixture of both scenes: edge F1 {m[conflicting/non
 outline's scene and {m[conflicting/none/sum][other_edge_f1]} against the segmentation's (the grid outlines both
 conditions, in two colours). diffusers' MultiControlNetModel, given the exported pair, reproduces our composition's residuals exactly (an
 identity the test suite checks, `tests/test_studies.py`, not a claim).
+
+**What to take away.**
+- Several ControlNets compose by summing their residuals; on matched conditions "the sum keeps the condition"
+  is {v[sum_keeps].word}, because the sum does better than either alone.
+- The plain sum beats halving each weight ({v[sum_beats_weighted].word}): no extra weighting is needed.
+
+**Exercise** (seconds): over notebook 02's ControlNet, make two controls from two random conditions and check that
+`compose([a, b])` (`cnref.paper.control`) equals `a + b` residual by residual, and that
+`compose([a, b], [0.5, 0.5])` is their mean.
 """);

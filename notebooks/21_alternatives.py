@@ -130,6 +130,17 @@ nothing yet, so theirs is the base's, while the adapter's and ControlNeXt's untr
 locked UNet. Whatever of a design's step-0 IoU lies above the base's is a head start of its random injection
 (convolutions, random or not, keep where the disc is), not something it learned. XS's image quality against the ControlNet's: {v[xs_quality].word}
 ({v[xs_quality].measured}).
+
+**What to take away.**
+- Each successor moves where the condition enters: once per image (T2I-Adapter), both ways at every layer
+  (ControlNet-XS), or once after the first level (ControlNeXt).
+- At one learning rate and 500 steps, T2I-Adapter within the tolerance of ControlNet's fidelity is
+  {v[t2i_fidelity].word}; ControlNet-XS's is {v[xs_fidelity].word}; ControlNeXt converging earlier is
+  {v[controlnext_earlier].word}, from a head start (its injection has no zero init).
+
+**Exercise** (seconds): for each design, build it over notebook 02's UNet with
+`cnref.successors.design_config(name).build(unet)` and count `sum(p.numel() for p in net.trainable())`. Which
+design trains the fewest parameters, and which runs at every denoising step?
 """
 if rep:
     rep.reading(template, **designs.facts())

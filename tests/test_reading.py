@@ -196,3 +196,77 @@ def test_prose_names_only_notebooks_settings_and_code_that_exist():
                     break
                 obj = getattr(obj, attr)
     assert not bad, bad
+
+
+def _commands() -> list[tuple[str, str]]:
+    """Every `python -m cnref ...` command a reader is told to run, with the file that tells it (a notebook's
+    markdown may break one across lines; placeholders such as <ablation> and "..." are not commands)."""
+    out = []
+    for name, text in _prose().items():
+        flat = re.sub(r"\n\s*#? ?", " ", text)
+        for m in re.finditer(r"`python -m (cnref[.\w]*)([^`]*)`", flat):
+            if "<" not in m.group(2) and "..." not in m.group(2):
+                out.append((name, m.group(1), m.group(2).strip()))
+    return out
+
+
+def test_every_command_a_reader_is_told_to_run_parses_and_names_what_exists():
+    """A command in the prose is parsed by the real command line: its verb, ablation, variants of that ablation at
+    its preset, and every --set key of the config it overrides. A command that no longer exists fails here."""
+    import shlex
+    from cnref.cli import parser
+    from cnref.lab.ablations import variants
+    from cnref.mini.presets import override, preset
+    cmds = _commands()
+    assert len(cmds) > 30
+    bad = []
+    for name, module, args in cmds:
+        if module != "cnref":
+            bad.append(f"{name}: python -m {module} (the command line is python -m cnref)")
+            continue
+        try:
+            a = parser().parse_args(shlex.split(args))
+        except SystemExit:
+            bad.append(f"{name}: python -m cnref {args}")
+            continue
+        if a.verb == "run":
+            known = [v.name for v in variants(a.ablation, a.preset)]
+            bad += [f"{name}: {a.ablation} has no variant {v}" for v in a.variants or [] if v not in known]
+        if getattr(a, "sets", None) and a.verb in ("run", "train"):
+            try:
+                override(preset(a.preset).train, a.sets)
+            except (ValueError, SystemExit, KeyError) as e:
+                bad.append(f"{name}: --set {a.sets}: {e}")
+    assert not bad, bad
+
+
+def test_every_notebook_ends_with_what_to_take_away_and_an_exercise():
+    """Each notebook of the reading order closes with a short list to take away and an exercise the reader can
+    run in seconds (smoke mode, or a pure function of the package)."""
+    from cnref.views.book import READING
+    missing = [stem for stem in READING for text in [(REPO / "notebooks" / f"{stem}.py").read_text()]
+               if "**What to take away.**" not in text or "**Exercise**" not in text]
+    assert not missing, missing
+
+
+def test_the_recipe_quoted_in_prose_is_the_cpu_presets():
+    """"500 steps, batch 64, lr 1e-4", "12 runs (4 variants x 3 seeds)", "0.05 for 3 vs 3": a number of the recipe,
+    of an ablation or of the rule written in prose is the one the code has."""
+    from cnref.lab.claims import smallest_p
+    from cnref.mini.presets import preset
+    t = preset("cpu").train
+    bad = []
+    for name, text in _prose().items():
+        for m in re.finditer(r"(\d+) steps, batch (\d+), lr ([\d.e-]+)", text):
+            if (int(m.group(1)), int(m.group(2)), float(m.group(3))) != (t.steps, t.batch_size, t.lr):
+                bad.append(f"{name}: {m.group(0)}")
+        for m in re.finditer(r"cnref run (\w+) --preset cpu --seeds ([\d ]+)`:? (\d+) runs \((\d+) variants x (\d+) seeds", text):
+            from cnref.lab.ablations import variants
+            n_v = len(variants(m.group(1), "cpu"))
+            if int(m.group(4)) != n_v or int(m.group(3)) != n_v * int(m.group(5)):
+                bad.append(f"{name}: {m.group(0)} ({m.group(1)} has {n_v} variants)")
+        for m in re.finditer(r"(0\.\d+) for (\d+) vs (\d+)", text):      # the smallest p an n allows
+            if abs(float(m.group(1)) - smallest_p(int(m.group(2)), int(m.group(3)))) > 0.0005:
+                bad.append(f"{name}: {m.group(0)} (1 / C(n_a + n_b, n_a) = "
+                           f"{smallest_p(int(m.group(2)), int(m.group(3))):.4f})")
+    assert not bad, bad

@@ -140,13 +140,24 @@ def plot_sweep(ax, results: list[dict], names: list[str], xs: list[float], key: 
     return plot_spread(ax, curves, label, colour(label))
 
 
-def plot_rows(ax, results: list[dict], names: list[str], key: str):
-    """One horizontal bar per setting (the mean over seeds) with each seed's value as a dot; the first name on top."""
+def plot_rows(ax, results: list[dict], names: list[str], key: str, clip: list[str] = ()):
+    """One horizontal bar per setting (the mean over seeds) with each seed's value as a dot; the first name on top.
+    Settings in `clip` (a calibration row far beyond the others, such as noise) leave the axis' range to the rest:
+    their bar runs to the edge with its mean written on it, so the rows that matter are not squeezed."""
     ys = np.arange(len(names))[::-1]
+    vals = {n: [r["results"][n][key] for r in results] for n in names}
+    rest = [v for n in names if n not in clip for v in vals[n]]
+    edge = max(rest) * 1.15 if clip and rest and max(rest) > 0 else None
     for y, n in zip(ys, names):
-        vals = [r["results"][n][key] for r in results]
-        ax.barh(y, np.mean(vals), color="0.8")
-        ax.plot(vals, [y] * len(vals), "o", color="C0", ms=4)
+        mean = float(np.mean(vals[n]))
+        if edge is not None and n in clip and mean > edge:
+            ax.barh(y, edge, color="0.8", hatch="//")
+            ax.text(edge, y, f"{mean:.3g} (off the axis) ", ha="right", va="center", fontsize=8)
+            continue
+        ax.barh(y, mean, color="0.8")
+        ax.plot(vals[n], [y] * len(vals[n]), "o", color="C0", ms=4)
+    if edge is not None:
+        ax.set_xlim(right=edge)
     ax.set_yticks(ys, names, fontsize=8)
     ax.axvline(0, color="0.3", lw=0.8)
     ax.set_xlabel(metric_label(key))

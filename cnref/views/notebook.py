@@ -40,6 +40,16 @@ def show_reading(template: str, **facts) -> str:
     return text
 
 
+def listing(*objects) -> None:
+    """The source of functions or classes, shown as one Python listing: where a notebook teaches an equation or
+    a measure, the reader sees the lines that compute it, read from the package (never a copy that can drift)."""
+    import inspect
+    import textwrap
+    from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
+    text = "\n\n".join(textwrap.dedent(inspect.getsource(o)).rstrip() for o in objects)
+    display(Markdown(f"```python\n{text}\n```"))
+
+
 class Declared(dict):
     """Per-variant facts: a declared variant without results reads "(no runs yet)"; any other name is an error."""
 
@@ -228,4 +238,4 @@ class StudyReport:
         return show_reading(template, v=v, m=m, seeds=len(self.results))
 
 
-__all__ = ["AblationReport", "Designs", "STUDIES", "StudyReport", "show_reading", "smoke_mode", "spread"]
+__all__ = ["AblationReport", "Designs", "STUDIES", "StudyReport", "listing", "show_reading", "smoke_mode", "spread"]

@@ -82,9 +82,7 @@ def plot_readout(ax, rs: list[dict], name: str):
             ax.plot(st, [x["readout"][key] for x in h], style, color="tab:blue" if key == "copy" else "tab:orange",
                     lw=1, label=f"readout from the {key}" if k == 0 else None)
         ax.plot(st, [x["iou"] for x in h], ":", color="black", lw=1, label="generated images" if k == 0 else None)
-    ax.set(ylim=(0, 1), xlabel="training step", ylabel="held-out IoU of the disc",
-           title=f"{name}: where the disc is, read out vs drawn")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set(ylim=(0, 1), xlabel="training step", ylabel="held-out IoU of the disc", title=name)
 
 
 def _readout(r: dict) -> list[tuple[int, float]]:
