@@ -24,12 +24,11 @@
 # %%
 import os
 
-import matplotlib.pyplot as plt
 import torch
 from diffusers import ControlNetModel
 
 from cnref.mini.base import sd15_unet
-from cnref.paper.control import connection_scales, controlled_unet
+from cnref.paper.control import controlled_unet
 from cnref.paper.controlnet import ControlNet, ControlNetConfig
 from cnref.paper.hint import official_channels
 
@@ -64,29 +63,17 @@ with torch.no_grad():
     print("eps_c == eps exactly:", torch.equal(controlled_unet(unet, z_t, t, c_t, control), unet(z_t, t, c_t).sample))
 
 # %% [markdown]
-# ## The 13 connections, their shapes and their scales
-# Sizes $h_i$ here are for SD's real 64x64 latents (ours are 16x16 in this notebook; the ratios are the same).
-# The scales act at sampling, under classifier-free guidance, which notebook 03 introduces and tests; here they
-# are only listed beside the connection each one scales. Guess mode: the official code uses $0.825^{12-i}$, diffusers `logspace(-1, 0, 13)`. CFG resolution
-# weighting (paper, section 3.4): $w_i = 64 / h_i$.
+# ## The 13 connections and their shapes
+# One residual per decoder skip (`conv_in`'s output and the 11 encoder layers', highest resolution first) and one
+# for the middle block. $h_i$ is the size each has over SD's real 64x64 latents (ours are 16x16 here; the ratios
+# are the same). Notebook 03 puts per-connection scales on these 13 (guess mode, the resolution weighting).
 
 # %%
 sd_sizes = [r.shape[-1] * 4 for r in control.residuals]
-official = connection_scales("guess_official")
-diffusers_ = connection_scales("guess_diffusers")
-resolution = connection_scales("resolution", sizes=sd_sizes)
-print(f"{'i':>2} {'where':8} {'shape here':>16} {'h_i (SD)':>8} {'0.825^(12-i)':>13} {'logspace':>9} {'64/h_i':>7}")
+print(f"{'i':>2} {'where':8} {'shape here':>16} {'h_i (SD)':>8}")
 for i, r in enumerate(control.residuals):
     where = "middle" if i == 12 else f"skip {i}"
-    print(f"{i:>2} {where:8} {str(tuple(r.shape[1:])):>16} {sd_sizes[i]:>8} {official[i]:>13.4f} "
-          f"{diffusers_[i]:>9.4f} {resolution[i]:>7.0f}")
-
-fig, axes = plt.subplots(1, 2, figsize=(10, 3))
-axes[0].plot(official, "o-", label="official 0.825^(12-i)"); axes[0].plot(diffusers_, "x--", label="diffusers logspace(-1,0,13)")
-axes[0].set_title("guess-mode scales"); axes[0].set_xlabel("connection i (12 = middle)"); axes[0].legend()
-axes[1].bar(range(13), resolution); axes[1].set_title("CFG resolution weighting w_i = 64 / h_i")
-axes[1].set_xlabel("connection i (12 = middle)")
-plt.tight_layout(); plt.show()
+    print(f"{i:>2} {where:8} {str(tuple(r.shape[1:])):>16} {sd_sizes[i]:>8}")
 
 # %% [markdown]
 # ## Same numbers as diffusers' `ControlNetModel`
@@ -147,10 +134,8 @@ with torch.no_grad():
 show_reading("""
 **cnref's ControlNet is the paper's and diffusers' network.** At initialisation the controlled UNet's output
 equals the locked UNet's exactly; with random zero convs and shared weights, cnref's independently written forward
-matches diffusers' `ControlNetModel.from_unet` to {res:.1e} on the residuals and {eps:.1e} on eps. The scales
-table shows the three per-connection weightings the paper and its code use: guess mode (official and diffusers,
-nearly the same geometric curve) and the CFG resolution weighting, which is at least one everywhere and largest
-on the coarsest connections. One trap is real: diffusers ignores a middle residual given alone, so a middle-only
+matches diffusers' `ControlNetModel.from_unet` to {res:.1e} on the residuals and {eps:.1e} on eps. The
+13 residuals join the decoder's skips at four resolutions and the middle block. One trap is real: diffusers ignores a middle residual given alone, so a middle-only
 ControlNet needs explicit zeros for the twelve skips.
 
 **What to take away.**

@@ -99,9 +99,37 @@ ax.set_yscale("log"); ax.legend(); ax.set_title("Effect of the control on the gu
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# ## Per-connection scales
+# Two of the modes scale each of the 13 connections (notebook 02 lists them) by its own $w_i$. Over SD's 64x64
+# latents, with $h_i$ the connection's size:
+# - the CFG resolution weighting (paper, section 3.4): $w_i = 64 / h_i$, read literally, or normalised to at most 1,
+#   $w_i = h_{min} / h_i$;
+# - guess mode: the official code's $0.825^{12-i}$, diffusers' `logspace(-1, 0, 13)` $= 10^{-1 + i/12}$.
+
+# %%
+with torch.no_grad():
+    sd_sizes = [r.shape[-1] * 4 for r in net(z_t, t, c_t, cond).residuals]
+scales = {"0.825^(12-i)": connection_scales("guess_official"), "logspace": connection_scales("guess_diffusers"),
+          "64/h_i": connection_scales("resolution", sizes=sd_sizes),
+          "h_min/h_i": connection_scales("resolution_normalized", sizes=sd_sizes)}
+print(f"{'i':>2} {'h_i (SD)':>8} " + " ".join(f"{k:>13}" for k in scales))
+for i in range(13):
+    print(f"{i:>2} {sd_sizes[i]:>8} " + " ".join(f"{w[i]:>13.4f}" for w in scales.values()))
+fig, axes = plt.subplots(1, 2, figsize=(10, 3))
+axes[0].plot(scales["0.825^(12-i)"], "o-", label="official 0.825^(12-i)")
+axes[0].plot(scales["logspace"], "x--", ms=9, label="diffusers logspace(-1, 0, 13)")
+axes[0].set_title("guess mode: the two formulas nearly coincide"); axes[0].legend()
+axes[1].bar(range(13), scales["64/h_i"], label="64 / h_i (literal)")
+axes[1].bar(range(13), scales["h_min/h_i"], label="h_min / h_i (normalised)")
+axes[1].set_title("resolution weighting: up to 8x, or at most 1"); axes[1].legend()
+for ax in axes:
+    ax.set_xlabel("connection i (12 = middle)")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
 # ## Guess mode
-# No prompt, control only in $\epsilon_c$, connections scaled by $0.825^{12-i}$ (official) or
-# $10^{-1 + i/12}$ (diffusers): the ControlNet must recognise the content from the condition alone.
+# No prompt, control only in $\epsilon_c$, connections scaled by the guess-mode $w_i$ above: the ControlNet must
+# recognise the content from the condition alone.
 
 # %%
 with torch.no_grad():

@@ -187,6 +187,9 @@ if retest is not None:
     runs = retest.by["controlnet"]
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
     plot_condition_use(axes, runs)
+    for y, label, style in retest.references().get("iou", []):
+        axes[0].axhline(y, lw=1, label=label, **style)
+    axes[0].legend(fontsize=7)
     plt.tight_layout(); plt.show()
     doubling = [doubling_steps(r["history"], "use_loss_gap", r["convergence_step"]) for r in runs]
     for r, d in zip(runs, doubling):
@@ -208,7 +211,8 @@ if retest is not None:
 from cnref.lab.claims import group
 from cnref.lab.convergence import judged
 from cnref.lab.results import load_bounds, load_cut_short, load_results
-from cnref.views.figures import plot_curves
+from cnref.views.figures import REF_STYLES, plot_curves
+from cnref.views.notebook import references
 
 lease = load_cut_short(COMMITTED / "leases" / "2026-11-25_h100")
 gb = load_bounds("gpu", COMMITTED)
@@ -216,8 +220,8 @@ gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
 fig, ax = plt.subplots(figsize=(7, 3.6))
 plot_curves(ax, {"IoU": lease}, keys=("iou",))
-ax.axhline(gt, ls=":", color="green", label=f"ground truth {gt:.2f}")
-ax.axhline(base, ls=":", color="red", label=f"base alone {base:.2f}")
+ax.axhline(gt, lw=1, label=f"ground truth {gt:.2f}", **REF_STYLES["ground truth"])
+ax.axhline(base, lw=1, label=f"base alone {base:.2f}", **REF_STYLES["base alone"])
 ax.set_ylim(0, 1.02); ax.set_xlabel("step"); ax.set_title("gpu preset, perfect prompt: held-out IoU while training")
 ax.legend(); plt.tight_layout(); plt.show()
 rise = [max(h["iou"] for h in r["history"]) - r["history"][0]["iou"] for r in lease]
@@ -243,7 +247,7 @@ diag = {a: by for a, by in diag.items() if by}
 if diag:
     fig, axes = plt.subplots(1, len(diag), figsize=(6.5 * len(diag), 3.6), squeeze=False)
     for ax, (a, by) in zip(axes[0], diag.items()):
-        plot_curves(ax, by, keys=("iou",))
+        plot_curves(ax, by, keys=("iou",), refs=references(by, PRESET, COMMITTED))
         ax.set_ylim(0, 1); ax.set_title(f"{PRESET} preset, {a}: held-out IoU")
     plt.tight_layout(); plt.show()
     for a, by in diag.items():

@@ -38,7 +38,7 @@ rep = AblationReport.smoke("zero_init") if smoke_mode() else AblationReport("zer
 # the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
-rep.training()
+rep.training(finding="earlier_than_gaussian_0.02")
 
 # %% [markdown]
 # ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)
@@ -49,7 +49,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="beats_gaussian_0.02")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

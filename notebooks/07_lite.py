@@ -46,7 +46,7 @@ for name, rs in rep.by.items():
 # the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
-rep.training()
+rep.training(finding="slower_not_unable")
 
 # %% [markdown]
 # ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)
@@ -57,7 +57,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="perfect_prompt")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

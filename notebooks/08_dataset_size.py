@@ -60,7 +60,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="1k_reaches_unbounded")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

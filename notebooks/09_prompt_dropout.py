@@ -47,7 +47,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="helps_no_prompt")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

@@ -42,19 +42,25 @@ rep = AblationReport.smoke("batch_vs_steps") if smoke_mode() else AblationReport
 
 # %%
 import matplotlib.pyplot as plt
-from cnref.views.figures import plot_spread
-fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
+from cnref.views.figures import colours, plot_spread
+fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+cols = colours(rep.by)
 for name, rs in rep.by.items():
     bs = rs[0]["config"]["batch_size"] * rs[0]["config"]["accumulate"]
     cur = [([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]]) for r in rs]
-    plot_spread(axes[0], cur, f"{name}")
-    plot_spread(axes[1], [([s * bs for s in x], y) for x, y in cur], f"{name}")
+    style = {"ls": "", "marker": "o", "ms": 4} if name == "batch_256" else {}    # under batch_256_long otherwise
+    for ax, scale in zip(axes, (1, bs)):
+        plot_spread(ax, [([s * scale for s in x], y) for x, y in cur], name, cols[name]).set(**style)
     cs = [None if r["convergence_step"] is None else round(r["convergence_step"]) for r in rs]
     print(f"{name:<10} logical batch {bs:>4}: convergence steps {cs}, "
           f"images {[None if c is None else c * bs for c in cs]}")
-axes[0].set_xscale("log"); axes[0].set_xlabel("optimizer step (log)"); axes[0].set_ylabel("disc IoU with the condition"); axes[0].set_title("IoU vs optimizer steps"); axes[0].legend()
-axes[1].set_xscale("log"); axes[1].set_xlabel("training images seen (log)"); axes[1].set_ylabel("disc IoU with the condition")
-axes[1].set_title("IoU vs images seen (batch 16, 64, 256 end at 32,000; the long runs go further)"); axes[1].legend()
+for ax, what in zip(axes, ("optimizer step", "training images seen")):
+    for y, label, style in rep.references().get("iou", []):
+        ax.axhline(y, lw=1, label=label, **style)
+    ax.set_xscale("log"); ax.set_xlabel(f"{what} (log)"); ax.set_ylabel("disc IoU with the condition")
+    ax.legend(fontsize=7, loc="upper left")
+axes[0].set_title("a larger batch jumps at an earlier step\n(dots: batch_256, the recipe of batch_256_long stopped at step 125)")
+axes[1].set_title("and after more images\n(batch 16, 64, 256 end at 32,000; the long runs go further)")
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -74,7 +80,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="equal_images")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

@@ -45,7 +45,7 @@ print(inspect.getsource(curriculum_floor))
 # the lines: the ground truth, the base alone and the convergence level the verdicts use. The loss on a log axis.
 
 # %%
-rep.training()
+rep.training(finding="curriculum")
 
 # %% [markdown]
 # ## Condition fidelity after training, under the paper's four prompt settings (Table 2's IoU)

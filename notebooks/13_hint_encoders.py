@@ -59,7 +59,7 @@ rep.training()
 # only, by KID on (image, condition) pairs, because FID cannot see where the disc is.
 
 # %%
-rep.final()
+rep.final(finding="paper_as_official")
 
 # %% [markdown]
 # ## Samples (seed 0, the same noise in every row)

@@ -97,7 +97,7 @@ from cnref.views.notebook import AblationReport, smoke_mode
 rep = AblationReport.smoke("scenes") if smoke_mode() else AblationReport("scenes", "cpu")
 rep.training(("edge_f1", "loss"))
 SCENE_SETTINGS = ("held_out/perfect", "held_out/none", "train/perfect")
-rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_ok", "bg_ok"),
+rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_ok", "bg_ok"), finding="outline",
           table_settings=SCENE_SETTINGS)
 rep.grid(SCENE_SETTINGS[:2])
 

@@ -76,7 +76,7 @@ if rep:
 
 # %%
 if rep:
-    rep.final(keys=("iou", "fill_ok"), tables=("iou", "fill_ok", "bg_ok"))
+    rep.final(keys=("iou", "fill_ok"), tables=("iou", "fill_ok", "bg_ok"), finding="t2i_fidelity")
     from cnref.measure.evaluate import QUALITY_SET
     from cnref.views.tables import table
     print("image quality: KID x 1e3 of (image, condition) pairs (lower is better), and IoU, on the same samples")
@@ -103,8 +103,6 @@ verdicts = print_verdicts("successors", designs.preset, rep.root if rep else Non
 # Every figure filled in from the results and the bench above.
 
 # %%
-from cnref.views.notebook import show_reading
-
 template = """
 **What each design costs.** Against the ControlNet's trainable parameters, T2I-Adapter trains {params[t2i_adapter]},
 ControlNet-XS {params[controlnet_xs]} and ControlNeXt {params[controlnext]} (the ControlNet: {params[controlnet]}).

@@ -4,7 +4,7 @@ import torch
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
 from cnref.paper.control import Control, compose, connection_scales, controlled_unet
-from cnref.paper.controlnet import ControlNet, ControlNetConfig
+from cnref.paper.controlnet import ControlNet
 
 from conftest import inputs, randomize_zero_convs, tiny_unet
 

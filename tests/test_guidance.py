@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from cnref.paper.control import Control, connection_scales, controlled_unet
+from cnref.paper.control import connection_scales, controlled_unet
 from cnref.paper.controlnet import ControlNet
 from cnref.paper.guidance import cfg, guided_eps
 

@@ -17,8 +17,6 @@ Either output is added to the trainable copy's first-conv features (the official
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from torch.nn import functional as F

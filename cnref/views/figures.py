@@ -37,6 +37,15 @@ def colour(name: str):
     return COLOURS.get(name)
 
 
+def colours(names) -> dict:
+    """A colour for each of `names` in one figure: the book's where it has one, otherwise the first of
+    matplotlib's ten that none of the others holds (so that a variant never takes the fixed colour of another)."""
+    fixed = {n: COLOURS[n] for n in names if n in COLOURS}
+    free = iter(c for c in (f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray",
+                                                  "olive", "cyan")) if c not in fixed.values())
+    return {n: fixed.get(n) or next(free, None) for n in names}
+
+
 def metric_label(key: str) -> str:
     return LABELS.get(key, key.replace("_", " "))
 
@@ -96,9 +105,10 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dic
     horizontal reference lines (the base alone, the ground truth, the convergence level); the loss, which falls
     over decades, on a log axis."""
     for ax, key in zip(np.atleast_1d(axes), keys):
+        cs = colours(by)
         for name, rs in by.items():
             hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
-            plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name, colour(name))
+            plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name, cs[name])
         for y, label, style in (refs or {}).get(key, []):
             ax.axhline(y, lw=1, label=label, **style)
         if key == "loss":
@@ -107,30 +117,36 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dic
         ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
-REF_STYLES = {"ground truth": {"color": "green"}, "base alone": {"color": "red", "ls": "--"},
-              "convergence level": {"color": "black", "ls": ":"}}
+# reference lines in black and grey, so that no variant's colour can be mistaken for one
+REF_STYLES = {"ground truth": {"color": "black"}, "base alone": {"color": "black", "ls": "--"},
+              "convergence level": {"color": "0.45", "ls": ":"}}
+
+
+def _hl(style: dict) -> dict:
+    """A line style as `hlines` takes it."""
+    return {"colors": style["color"], "linestyles": {"--": "dashed", ":": "dotted"}.get(style.get("ls"), "solid")}
 
 
 def plot_final(ax, by: dict[str, list[dict]], key: str = "iou", settings=HELD_OUT, bnd: dict | None = None):
     """Final metric per prompt setting: one dot per seed, a bar at the mean; the bounds as lines."""
-    n = len(by)
+    n, cs = len(by), colours(by)
     for i, (name, rs) in enumerate(by.items()):
         xs = np.arange(len(settings)) + (i - (n - 1) / 2) * 0.8 / n
         vals = np.array([[value(r, key, s) for s in settings] for r in rs])
-        ax.bar(xs, vals.mean(0), width=0.8 / n, alpha=0.5, label=name, color=colour(name))
+        ax.bar(xs, vals.mean(0), width=0.8 / n, alpha=0.5, label=name, color=cs[name])
         for v in vals:
             ax.plot(xs, v, "k.", ms=4)
     if bnd:
         for j, s in enumerate(settings):
             if s in bnd["ground_truth"]:
-                ax.hlines(bnd["ground_truth"][s][key], j - 0.45, j + 0.45, colors="green", lw=1)
+                ax.hlines(bnd["ground_truth"][s][key], j - 0.45, j + 0.45, lw=1, **_hl(REF_STYLES["ground truth"]))
             rows = [r[s][key] for r in bnd["base"].values() if s in r]
             if rows:
-                ax.hlines(np.mean(rows), j - 0.45, j + 0.45, colors="red", lw=1, linestyles="--")
+                ax.hlines(np.mean(rows), j - 0.45, j + 0.45, lw=1, **_hl(REF_STYLES["base alone"]))
     ax.set_xticks(range(len(settings)), [f"{s.split('/')[1]} prompt" for s in settings])
     ax.set_ylabel(metric_label(key))
-    ax.set_title(f"after training: {metric_label(key)}\n(dots: seeds; green: ground truth; red dashed: base alone)", fontsize=9)
-    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"after training: {metric_label(key)}\n(dots: seeds; solid: ground truth; dashed: base alone)", fontsize=9)
+    ax.legend(fontsize=8, loc="upper center", ncol=min(n, 5), bbox_to_anchor=(0.5, -0.1))   # below: bars reach 1
 
 
 def plot_sweep(ax, results: list[dict], names: list[str], xs: list[float], key: str, label: str):

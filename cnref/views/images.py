@@ -122,10 +122,13 @@ def show_study_grid(result: dict, names: list[str], root: Path | None = None, k:
     size = next(iter(imgs.values())).shape[-1]
     used = {s["name"]: list(zip(s["nets"], s["scenes"])) for s in result["config"]["settings"]}
     start = {"same": 0, "other": result["config"]["n"]}
-    conds = {(net, sc): dataset("scenes", size=size, cond_factor=1, seed=VAL_SEED, condition=net)
-             .batch(range(start[sc], start[sc] + k))["cond"] for n in names for net, sc in used[n]}
+    batches = {(net, sc): dataset("scenes", size=size, cond_factor=1, seed=VAL_SEED, condition=net)
+               .batch(range(start[sc], start[sc] + k)) for n in names for net, sc in used[n]}
+    conds = {u: b["cond"] for u, b in batches.items()}
     where = {"same": "the held-out scenes", "other": "other scenes"}
-    rows = [(f"condition: {net} of {where[sc]}", x * 2 - 1) for (net, sc), x in conds.items()]
+    rows = [(f"condition: {net} of {where[sc]}; under it, the scene's prompt (what the perfect prompt says)",
+             x * 2 - 1) for (net, sc), x in conds.items()]
+    captions = {i: list(b["prompt"]) for i, b in enumerate(batches.values())}
     rows += [(f"{n} (outlined: {' + '.join(f'{net} of {where[sc]}' for net, sc in used[n])})", imgs[n][:k],
               [conds[u] for u in used[n]]) for n in names]
-    return image_rows(rows, k)
+    return image_rows(rows, k, captions)

@@ -9,6 +9,7 @@ call (`lab.runner.prepare_smoke`), in a temporary folder.
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -25,7 +26,7 @@ from ..mini.metrics import fidelity_fn
 from .figures import REF_STYLES, plot_curves, plot_final
 from .images import show_final_grid
 from .tables import (Verdicts, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
-                     ratios)
+                     ratios, verdict_word)
 
 
 def show_reading(template: str, **facts) -> str:
@@ -44,10 +45,23 @@ def listing(*objects) -> None:
     """The source of functions or classes, shown as one Python listing: where a notebook teaches an equation or
     a measure, the reader sees the lines that compute it, read from the package (never a copy that can drift)."""
     import inspect
-    import textwrap
     from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
     text = "\n\n".join(textwrap.dedent(inspect.getsource(o)).rstrip() for o in objects)
     display(Markdown(f"```python\n{text}\n```"))
+
+
+def references(by: dict[str, list[dict]], preset: str, root, data: str = "fill50k", key: str = "iou") -> dict:
+    """The reference lines of a fidelity curve, from the validation calibration of the runs' seeds: the ground
+    truth, the base alone and the convergence level (means over the seeds); {} without a calibration."""
+    cal = calibrations(preset, root).get(data)
+    runs = [r for rs in by.values() for r in rs]
+    if not cal:
+        return {}
+    base = np.mean([cal["base"][str(r["seed"])] for r in runs if str(r["seed"]) in cal["base"]] or [np.nan])
+    levels = [r["level"] for r in runs if r.get("level") is not None]
+    lines = [(cal["ground_truth"], "ground truth"), (base, "base alone")]
+    lines += [(float(np.mean(levels)), "convergence level")] if levels else []
+    return {key: [(y, label, REF_STYLES[label]) for y, label in lines if np.isfinite(y)]}
 
 
 class Declared(dict):
@@ -96,38 +110,46 @@ class AblationReport:
         return cls(ablation, "smoke", prepare_smoke(ablation, names=variants))
 
     def references(self) -> dict:
-        """The fidelity curves' reference lines, from the validation calibration of these runs' seeds: the ground
-        truth, the base alone and the convergence level (means over the seeds)."""
-        cal = calibrations(self.preset, self.root)[self.data]
-        runs = [r for rs in self.by.values() for r in rs]
-        if not cal:
-            return {}
-        base = np.mean([cal["base"][str(r["seed"])] for r in runs if str(r["seed"]) in cal["base"]] or [np.nan])
-        levels = [r["level"] for r in runs if r.get("level") is not None]
-        lines = [(cal["ground_truth"], "ground truth"), (base, "base alone")]
-        lines += [(float(np.mean(levels)), "convergence level")] if levels else []
-        return {self.key: [(y, label, REF_STYLES[label]) for y, label in lines if np.isfinite(y)]}
+        """The fidelity curves' reference lines (`references`)."""
+        return references(self.by, self.preset, self.root, self.data, self.key)
 
-    def training(self, keys=None):
+    def finding(self, claim_id: str) -> str:
+        """A figure's title that states what it shows: the claim of that id, as declared before the runs, and its
+        verdict as judged now (never a sentence typed for the figure)."""
+        c = next((c for c in CLAIMS if c.ablation == self.ablation and c.id == claim_id), None)
+        if c is None:
+            raise KeyError(f"{claim_id!r} (claims of {self.ablation}: "
+                           f"{', '.join(c.id for c in CLAIMS if c.ablation == self.ablation)})")
+        word = verdict_word(evaluate_claim(c, self.preset, self.root, self.by)["verdict"])
+        return textwrap.fill(f"{c.text}: {word}", 70)
+
+    def training(self, keys=None, finding: str | None = None):
         """One line per run, then the validation curves (mean over seeds, band = min-max) of condition fidelity,
-        with the base alone, the ground truth and the convergence level, and of the training loss."""
+        with the base alone, the ground truth and the convergence level, and of the training loss. finding: the
+        id of the claim the curves answer, stated with its verdict as the fidelity panel's title."""
         keys = keys or (self.key, "loss")
         print_runs(self.by)
-        fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 3.6))
-        plot_curves(axes, self.by, keys, self.references())
+        fig, axes = plt.subplots(1, len(keys), figsize=(6.5 * len(keys), 3.6 + 0.4 * bool(finding)), squeeze=False)
+        plot_curves(axes[0], self.by, keys, self.references())
+        if finding:
+            axes[0][0].set_title(self.finding(finding), fontsize=9)
         plt.tight_layout()
         plt.show()
 
-    def final(self, keys=None, settings=HELD_OUT, tables=None, table_settings=None):
+    def final(self, keys=None, settings=HELD_OUT, tables=None, table_settings=None, finding: str | None = None):
         """The final evaluation per prompt setting (one panel per key; by default condition fidelity alone), then
-        its table with the bounds. Every metric of every run: the result files, linked in the notebook."""
+        its table with the bounds. Every metric of every run: the result files, linked in the notebook. finding:
+        as `training`'s."""
         keys, tables = keys or (self.key,), tables or (self.key,)
         cfg = next(iter(self.by.values()))[0]["config"]
         print(f"protocol: {cfg['final_n']} held-out conditions per prompt setting, DDIM {cfg['val_steps']} steps, "
               f"CFG scale {cfg['val_beta']:g}")
-        fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(keys), figsize=(7 * len(keys), 3.8 + 0.4 * bool(finding)), squeeze=False)
         for ax, k in zip(axes[0], keys):
             plot_final(ax, self.by, k, settings=settings, bnd=self.bounds)
+        if finding:
+            axes[0][0].set_title(f"{self.finding(finding)}\n(dots: seeds; solid: ground truth; dashed: base alone)",
+                                 fontsize=9)
         plt.tight_layout()
         plt.show()
         print_tables(self.by, self.bounds, tables, **({"settings": table_settings} if table_settings else {}))
