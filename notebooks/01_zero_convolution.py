@@ -61,9 +61,18 @@ print("max |dL/dW - autograd| =", (dW - z.weight.grad.view(6, 4)).abs().max().it
 print("max |dL/dB - autograd| =", (dB - z.bias.grad).abs().max().item())
 
 # %% [markdown]
-# ## Eq. 2 at initialisation: $y_c = y$
-# $y_c = F(x;\Theta) + Z(F(x + Z(c;\Theta_{z1});\Theta_c);\Theta_{z2})$. Both zero convs output zero, so the
-# controlled block computes exactly what the locked block computes.
+# ## Eq. 1 and Eq. 2: a block, and the block with a control
+# The paper writes any block of a network (a ResNet block, a transformer block) as Eq. 1,
+#
+# $$y = \mathcal{F}(x; \Theta).$$
+#
+# ControlNet locks $\Theta$, makes a trainable copy $\Theta_c$ that also sees the condition $c$, and joins the copy
+# to the block through two zero convolutions (Eq. 2):
+#
+# $$y_c = \mathcal{F}(x; \Theta) + \mathcal{Z}\bigl(\mathcal{F}(x + \mathcal{Z}(c; \Theta_{z1}); \Theta_c); \Theta_{z2}\bigr).$$
+#
+# At initialisation both zero convs output zero, so $y_c = y$: the controlled block computes exactly what the
+# locked block computes.
 
 # %%
 F = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.SiLU(), nn.Conv2d(8, 8, 3, padding=1))

@@ -53,8 +53,9 @@ for name in ("train_cpu.json", "sd15_cpu.json"):
     b = json.loads(path.read_text())
     modes = b["modes"] if "modes" in b else b["runs"][0]["modes"]
     full, mid = modes["cnref"]["median_step_s"], modes["cnref_mid"]["median_step_s"]
-    print(f"{name} ({b['provenance']['device']}): step time full {full:.3f} s, mid-only {mid:.3f} s -> mid-only "
-          f"{full / mid:.2f}x faster (paper: 1.6x); medians of {len(modes['cnref']['step_s'])} repeats")
+    print(f"{name} ({b['provenance']['device']}): step time full {full:.3f} s, mid-only {mid:.3f} s -> speed-up "
+          f"full / mid-only = {full / mid:.2f} (paper: 1.6{'; below 1: mid-only was the slower' if full < mid else ''}); one process, "
+          f"medians of {len(modes['cnref']['step_s'])} repeats (the verdict uses fresh processes, below)")
 path = rep.root / "bench" / "train_cpu_processes.json"
 if path.exists():
     b = json.loads(path.read_text())

@@ -36,6 +36,24 @@ def test_stale_names_a_changed_source_and_a_changed_result(tmp_path):
     assert why[0] == "01_x: its source changed" and why[1].startswith("01_x: 2 result file(s) changed")
 
 
+def test_a_notebook_is_stale_when_its_ablations_first_run_lands(tmp_path):
+    """A notebook that ran before any run of one of its ablations opened nothing of it; the folder's appearance
+    still makes it stale, because execution records every folder declared for the notebook."""
+    from cnref.views.book import declared_folders
+    folders = declared_folders("19_why_sudden.py", tmp_path)
+    assert "experiments/which_gate/cpu" in folders and folders["experiments/which_gate/cpu"] is None
+    assert "experiments/studies/cpu/quality" in declared_folders("20_image_quality.py", tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    src = tmp_path / "notebooks" / "19_why_sudden.py"
+    src.write_text("# %%\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "book" / "19_why_sudden.ipynb").write_text(json.dumps(
+        {"metadata": {"cnref": {"source_sha256": digest(src), "inputs": folders}}}))
+    assert stale(tmp_path) == []
+    (tmp_path / "experiments" / "which_gate" / "cpu" / "z1_random").mkdir(parents=True)
+    assert stale(tmp_path) == ["19_why_sudden: 1 result file(s) changed, e.g. experiments/which_gate/cpu"]
+
+
 def _images(nb: dict) -> int:
     return sum("image/png" in o.get("data", {}) for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"])
 

@@ -168,8 +168,8 @@ def _prose() -> dict[str, str]:
 
 
 def test_prose_names_only_notebooks_settings_and_code_that_exist():
-    """Stale text cannot come back: every "notebook NN" is a notebook, every "N settings" of a study command is
-    that study's count, every `cnref.module.name` imports."""
+    """Stale text cannot come back: every "notebook NN" is a notebook, a metric said to be in notebook NN is named
+    there, every "N settings" of a study command is that study's count, every `cnref.module.name` imports."""
     from cnref.lab.studies import settings
     numbers = {p.name[:2] for p in NOTEBOOKS}
     bad = []
@@ -178,6 +178,10 @@ def test_prose_names_only_notebooks_settings_and_code_that_exist():
             for nn in [m.group(1)] + re.findall(r"\d{2}", m.group(2)):
                 if nn not in numbers:
                     bad.append(f"{name}: notebook {nn}")
+        for m in re.finditer(r"\b(KID|edge F1|condition use|rise share)\b[^.;]{0,60}?\bnotebook (\d{2})\b", text):
+            target = next((p for p in NOTEBOOKS if p.name.startswith(m.group(2))), None)
+            if target is not None and m.group(1).lower() not in target.read_text().lower():
+                bad.append(f"{name}: {m.group(1)} is not in notebook {m.group(2)}")
         for m in re.finditer(r"cnref study (\w+)[^\n]*?: (\d+) settings", text):
             n = len(settings(m.group(1), 3.0))
             if int(m.group(2)) != n:

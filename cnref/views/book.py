@@ -134,6 +134,18 @@ def inputs_of(paths: list[str], repo: Path) -> dict[str, str | None]:
     return {Path(p).relative_to(repo.resolve()).as_posix(): digest(Path(p)) for p in paths}
 
 
+def declared_folders(notebook: str, repo: Path) -> dict[str, str | None]:
+    """The result folders of the ablations and studies declared for a notebook, each at every preset, with their
+    digests: a folder the notebook found empty or missing when it ran leaves no trace in what it opened, so its
+    first run landing would otherwise go unnoticed."""
+    from ..lab.ablations import ABLATIONS
+    from ..lab.studies import STUDIES
+    from ..mini.presets import NAMES
+    folders = [f"experiments/{a.name}/{p}" for a in ABLATIONS.values() if a.notebook == notebook for p in NAMES]
+    folders += [f"experiments/studies/{p}/{s.name}" for s in STUDIES.values() if s.notebook == notebook for p in NAMES]
+    return {f: digest(repo / f) for f in folders}
+
+
 def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
     """Run one `.py` notebook in full mode (its folder as working directory) and save it, outputs and provenance
     included, as out/<name>.ipynb. A cell that fails stops the build with the notebook's name and the error."""
@@ -168,7 +180,7 @@ def execute(source: Path, repo: Path, out: Path, timeout: int = 3600) -> Path:
         if c.cell_type == "code" and c.execution_count is not None:
             c.execution_count -= 1
     nb.metadata["cnref"] = {"source": source.name, "source_sha256": sha256(source.read_bytes()),
-                            "inputs": inputs_of(read, repo)}
+                            "inputs": {**declared_folders(source.name, repo), **inputs_of(read, repo)}}
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{source.stem}.ipynb"
     jupytext.write(nb, path, fmt="ipynb")
