@@ -11,7 +11,6 @@ from cnref.cli import plot_sd15
 from cnref.mini.presets import preset
 from cnref.provenance import provenance
 
-pytestmark = pytest.mark.slow
 
 
 def test_train_bench_ratios_are_the_measured_medians():
@@ -28,6 +27,7 @@ def test_train_bench_ratios_are_the_measured_medians():
         assert v["img_per_s"] == pytest.approx(2 / statistics.median(v["step_s"]), rel=2e-3)
 
 
+@pytest.mark.slow        # about 2 minutes: SD1.5-shaped steps in fresh processes
 def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
     res = bench_sd15(width=32, batch=1, repeats=1, device="cpu",
                      modes=["plain", "diffusers", "cnref", "cnref_mid", "cnref_ckpt"], rounds=2)
@@ -56,6 +56,7 @@ def test_sample_bench_smoke_matches_the_pipeline_loop():
     assert res["max_abs_pixel_diff"] < 1e-4
 
 
+@pytest.mark.slow        # times whole instrumented smoke runs
 def test_instrument_bench_counts_the_validations_a_run_makes(tmp_path):
     """The overhead's validation count is the one a real run with the same schedule records (its history)."""
     from dataclasses import replace

@@ -253,3 +253,17 @@ def test_every_reworded_claim_leads_to_a_claim_of_today():
         assert f"): {old}.\n" in before, old
         assert new is None or new in now, new
         assert why
+
+
+def test_why_changed_names_the_revised_rule_behind_each_kind_of_change():
+    from cnref.lab.claims import why_changed
+    from cnref.lab.declare import Claim
+    order = Claim("t", "-", "a", "b", ">")
+    equal = Claim("t", "-", "a", "b", "=", tol=0.05)
+    step = Claim("t", "-", "a", "b", "<", key="convergence_step", setting=None)
+    assert why_changed(order, "pending (no results)", "confirmed") == "runs made since"
+    assert why_changed(order, "confirmed", "too few seeds (n = 2)").startswith("fewer than 3 seeds")
+    assert why_changed(equal, "confirmed", "unclear (interval reaches past the tolerance)").startswith(
+        "an equality needs its 90% interval")
+    assert why_changed(step, "refuted", "confirmed").startswith("the convergence step is a fixed level's crossing")
+    assert why_changed(order, "unclear (seeds overlap)", "confirmed") == "new runs or recomputed results"

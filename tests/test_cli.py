@@ -28,6 +28,7 @@ def test_bad_arguments_are_one_line(argv, message, capsys, tmp_path):
     assert message in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow        # about 9 s: each case a fresh interpreter
 def test_argparse_errors_are_one_line_too():
     p = subprocess.run([sys.executable, "-m", "cnref", "run", "nope"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr

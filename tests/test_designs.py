@@ -67,9 +67,8 @@ def test_t2i_adapter_runs_once_per_generation_and_samples_as_if_run_every_step()
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "controlnet"])
-def test_every_successor_trains_and_is_evaluated_like_the_controlnet(kind):
-    # in smoke mode's shared folder: notebook 21's smoke run then reads these instead of training its own
-    root = prepare_smoke("successors", names=[kind], log=lambda *_: None)
+def test_every_successor_trains_and_is_evaluated_like_the_controlnet(kind, tmp_path):
+    root = prepare_smoke("successors", names=[kind], log=lambda *_: None, root=tmp_path / "experiments")
     (r,) = [r for r in load_results("successors", "smoke", root) if r["variant"] == kind]
     assert r["config"]["control"]["design"] == kind and r["complete"]
     assert [h["step"] for h in r["history"]] == [0, 2, 4]

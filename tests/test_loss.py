@@ -88,3 +88,15 @@ def test_curriculum_starts_at_large_t_and_ends_uniform():
     a = sample_timesteps(64, T, "curriculum", torch.Generator().manual_seed(3), floor=0)
     b = sample_timesteps(64, T, "uniform", torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["high_t", "cubic"])
+def test_biased_timesteps_are_their_formulas_draw_for_draw(kind):
+    """The same u ~ U[0, 1) through the docstring's formula: high_t = T-1-floor(T u^2), cubic = floor((1 - u^3) T),
+    and every t a valid index (the extremes of u included)."""
+    T, n = 1000, 4096
+    t = sample_timesteps(n, T, kind, torch.Generator().manual_seed(5))
+    u = torch.rand(n, generator=torch.Generator().manual_seed(5))
+    want = T - 1 - torch.floor(T * u ** 2) if kind == "high_t" else torch.floor((1 - u ** 3) * T)
+    assert torch.equal(t, want.clamp(0, T - 1).long()) and t.dtype == torch.long     # u^3 < 1e-3/T rounds to T
+    assert sample_timesteps(3, T, kind, torch.Generator().manual_seed(0), device="cpu").device.type == "cpu"

@@ -23,7 +23,6 @@ def test_readout_finds_a_mask_that_is_there_and_not_one_that_is_not():
     assert ridge_readout(noise, mask, train) < 0.2
 
 
-@pytest.mark.slow
 def test_instrumented_run_records_the_gate_and_the_readout(tmp_path):
     cfg = replace(preset("smoke").train, steps=4, instrument=True)
     m = train_controlnet(cfg, tmp_path / "run")

@@ -57,3 +57,27 @@ def test_kid_refuses_a_set_larger_than_its_reference(base):
     kid = KID(base, reference=ref)
     with pytest.raises(ValueError, match="reference set's size"):
         kid(torch.zeros(9, 3, base.cfg.size, base.cfg.size), torch.zeros(9, 3, base.cfg.size, base.cfg.size))
+
+
+def frechet_brute_force(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Brute force: ||mu_x - mu_y||^2 + Tr(S_x + S_y - 2 (S_x S_y)^(1/2)), the matrix square root by scipy."""
+    import numpy as np
+    from scipy.linalg import sqrtm
+    x, y = x.double().numpy(), y.double().numpy()
+    sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    root = sqrtm(sx @ sy).real
+    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + np.trace(sx + sy - 2 * root))
+
+
+def test_fid_is_the_frechet_distance_of_the_base_features(base):
+    """FID through torchmetrics on the base's features equals the Frechet distance of those features computed
+    here by hand, on more images than features (so both covariances are full rank)."""
+    from cnref.measure.quality import FID, BaseFeatures
+    ref, gen = held_out(base, 0, 96), held_out(base, 200, 80)
+    phi = BaseFeatures(base)
+    assert phi.num_features < 80
+    x, y = phi((ref["image"] + 1) / 2), phi((gen["image"] + 1) / 2)
+    got = FID(base, reference=ref["image"])(gen["image"])
+    assert got == pytest.approx(frechet_brute_force(x, y), rel=2e-3, abs=1e-3)
+    noisy = FID(base, reference=ref["image"])(gen["image"] + 0.5 * torch.randn_like(gen["image"]))
+    assert noisy > got                         # and it grows when the images are damaged

@@ -1,5 +1,6 @@
 """The runner on the smoke preset: skips finished runs, reuses identical configs, never overwrites silently."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -7,9 +8,8 @@ from cnref.lab.ablations import ABLATIONS
 from cnref.cli import main
 from cnref.lab.runner import run, run_one
 
-pytestmark = pytest.mark.slow        # the runner trains smoke runs, some in several processes
 
-
+@pytest.mark.slow        # trains smoke runs
 def test_runner_skips_and_refuses_to_overwrite(tmp_path):
     out = run("sudden_convergence", "smoke", [0], root=tmp_path)[0]
     path = tmp_path / "sudden_convergence" / "smoke" / "controlnet" / "seed0.json"
@@ -24,6 +24,7 @@ def test_runner_skips_and_refuses_to_overwrite(tmp_path):
         run("sudden_convergence", "smoke", [0], root=tmp_path, sets=("steps=6",))
 
 
+@pytest.mark.slow        # two training processes
 def test_jobs_split_the_seeds_over_processes(tmp_path):
     """--jobs 2: two processes at once, one seed each; each result says it shared the machine."""
     assert main(["run", "sudden_convergence", "--preset", "smoke", "--root", str(tmp_path), "--seeds", "0", "1",
@@ -59,3 +60,46 @@ def test_a_scratch_run_takes_its_convergence_level_from_the_committed_calibratio
     cfg = preset("cpu").train
     committed = run_level(config_dict(cfg), calibrations("cpu", results_root())["fill50k"])
     assert committed is not None and level_for(cfg, tmp_path) == committed
+
+
+def _finished(tmp_path, ablation: str, variant: str, cfg: dict, **extra) -> Path:
+    """A result file as the runner leaves a finished run: complete, with final images' FID, on the shipped base."""
+    from cnref.mini.shipping import base_sha256
+    path = tmp_path / ablation / cfg["preset"] / variant / f"seed{cfg['seed']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    r = {"complete": True, "config": cfg, "final_eval": {"held_out/perfect": {"iou": 0.5, "fid": 3.0}},
+         "provenance": {"base_sha256": base_sha256(cfg["preset"])}, **extra}
+    path.write_text(json.dumps(r))
+    return path
+
+
+def test_a_finished_run_of_the_same_config_is_found_in_any_ablation_and_nothing_else_is(tmp_path):
+    """find_identical: the same config, finished, on the shipped base, in another ablation's folder, is reused; a
+    different config, an unfinished run, a reuse of a reuse, an older base or the run's own file is not."""
+    from cnref.lab.runner import find_identical
+    from cnref.mini.presets import config_dict, override, preset
+    cfg = config_dict(override(preset("smoke").train, ["seed=1"]))
+    me = tmp_path / "mine" / "smoke" / "v" / "seed1.json"
+    assert find_identical(cfg, tmp_path, me) is None
+    other = config_dict(override(preset("smoke").train, ["seed=1", "lr=3e-4"]))
+    _finished(tmp_path, "a", "lr", other)
+    _finished(tmp_path, "b", "unfinished", cfg, complete=False)
+    _finished(tmp_path, "c", "reused", cfg, reused_from="x")
+    _finished(tmp_path, "d", "old_base", cfg, provenance={"base_sha256": "0" * 64})
+    assert find_identical(cfg, tmp_path, me) is None
+    same = _finished(tmp_path, "e", "default", cfg)
+    assert find_identical(cfg, tmp_path, me) == same
+    assert find_identical(cfg, tmp_path, same) is None           # never itself
+
+
+@pytest.mark.slow        # trains a smoke run, then samples its final evaluation again
+def test_reevaluating_a_run_from_its_checkpoint_reproduces_its_final_evaluation(tmp_path):
+    from cnref.lab.runner import reevaluate
+    run("sudden_convergence", "smoke", [0], root=tmp_path)
+    path = tmp_path / "sudden_convergence" / "smoke" / "controlnet" / "seed0.json"
+    before = json.loads(path.read_text())["final_eval"]
+    after = reevaluate(path, tmp_path)
+    assert after["final_eval"] == before and after["final_eval_provenance"]["commit"]
+    (tmp_path / "_runs" / "sudden_convergence" / "smoke" / "controlnet" / "seed0" / "ckpt" / "last.ckpt").unlink()
+    with pytest.raises(ValueError, match="checkpoint"):
+        reevaluate(path, tmp_path)

@@ -16,13 +16,13 @@ from cnref.mini.shipping import load_base, load_base_file
 from cnref.mini.engine import StepBatches
 from cnref.mini.train import pretrain_base, train_controlnet
 
-pytestmark = pytest.mark.slow        # every test here trains (or renders batches in worker processes)
 
 
 def _cfg(**over):
     return replace(preset("smoke").train, **over)
 
 
+@pytest.mark.slow        # trains twice, with a resume
 def test_resume_is_exact(tmp_path):
     straight = train_controlnet(_cfg(steps=4), tmp_path / "a")
     train_controlnet(_cfg(steps=2), tmp_path / "b")
@@ -37,6 +37,7 @@ def test_resume_is_exact(tmp_path):
     assert any(torch.count_nonzero(z.weight) > 0 for z in straight.controlnet.zero_convs())   # it trained
 
 
+@pytest.mark.slow        # about 20 s: a run killed in a subprocess, then rerun
 def test_a_run_killed_and_rerun_reproduces_the_uninterrupted_one_quietly(tmp_path):
     """kill -9 after the first checkpoint, the same command again: every validation as in an uninterrupted run (the
     loss since the last validation, its standard error and condition use included), and no notice on resuming."""
@@ -106,6 +107,7 @@ flat = torch.cat([p.detach().flatten() for p in m.controlnet.parameters()])
 """
 
 
+@pytest.mark.slow        # about 15 s: two DDP processes
 def test_ddp_two_cpu_processes_keep_identical_weights(tmp_path):
     """2 CPU processes with DDP on gloo: each reports its own weights, which must be identical."""
     (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
@@ -130,6 +132,7 @@ def test_devices_must_divide_the_batch(tmp_path):
         train_controlnet(cfg, tmp_path, devices=2)
 
 
+@pytest.mark.slow        # trains twice
 def test_a_fill50k_folder_trains_like_the_same_samples_in_memory(tmp_path):
     """train_folder: the official folder layout (source/, target/, prompt.json) feeds the same loop. Written from
     the procedural training set, it must train as that set does with n_train (PNG's 8-bit rounding aside)."""

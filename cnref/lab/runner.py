@@ -212,12 +212,14 @@ def code_key() -> str:
     return h.hexdigest()[:12]
 
 
-def prepare_smoke(ablation: str, seeds=(0,), log=print, names: list[str] | None = None) -> Path:
+def prepare_smoke(ablation: str, seeds=(0,), log=print, names: list[str] | None = None,
+                  root: Path | None = None) -> Path:
     """Smoke mode's data for a notebook: the ablation trained for a few steps on the tiny smoke base (one seed:
     smoke mode checks that the notebook runs; the statistics over seeds are tested in tests/), and the smoke
-    bounds, in runs/smoke/<hash of the code>/experiments (returned). Notebooks share it, so the default run
-    (every ablation's baseline) and the bounds are made once per version of the code."""
-    root = results_root().parent / "runs" / "smoke" / code_key() / "experiments"
+    bounds, in runs/smoke/<hash of the code>/experiments (returned), or in `root` (the tests' own folders).
+    Notebooks share the default folder, so the default run (every ablation's baseline) and the bounds are made
+    once per version of the code."""
+    root = root or results_root().parent / "runs" / "smoke" / code_key() / "experiments"
     data = "scenes" if ablation == "scenes" else "fill50k"
     if load_bounds("smoke", root, data) is None:
         write_bounds("smoke", data, root)
