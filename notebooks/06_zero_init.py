@@ -65,7 +65,7 @@ rep.grid()
 #
 # - an order, "a > b": **confirmed** when the seeds separate completely, $\min_i a_i > \max_j b_j$; **refuted**
 #   when they separate the other way; otherwise unclear. Beside it, the one-sided Mann-Whitney $p$, whose
-#   smallest value is $1 / \binom{n_a + n_b}{n_a}$ (0.05 for 3 against 3, 0.008 for 5 against 5);
+#   smallest value is $1 / \binom{n_a + n_b}{n_a}$ (0.05 for 3 against 3, 0.004 for 5 against 5);
 # - an equality within a tolerance $\delta$: **confirmed** when the 90% interval of the difference (Welch),
 #
 #   $$\bar a - \bar b \pm t_{0.95,\,\nu} \sqrt{s_a^2 / n_a + s_b^2 / n_b},$$

@@ -269,7 +269,7 @@ def test_the_recipe_quoted_in_prose_is_the_cpu_presets():
             n_v = len(variants(m.group(1), "cpu"))
             if int(m.group(4)) != n_v or int(m.group(3)) != n_v * int(m.group(5)):
                 bad.append(f"{name}: {m.group(0)} ({m.group(1)} has {n_v} variants)")
-        for m in re.finditer(r"(0\.\d+) for (\d+) vs (\d+)", text):      # the smallest p an n allows
+        for m in re.finditer(r"(0\.\d+) for (\d+) (?:vs|against) (\d+)", text):      # the smallest p an n allows
             if abs(float(m.group(1)) - smallest_p(int(m.group(2)), int(m.group(3)))) > 0.0005:
                 bad.append(f"{name}: {m.group(0)} (1 / C(n_a + n_b, n_a) = "
                            f"{smallest_p(int(m.group(2)), int(m.group(3))):.4f})")

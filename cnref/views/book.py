@@ -19,6 +19,9 @@ import re
 from pathlib import Path
 
 from ..checks import fail
+from ..lab.ablations import ABLATIONS
+from ..lab.studies import STUDIES
+from ..mini.presets import NAMES
 from .site import build_site
 from .readme import judged_claims
 
@@ -138,9 +141,6 @@ def declared_folders(notebook: str, repo: Path) -> dict[str, str | None]:
     """The result folders of the ablations and studies declared for a notebook, each at every preset, with their
     digests: a folder the notebook found empty or missing when it ran leaves no trace in what it opened, so its
     first run landing would otherwise go unnoticed."""
-    from ..lab.ablations import ABLATIONS
-    from ..lab.studies import STUDIES
-    from ..mini.presets import NAMES
     folders = [f"experiments/{a.name}/{p}" for a in ABLATIONS.values() if a.notebook == notebook for p in NAMES]
     folders += [f"experiments/studies/{p}/{s.name}" for s in STUDIES.values() if s.notebook == notebook for p in NAMES]
     return {f: digest(repo / f) for f in folders}

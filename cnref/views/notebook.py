@@ -8,6 +8,7 @@ call (`lab.runner.prepare_smoke`), in a temporary folder.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import textwrap
 from pathlib import Path
@@ -44,7 +45,6 @@ def show_reading(template: str, **facts) -> str:
 def listing(*objects) -> None:
     """The source of functions or classes, shown as one Python listing: where a notebook teaches an equation or
     a measure, the reader sees the lines that compute it, read from the package (never a copy that can drift)."""
-    import inspect
     from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
     text = "\n\n".join(textwrap.dedent(inspect.getsource(o)).rstrip() for o in objects)
     display(Markdown(f"```python\n{text}\n```"))
