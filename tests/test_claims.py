@@ -9,7 +9,7 @@ from cnref.measure.costs import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
-from cnref.lab.convergence import convergence_step, run_level, with_convergence
+from cnref.lab.convergence import calibrations, convergence_step, fidelity_key, run_level, with_convergence
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import CALIBRATION, settings
 from cnref.views.tables import fmt, table
@@ -267,3 +267,45 @@ def test_why_changed_names_the_revised_rule_behind_each_kind_of_change():
         "an equality needs its 90% interval")
     assert why_changed(step, "refuted", "confirmed").startswith("the convergence step is a fixed level's crossing")
     assert why_changed(order, "unclear (seeds overlap)", "confirmed") == "new runs or recomputed results"
+
+
+def test_the_level_reached_exactly_counts_and_every_error_names_what_to_do():
+    """A validation exactly at the level is the crossing (first *reaches*), a first validation exactly at it a head
+    start; the level's share is the caller's; scenes runs are judged on edge F1; the errors say what was expected."""
+    h = curve(range(0, 100, 25), [0.2, 0.3, 0.4, 0.6])
+    assert convergence_step(h, "iou", 0.4) == 50.0 and convergence_step(h, "iou", None) is None
+    cal = {"val_n": 32, "val_steps": 10, "val_beta": 3.0, "val_prompt": "perfect", "ground_truth": 1.0,
+           "base": {"0": 0.2, "1": 0.2}}
+    at = with_convergence({"config": {"seed": 0}, "history": curve(range(0, 100, 25), [0.4, 0.5, 0.6, 0.7])}, cal)
+    assert at["head_start"] and at["convergence_step"] == 0.0
+    half = with_convergence({"config": {"seed": 0}, "history": curve(range(0, 100, 25), [0.2, 0.3, 0.5, 0.7])}, cal,
+                            share=0.5)
+    assert half["level"] == pytest.approx(0.6) and half["convergence_step"] == pytest.approx(62.5)
+    scenes = {"config": {"seed": 0, "data": "scenes"}, "history": [{"step": 0, "edge_f1": 0.7, "iou": 0.0}]}
+    assert fidelity_key(scenes) == "edge_f1" and fidelity_key({"config": {}}) == "iou"
+    assert fidelity_key({"config": {"data": "fill50k"}}) == "iou"
+    assert with_convergence(scenes, cal)["head_start"]
+    with pytest.raises(ValueError, match=r"^`config`: expected a run validated as its calibration \(val_n=32, "
+                                         r"val_steps=10, val_beta=3.0, val_prompt=perfect\), received val_n=64, "
+                                         r"val_steps=10, val_beta=3.0, val_prompt=perfect$"):
+        run_level({"seed": 0, "val_n": 64}, cal)
+    with pytest.raises(ValueError, match=r"^`seed`: expected a seed the validation calibration holds \(0, 1; more "
+                                         r"with python -m cnref evaluate validation --seeds \.\.\.\), received 7$"):
+        run_level({"seed": 7}, cal)
+    assert set(calibrations("cpu")) == {"fill50k", "scenes"} and calibrations("cpu")["scenes"]["data"] == "scenes"
+
+
+def test_the_rise_share_of_a_step_at_every_validation_spacing():
+    """A step of any height scores 1 - window / span at the default window of 100 steps; a line scores 0; a curve
+    with one validation, or none that rises, scores 0."""
+    from cnref.lab.convergence import rise_share
+    for every in (1, 5, 25):
+        steps = range(0, 401, every)
+        jump = [{"step": s, "iou": 0.2 + 0.5 * (s >= 200)} for s in steps]
+        span = sum(list(steps)[-3:]) / 3
+        assert rise_share(jump, "iou") == pytest.approx(1 - 100 / span), every
+        assert rise_share([{"step": s, "iou": 0.2 + s / 1000} for s in steps], "iou") == pytest.approx(0, abs=1e-12)
+    assert rise_share([{"step": 0, "iou": 0.3}], "iou") == 0.0
+    assert rise_share([{"step": s, "iou": 0.5 - s / 1000} for s in range(0, 401, 25)], "iou") == 0.0
+    assert rise_share([{"step": s, "loss": 0.5 - s / 1000} for s in range(0, 401, 25)], "loss", sign=-1.0) == \
+        pytest.approx(0, abs=1e-12)

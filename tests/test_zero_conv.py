@@ -68,3 +68,28 @@ def test_eq2_gradient_flow_step_by_step():
     opt.step()
     step()   # step 2: W2 != 0, so the trainable copy and Z1 receive gradient
     assert _nonzero(blk.trainable.parameters()) and _nonzero(blk.z1.parameters())
+
+
+def _bad(fn, *args, expected: str):
+    """The call fails with the project's one-line error naming the argument and what was expected."""
+    with pytest.raises(ValueError, match=expected):
+        fn(*args)
+
+
+def test_bad_inputs_name_the_argument_and_what_was_expected():
+    I, W, g = torch.randn(2, 4, 5, 5), torch.randn(6, 4), torch.randn(2, 6, 5, 5)
+    _bad(zero_conv_grads, I[0], W, g, expected=r"^`I`: expected a 4-d tensor, received shape \(4, 5, 5\)$")
+    _bad(zero_conv_grads, I, W, g[0], expected=r"^`g`: expected a 4-d tensor")
+    _bad(zero_conv_grads, I, W, g[:1], expected=r"^`g`: expected batch size 2, received batch size 1")
+    _bad(zero_conv_grads, I, W, g[..., :4], expected=r"^`g`: expected spatial size \(5, 5\), received \(5, 4\)")
+    _bad(zero_conv_grads, I, W[:, :3], g, expected=r"^`W`: expected shape \(6, 4\) = \(C_out, C_in\), received \(6, 3\)$")
+    _bad(zero_conv, 0, expected=r"^`in_channels`: expected")
+    block = ControlledBlock(nn.Conv2d(4, 4, 3, padding=1), 4, 4, cond_channels=3)
+    x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)
+    _bad(block, x[0], c, expected=r"^`x`: expected a 4-d tensor")
+    _bad(block, x[:, :3], c, expected=r"^`x`: expected 4 channels, received 3 channels")
+    _bad(block, x, c[0], expected=r"^`c`: expected a 4-d tensor")
+    _bad(block, x, c[:1], expected=r"^`c`: expected batch size 2")
+    _bad(block, x, c[:, :2], expected=r"^`c`: expected 3 channels")
+    _bad(block, x, c[..., :4], expected=r"^`c`: expected spatial size \(8, 8\)")
+    assert block(x, c).shape == x.shape        # and the good call goes through
