@@ -12,7 +12,7 @@ in one place, so that a reader finds any command here.
     study <study|all>                      inference-time sweeps over the trained scene ControlNets
     train base|controlnet                  pretrain a base / train one ControlNet into a run folder
     evaluate bounds|validation|base        calibration rows / colour fidelity of the shipped base
-    bench train|sample|sd15|plot|instrument|successors   speed ratios and costs measured in one process
+    bench train|sample|sd15|plot|instrument|successors|flops   speed ratios and costs measured in one process
     visibility                             how visible the disc is at each timestep
     report readme|verdicts                 the README's claims table / every claim's verdict
     compute                                the wall time the committed results cost
@@ -34,7 +34,7 @@ import torch
 from .measure.bench import SD15_MODES, bench_sample, bench_sd15, bench_train, bench_train_processes, sd15_mode
 from .mini.base import build_unet
 from .checks import check_positive
-from .measure.costs import bench_instrument, bench_successors, bench_successors_processes
+from .measure.costs import bench_instrument, bench_successors, bench_successors_processes, count_flops
 from .measure.evaluate import base_quality
 from .lab.ablations import ABLATIONS, SUITE, SUITE_SEEDS, variants
 from .lab.claims import CLAIMS
@@ -118,7 +118,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--data", default="fill50k", choices=["fill50k", "scenes"])
     e.add_argument("--root", type=Path)
     b = sub.add_parser("bench", help="speed ratios measured in one process (modes interleaved)")
-    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot", "instrument", "successors"])
+    b.add_argument("what", choices=["train", "sample", "sd15", "sd15-mode", "plot", "instrument", "successors",
+                                    "flops"])
     _preset(b)
     b.add_argument("--batch", type=int, nargs="+", default=None)
     b.add_argument("--repeats", type=int, default=None)
@@ -283,6 +284,14 @@ def bench(a: argparse.Namespace) -> None:
                   f"the ControlNet's images/s  sampling cost x{v['sample_cost_vs_controlnet']} per image")
         _write(a.out or results_root() / "bench" / f"successors_{a.preset}.json",
                {"provenance": provenance(), **res})
+    elif a.what == "flops":
+        res = {"provenance": provenance(), "shapes": [count_flops(shape) for shape in ("cpu", "sd15")]}
+        for r in res["shapes"]:
+            for k, v in r["kinds"].items():
+                print(f"{r['shape']:5s} {k:14s} {v['trainable_params']:>12,d} trainable  training step "
+                      f"{v['train_step_gflop']:9.2f} GFLOP (x{v['train_vs_controlnet']})  image {v['image_gflop']:10.1f} "
+                      f"GFLOP (x{v['image_vs_controlnet']})")
+        _write(a.out or results_root() / "bench" / "flops.json", res)
     elif a.what == "instrument":
         vs = variants("learning_rate", a.preset)
         cfg = replace(vs[1].cfg, instrument=True)

@@ -91,3 +91,26 @@ def test_successors_bench_smoke_measures_every_kind_against_the_controlnet(tmp_p
     assert [value(r, c.key, c.setting) for r in runs_of(c.a, {}, "smoke", tmp_path)] == \
         [statistics.median(res["kinds"]["t2i_adapter"]["s"]["sample"])] * 2
 
+
+
+def test_flops_are_counted_on_shapes_alone_and_add_up():
+    """count_flops at the cpu preset's shape (meta device: nothing computed): the base's share is the plain UNet's
+    forward counted here, twice per DDIM step; every design costs at least the base; the adapter, which reads the
+    condition once per image, adds almost nothing per image; the ControlNet adds its trainable copy at every step."""
+    from torch.utils.flop_counter import FlopCounterMode
+    from cnref.measure.costs import count_flops
+    from cnref.mini.base import build_unet
+    from cnref.mini.presets import preset
+    res = count_flops("cpu", steps=4)
+    cfg = preset("cpu").base
+    with torch.device("meta"):
+        unet = build_unet(cfg)
+        with FlopCounterMode(display=False) as fc:
+            unet(torch.randn(2, 3, cfg.size, cfg.size), torch.tensor([1, 1]), torch.randn(2, cfg.max_tokens, cfg.text_width))
+    assert res["base_image_gflop"] == pytest.approx(4 * fc.get_total_flops() / 1e9, rel=1e-3)
+    k = res["kinds"]
+    assert all(v["image_gflop"] >= res["base_image_gflop"] for v in k.values())
+    assert k["t2i_adapter"]["image_gflop"] < 1.05 * res["base_image_gflop"] < k["controlnet"]["image_gflop"]
+    assert k["controlnet"]["image_vs_controlnet"] == 1.0 and k["controlnet"]["trainable_params"] > 1e6
+    with pytest.raises(ValueError, match="`shape`: expected 'cpu' or 'sd15'"):
+        count_flops("sd21")

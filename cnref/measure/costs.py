@@ -4,7 +4,9 @@
   validation) add to a run's time, from a step, a validation and a probe timed in turn;
 - `python -m cnref bench successors --preset cpu`: ControlNet's successors (cnref.successors) against the
   ControlNet: trainable parameters, training images/s, sampling cost per generated image; with `--processes 5`,
-  once per fresh process (the n of the sampling-cost claims).
+  once per fresh process (the n of the sampling-cost claims);
+- `python -m cnref bench flops`: the arithmetic behind those ratios, counted rather than timed
+  (`count_flops`), at the cpu preset's shape and at SD1.5's, so that overhead can be told from arithmetic.
 """
 from __future__ import annotations
 
@@ -15,9 +17,12 @@ import warnings
 import torch
 from torch.nn import functional as F
 
+from ..checks import fail
 from .bench import fresh_processes, interleaved
 from ..successors import design_config
 from ..mini.data import VAL_SEED, Fill50K
+from ..mini.base import build_unet, sd15_unet
+from ..mini.presets import preset as get_preset
 from ..mini.sample import generate
 from ..mini.shipping import load_base
 from ..mini.train import ControlNetTraining
@@ -121,3 +126,50 @@ def process_row(res: dict) -> dict:
     """What a speed claim reads of one process's `bench_successors`: per kind, its medians and timings."""
     return {k: {"median_step_s": statistics.median(v["s"]["train"]),
                 "median_sample_s": statistics.median(v["s"]["sample"]), **v["s"]} for k, v in res["kinds"].items()}
+
+
+def count_flops(shape: str = "cpu", kinds=KINDS, steps: int = 20) -> dict:
+    """Floating-point operations per design, counted by torch.utils.flop_counter on a model built on the meta
+    device (shapes only: nothing is computed, so SD1.5's 860M parameters cost no memory). shape "cpu": the cpu
+    preset's base, condition at the image's size; "sd15": SD1.5's UNet over 64x64 latents, a 512x512 condition
+    (factor 8), 77 tokens of width 768. Per design: trainable parameters, one training step (forward and backward,
+    one image) and one generated image (`steps` DDIM steps, each through both branches of CFG, plus what the
+    design computes once per generation), each also as a ratio to the ControlNet's."""
+    from torch.utils.flop_counter import FlopCounterMode      # deferred: only this count needs it
+    if shape not in ("cpu", "sd15"):
+        fail("shape", "'cpu' or 'sd15'", repr(shape))
+    with torch.device("meta"):
+        if shape == "sd15":
+            unet, factor, tokens = sd15_unet(), 8, 77
+        else:
+            cfg = get_preset("cpu").base
+            unet, factor, tokens = build_unet(cfg), 1, cfg.max_tokens
+        unet.requires_grad_(False)
+        s, ch = unet.config.sample_size, unet.config.in_channels
+        z_t, t = torch.randn(1, ch, s, s), torch.tensor([500])
+        c_t, cond = torch.randn(1, tokens, unet.config.cross_attention_dim), torch.randn(1, 3, s * factor, s * factor)
+
+        def counted(fn) -> int:
+            with FlopCounterMode(display=False) as fc:
+                fn()
+            return fc.get_total_flops()
+
+        out = {}
+        for k in kinds:
+            net = design_config(k, factor=factor).build(unet)
+            once = counted(lambda: net.once(cond))
+            f = net.once(cond)
+            step = counted(lambda: net.eps(unet, z_t, t, c_t, f).float().pow(2).mean().backward())
+            z2, t2, c2 = torch.cat([z_t, z_t]), t.repeat(2), torch.cat([c_t, c_t])
+            per_step = counted(lambda: net.eps(unet, z2, t2, c2, f))
+            out[k] = {"trainable_params": sum(p.numel() for p in net.trainable()),
+                      "train_step_gflop": round((once + step) / 1e9, 3),
+                      "image_gflop": round((once + steps * per_step) / 1e9, 3)}
+        plain = counted(lambda: unet(torch.cat([z_t, z_t]), t.repeat(2), torch.cat([c_t, c_t])))
+    ref = out["controlnet"] if "controlnet" in out else None
+    for v in out.values():
+        if ref:
+            v["train_vs_controlnet"] = round(v["train_step_gflop"] / ref["train_step_gflop"], 3)
+            v["image_vs_controlnet"] = round(v["image_gflop"] / ref["image_gflop"], 3)
+    return {"shape": shape, "ddim_steps": steps, "cfg_branches": 2, "factor": factor,
+            "base_image_gflop": round(steps * plain / 1e9, 3), "kinds": out}
