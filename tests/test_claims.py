@@ -309,3 +309,32 @@ def test_the_rise_share_of_a_step_at_every_validation_spacing():
     assert rise_share([{"step": s, "iou": 0.5 - s / 1000} for s in range(0, 401, 25)], "iou") == 0.0
     assert rise_share([{"step": s, "loss": 0.5 - s / 1000} for s in range(0, 401, 25)], "loss", sign=-1.0) == \
         pytest.approx(0, abs=1e-12)
+
+
+def test_the_rise_share_at_its_edges_and_the_noise_it_is_judged_against():
+    """Edges of the rise share: a flat curve scores 0 (no division by a zero rise), a window wider than the curve
+    or narrower than one validation spacing still gives a step's share, and a curve that starts at step 50 is
+    measured from there. The noise: the loss's from its standard errors, a fidelity's from the sampler seeds
+    (two or more per validation), and a curve with neither is refused by the ramp test."""
+    from cnref.lab.convergence import ramp_test, rise_share, validation_noise
+    flat = [{"step": s, "iou": 0.3} for s in range(0, 401, 25)]
+    assert rise_share(flat, "iou") == 0.0
+    jump = lambda steps: [{"step": s, "iou": 0.2 + 0.5 * (s >= 200)} for s in steps]
+    steps = list(range(0, 401, 25))
+    span = sum(steps[-3:]) / 3
+    assert rise_share(jump(steps), "iou", window=10) == pytest.approx(1 - 25 / span)        # one spacing at least
+    assert rise_share(jump(steps), "iou", window=1000) == pytest.approx(1 - 400 / span)     # the whole curve at most
+    late = list(range(50, 451, 25))
+    assert rise_share(jump(late), "iou") == pytest.approx(1 - 100 / (sum(late[-3:]) / 3 - 50))
+    loss = [{"step": s, "loss": 0.02, "loss_se": se} for s, se in zip(range(0, 100, 25), (0.001, 0.002, None, 0.002))]
+    assert validation_noise(loss, "loss") == pytest.approx(((0.001 ** 2 + 2 * 0.002 ** 2) / 3) ** 0.5)
+    seeds = [{"step": 0, "iou": 0.3, "iou_seeds": [0.3, 0.5]}, {"step": 25, "iou": 0.3, "iou_seeds": [0.2]},
+             {"step": 50, "iou": 0.3, "iou_seeds": [0.1, 0.2, 0.3]}]
+    assert validation_noise(seeds, "iou") == pytest.approx(((0.02 + 0.01) / 2) ** 0.5)
+    assert validation_noise(flat, "iou") is None and validation_noise(flat, "loss") is None
+    with pytest.raises(ValueError, match=r"^`history`: expected validations that measured their noise \(iou_seeds, "
+                                         r"or loss_se for the loss\), received none$"):
+        ramp_test(flat, "iou")
+    noisy = [{**h, "iou_seeds": [h["iou"] - 0.01, h["iou"] + 0.01]} for h in jump(range(0, 401, 5))]
+    assert ramp_test(noisy, "iou") == ramp_test(noisy, "iou", window=100, seed=0)            # the stated defaults
+    assert ramp_test(noisy, "iou")["share"] != ramp_test(noisy, "iou", window=105)["share"]

@@ -93,3 +93,20 @@ def test_bad_inputs_name_the_argument_and_what_was_expected():
     _bad(block, x, c[:, :2], expected=r"^`c`: expected 3 channels")
     _bad(block, x, c[..., :4], expected=r"^`c`: expected spatial size \(8, 8\)")
     assert block(x, c).shape == x.shape        # and the good call goes through
+
+
+def test_eq2_is_composed_as_written_once_the_zero_convs_have_moved():
+    """With every zero conv random, the block's output is F(x; Θ) + Z2(F(x + Z1(c); Θc)) computed here from its
+    parts (at initialisation both terms' signs are invisible: the control is zero)."""
+    from cnref.paper.zero_conv import gaussian_
+    torch.manual_seed(3)
+    block = ControlledBlock(nn.Conv2d(4, 4, 3, padding=1), 4, 4, cond_channels=3)
+    gaussian_(block.z1, 0.3), gaussian_(block.z2, 0.3)
+    with torch.no_grad():
+        block.trainable.weight.add_(0.1 * torch.randn_like(block.trainable.weight))   # the copy has trained
+    x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)
+    by_hand = block.locked(x) + block.z2(block.trainable(x + block.z1(c)))
+    assert torch.allclose(block(x, c), by_hand, atol=1e-6)
+    assert not torch.allclose(block(x, c), block.locked(x), atol=1e-3)
+    with pytest.raises(ValueError, match=r"^`std`: expected"):
+        gaussian_(zero_conv(4), -0.1)
