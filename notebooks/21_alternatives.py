@@ -60,6 +60,16 @@ rep = designs.rep
 designs.table();
 
 # %% [markdown]
+# ## Arithmetic against time
+# On 2 CPU cores at this tiny size much of a step is per-operation overhead, not arithmetic, so a measured speed
+# ratio may not carry to a GPU or to SD1.5's size. The counted FLOPs do: here each design's FLOPs as a ratio to the
+# ControlNet's beside the measured time ratio at the cpu preset, and the FLOP ratios at SD1.5's shape
+# (`python -m cnref bench flops`, nothing computed: shapes only).
+
+# %%
+designs.flops();
+
+# %% [markdown]
 # ## Fidelity and loss during training
 # Mean over seeds, band = min-max; IoU on the fixed held-out set with the perfect prompt. A successor with no
 # zero-initialised output (ControlNeXt's cross normalisation, XS's connections) starts from a perturbed base.
@@ -112,6 +122,14 @@ the ControlNet's share of a step, not the whole step. XS costs {sample[controlne
 {v[xs_speed].evidence}) and ControlNeXt {sample[controlnext]}. Training images/s: adapter {train[t2i_adapter]}, XS
 {train[controlnet_xs]}, ControlNeXt {train[controlnext]} of the ControlNet's (ControlNeXt's control enters after the
 encoder's first level, so its backward pass crosses the whole locked encoder).
+
+**Arithmetic, not overhead.** Counted rather than timed, a generated image takes {flops[cpu][t2i_adapter][image]}
+(adapter), {flops[cpu][controlnet_xs][image]} (XS) and {flops[cpu][controlnext][image]} (ControlNeXt) of the
+ControlNet's FLOPs at this size, and {flops[sd15][t2i_adapter][image]}, {flops[sd15][controlnet_xs][image]} and
+{flops[sd15][controlnext][image]} at SD1.5's: the locked UNet's own share bounds what any design can save per image.
+At SD1.5's shape this XS (its size in the table above) needs {flops[sd15][controlnet_xs][image]} of the ControlNet's
+arithmetic per image, so its paper's "about twice as fast" cannot come from arithmetic alone at that size; the
+measured ratios above add the overhead of a small model on 2 CPU cores.
 
 **What each buys.** Condition fidelity with the perfect prompt: ControlNet {iou[controlnet]}, T2I-Adapter
 {iou[t2i_adapter]} ({v[t2i_fidelity].word}, {v[t2i_fidelity].evidence}; with the cubic timesteps {iou[t2i_adapter_cubic]},

@@ -338,3 +338,17 @@ def test_the_rise_share_at_its_edges_and_the_noise_it_is_judged_against():
     noisy = [{**h, "iou_seeds": [h["iou"] - 0.01, h["iou"] + 0.01]} for h in jump(range(0, 401, 5))]
     assert ramp_test(noisy, "iou") == ramp_test(noisy, "iou", window=100, seed=0)            # the stated defaults
     assert ramp_test(noisy, "iou")["share"] != ramp_test(noisy, "iou", window=105)["share"]
+
+
+def test_the_ramp_test_is_measured_from_the_first_validation_and_its_p_is_exact():
+    """The same curve validated from step 50 instead of 0 gets the same ramps and the same p (the ramp starts at
+    the curve's first validation); a jump far above its noise beats every ramp: p = 1 / (1 + 2000), the smallest."""
+    from cnref.lab.convergence import RAMPS, ramp_test
+    ys = [0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 40)) for s in range(0, 401, 25)]
+    h = lambda start: [{"step": start + s, "iou": y, "iou_seeds": [y - 0.05, y + 0.05]}
+                       for s, y in zip(range(0, 401, 25), ys)]
+    a, b = ramp_test(h(0), "iou"), ramp_test(h(50), "iou")
+    assert a["p"] == b["p"] and a["ramp_q95"] == pytest.approx(b["ramp_q95"]) and 1 / (1 + RAMPS) < a["p"] < 1
+    sharp = [{"step": s, "iou": 0.2 + 0.5 * (s >= 200), "iou_seeds": [0.2 + 0.5 * (s >= 200) + d for d in (-1e-3, 1e-3)]}
+             for s in range(0, 401, 25)]
+    assert ramp_test(sharp, "iou")["p"] == 1 / (1 + RAMPS)

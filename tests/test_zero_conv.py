@@ -84,6 +84,7 @@ def test_bad_inputs_name_the_argument_and_what_was_expected():
     _bad(zero_conv_grads, I, W, g[..., :4], expected=r"^`g`: expected spatial size \(5, 5\), received \(5, 4\)")
     _bad(zero_conv_grads, I, W[:, :3], g, expected=r"^`W`: expected shape \(6, 4\) = \(C_out, C_in\), received \(6, 3\)$")
     _bad(zero_conv, 0, expected=r"^`in_channels`: expected")
+    _bad(zero_conv, 2.5, expected=r"^`in_channels`: expected")
     block = ControlledBlock(nn.Conv2d(4, 4, 3, padding=1), 4, 4, cond_channels=3)
     x, c = torch.randn(2, 4, 8, 8), torch.randn(2, 3, 8, 8)
     _bad(block, x[0], c, expected=r"^`x`: expected a 4-d tensor")

@@ -194,7 +194,7 @@ class Designs:
         self.kinds = {v.name: v.cfg.control.design for v in ABLATIONS["successors"].variants(preset)}
         if preset == "smoke":
             self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
-            # two successors: tests/test_designs.py trains them in the same shared smoke folder
+            # two successors, enough for every cell
             self.rep = AblationReport.smoke("successors", ["t2i_adapter", "controlnet_xs"])
         else:
             self.costs = load_bench(f"successors_{preset}")
@@ -216,12 +216,43 @@ class Designs:
         display(Markdown(text))
         return text
 
-    def facts(self) -> dict:
-        """The reading's cost fields: params[kind], train[kind], sample[kind] (ratios to the ControlNet's)."""
+    def flops(self) -> str:
+        """Counted against measured: each design's FLOPs per training step and per generated image as a ratio to the
+        ControlNet's (`python -m cnref bench flops`, committed), beside the CPU time ratios of the same table, at the
+        cpu preset's shape, and the counts at SD1.5's shape. Shown as markdown and returned."""
+        from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
+        counted = load_bench("flops")
+        if not counted:
+            print("no FLOP count committed: python -m cnref bench flops")
+            return ""
+        cpu, sd = ({k: v for k, v in r["kinds"].items()} for r in counted["shapes"])
         r = ratios(self.costs, self.processes)
+        rows = ["| design | trainable (cpu) | training step: FLOPs / time, vs ControlNet (cpu) | generated image: "
+                "FLOPs / time, vs ControlNet (cpu) | trainable (SD1.5) | training step, image: FLOPs vs ControlNet "
+                "(SD1.5) |", "|---|---|---|---|---|---|"]
+        for k in cpu:
+            time_train = mean_std([1 / x for x in r[k]["train"]], 2) if k in r else "-"
+            time_image = mean_std(r[k]["sample"], 2) if k in r else "-"
+            rows.append(f"| {k} | {cpu[k]['trainable_params'] / 1e6:.2f}M | {cpu[k]['train_vs_controlnet']:.2f} / "
+                        f"{time_train} | {cpu[k]['image_vs_controlnet']:.2f} / {time_image} | "
+                        f"{sd[k]['trainable_params'] / 1e6:.1f}M | {sd[k]['train_vs_controlnet']:.2f}, "
+                        f"{sd[k]['image_vs_controlnet']:.2f} |")
+        text = "\n".join(rows) + (f"\n\nFLOPs counted by torch.utils.flop_counter on the designs' shapes (one image; "
+                                  f"{counted['shapes'][0]['ddim_steps']} DDIM steps through both CFG branches per "
+                                  "generated image); times: the table above's measured ratios.")
+        display(Markdown(text))
+        return text
+
+    def facts(self) -> dict:
+        """The reading's cost fields: params[kind], train[kind], sample[kind] (ratios to the ControlNet's), and
+        flops[shape][kind][train|image] (counted FLOPs, ratios to the ControlNet's; shape cpu or sd15)."""
+        r = ratios(self.costs, self.processes)
+        counted = {c["shape"]: c["kinds"] for c in (load_bench("flops") or {}).get("shapes", [])}
         return {"params": {k: f"{v['trainable_params'] / 1e3:.0f}k" for k, v in self.costs["kinds"].items()},
                 "train": {k: spread(v["train"]) for k, v in r.items()},
-                "sample": {k: spread(v["sample"]) for k, v in r.items()}}
+                "sample": {k: spread(v["sample"]) for k, v in r.items()},
+                "flops": {shape: {k: {"train": f"{v['train_vs_controlnet']:.2f}", "image": f"{v['image_vs_controlnet']:.2f}"}
+                                  for k, v in kinds.items()} for shape, kinds in counted.items()}}
 
 
 class StudyReport:
