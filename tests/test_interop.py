@@ -37,6 +37,18 @@ def test_exported_controlnet_runs_in_the_sd_pipeline():
     off = pipe(image=cond, generator=torch.Generator().manual_seed(0), controlnet_conditioning_scale=0.0,
                **kwargs).images
     assert np.abs(out - off).max() > 1e-4
+    # inside the pipeline, at every denoising step, diffusers' ControlNet hands the UNet exactly cnref's residuals
+    seen = []
+    hook = pipe.controlnet.register_forward_hook(lambda m, args, kw, out: seen.append((args, kw, out)), with_kwargs=True)
+    try:
+        pipe(image=cond, generator=torch.Generator().manual_seed(0), **kwargs)
+    finally:
+        hook.remove()
+    assert len(seen) == kwargs["num_inference_steps"]
+    for (z_t, t), kw, (down, mid) in seen:                # the pipeline passes (sample, timestep) by position
+        with torch.no_grad():
+            ours = net(z_t, t.expand(z_t.shape[0]), kw["encoder_hidden_states"], kw["controlnet_cond"])
+        assert max((a - b).abs().max().item() for a, b in zip(ours.residuals, (*down, mid))) < 1e-5
 
 
 def test_every_successor_exports_in_diffusers_format_or_says_why(tmp_path):
