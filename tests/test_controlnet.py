@@ -235,3 +235,28 @@ def test_official_hint_encoder_is_diffusers_conditioning_embedding(factor):
         a, b = ours(c), ref(c)
     assert a.shape == (2, 24, 8, 8) and a.abs().max() > 1e-2
     torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("factor", [1, 4, 16])
+def test_the_papers_hint_encoder_is_its_text_composed_by_hand(factor):
+    """Sec. 3.2: four 4x4 convolutions with ReLU (16, 32, 64, 128 channels), stride 2 while the condition is larger
+    than the latents, 'same' padding otherwise, then a zero 1x1 conv; computed here with F.conv2d on the module's own
+    weights (Z1 given weights so its output is not zero)."""
+    import torch.nn.functional as F
+    from cnref.paper.hint import PaperHintEncoder
+    torch.manual_seed(0)
+    enc = PaperHintEncoder(8, factor)
+    assert [c.out_channels for c in enc.convs] == [16, 32, 64, 128] and all(c.kernel_size == (4, 4) for c in enc.convs)
+    with torch.no_grad():
+        enc.conv_out.weight.normal_(0, 0.1)
+    c = torch.rand(2, 3, 8 * factor, 8 * factor)
+    h, halvings = c, {1: 0, 4: 2, 16: 4}[factor]
+    for k, conv in enumerate(enc.convs):
+        if k < halvings:
+            h = F.conv2d(h, conv.weight, conv.bias, stride=2, padding=1)               # halves the size
+        else:
+            h = F.conv2d(F.pad(h, (1, 2, 1, 2)), conv.weight, conv.bias)            # keeps it
+        h = torch.relu(h)
+    want = F.conv2d(h, enc.conv_out.weight, enc.conv_out.bias)
+    got = enc(c)
+    assert got.shape == (2, 8, 8, 8) and torch.allclose(got, want, atol=1e-6)
