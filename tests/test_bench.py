@@ -114,3 +114,16 @@ def test_flops_are_counted_on_shapes_alone_and_add_up():
     assert k["controlnet"]["image_vs_controlnet"] == 1.0 and k["controlnet"]["trainable_params"] > 1e6
     with pytest.raises(ValueError, match="`shape`: expected 'cpu' or 'sd15'"):
         count_flops("sd21")
+
+
+def test_interleaving_times_each_mode_in_turn_against_a_known_clock():
+    """The benches' timer against sleeps of known length: each mode's repeats after the warm-up, in turn, and a
+    mode that sleeps twice as long measured about twice as long (an independent clock, not the bench's own)."""
+    import time
+    from cnref.measure.bench import interleaved
+    order = []
+    fns = {"a": lambda _: (order.append("a"), time.sleep(0.02)), "b": lambda _: (order.append("b"), time.sleep(0.04))}
+    t = interleaved(fns, None, repeats=3, warmup=1)
+    assert order == ["a", "b"] * 4 and [len(v) for v in t.values()] == [3, 3]
+    assert all(x >= 0.02 for x in t["a"]) and all(x >= 0.04 for x in t["b"])
+    assert 1.5 < statistics.median(t["b"]) / statistics.median(t["a"]) < 2.5
