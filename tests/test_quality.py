@@ -81,3 +81,23 @@ def test_fid_is_the_frechet_distance_of_the_base_features(base):
     assert got == pytest.approx(frechet_brute_force(x, y), rel=2e-3, abs=1e-3)
     noisy = FID(base, reference=ref["image"])(gen["image"] + 0.5 * torch.randn_like(gen["image"]))
     assert noisy > got                         # and it grows when the images are damaged
+
+
+def test_the_calibration_rows_are_the_targets_and_a_zero_initialised_control(base):
+    """bounds: the ground-truth row is the fidelity of the targets themselves, and the base-alone row of sampler
+    seed s is what a freshly initialised ControlNet gives with seed s (Eq. 2 at initialisation adds exact zeros), an
+    identity computed here through the other path."""
+    from cnref.measure.evaluate import bounds, evaluate_settings, settings_batches
+    from cnref.mini.metrics import fidelity, summarize
+    from cnref.mini.presets import preset
+    from cnref.paper.controlnet import ControlNet, ControlNetConfig
+    proto = preset("smoke").train.protocol
+    rows = bounds(base, proto, seeds=(2,))
+    for name, b in settings_batches(base, proto.final_n):
+        want = summarize(fidelity(b["image"], b))
+        assert {k: rows["ground_truth"][name][k] for k in want} == pytest.approx(want), name
+    fresh = ControlNet(base.unet, ControlNetConfig(factor=1)).eval()
+    ctl, _ = evaluate_settings(base, fresh, proto.final_n, steps=proto.val_steps, beta=proto.val_beta, seed=2)
+    assert rows["base"]["seed2"].keys() == ctl.keys()
+    for name in ctl:
+        assert rows["base"]["seed2"][name] == pytest.approx(ctl[name]), name
