@@ -104,8 +104,8 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dic
     """Validation curves per variant: mean over seeds with the min-max band. refs: key -> [(value, label, style)]
     horizontal reference lines (the base alone, the ground truth, the convergence level); the loss, which falls
     over decades, on a log axis."""
+    cs = colours(by)
     for ax, key in zip(np.atleast_1d(axes), keys):
-        cs = colours(by)
         for name, rs in by.items():
             hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
             plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name, cs[name])

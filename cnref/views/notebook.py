@@ -225,7 +225,7 @@ class Designs:
         if not counted:
             print("no FLOP count committed: python -m cnref bench flops")
             return ""
-        cpu, sd = ({k: v for k, v in r["kinds"].items()} for r in counted["shapes"])
+        cpu, sd = (r["kinds"] for r in counted["shapes"])
         r = ratios(self.costs, self.processes)
         rows = ["| design | trainable (cpu) | training step: FLOPs / time, vs ControlNet (cpu) | generated image: "
                 "FLOPs / time, vs ControlNet (cpu) | trainable (SD1.5) | training step, image: FLOPs vs ControlNet "
