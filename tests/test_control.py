@@ -78,3 +78,10 @@ def test_scaled_rejects_wrong_length():
     c = Control(tuple(torch.ones(1, 1, 2, 2) for _ in range(12)), torch.ones(1, 1, 1, 1))
     with pytest.raises(ValueError, match="`w`.*13.*shape \\(5,\\)"):
         c.scaled(torch.ones(5))
+
+
+def test_controls_of_different_topologies_do_not_add():
+    a = Control(tuple(torch.zeros(1, 2, 4, 4) for _ in range(12)), torch.zeros(1, 2, 1, 1))
+    b = Control(tuple(torch.zeros(1, 2, 4, 4) for _ in range(3)), torch.zeros(1, 2, 1, 1))
+    with pytest.raises(ValueError, match=r"^`other`: expected a control with 12 down residuals, received 3$"):
+        a + b

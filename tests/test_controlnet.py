@@ -260,3 +260,17 @@ def test_the_papers_hint_encoder_is_its_text_composed_by_hand(factor):
     want = F.conv2d(h, enc.conv_out.weight, enc.conv_out.bias)
     got = enc(c)
     assert got.shape == (2, 8, 8, 8) and torch.allclose(got, want, atol=1e-6)
+
+
+@pytest.mark.parametrize("variant, factor", [("paper", 16), ("official", 8)])
+def test_each_hint_encoders_defaults_and_its_refusals(variant, factor):
+    """Left at their defaults, the paper's E downsamples 16x (four stride-2 layers) and the official one 8x, both
+    from 3 channels; a condition of another layout is refused by name, with what came instead."""
+    from cnref.paper.hint import OfficialHintEncoder, PaperHintEncoder
+    enc = {"paper": PaperHintEncoder, "official": OfficialHintEncoder}[variant](8)
+    assert (enc.factor, enc.cond_channels) == (factor, 3)
+    assert enc(torch.rand(1, 3, 64, 64)).shape == (1, 8, 64 // factor, 64 // factor)
+    with pytest.raises(ValueError, match=r"^`cond`: expected 3 channels, received 1 channels \(shape \(1, 1, 64, 64\)\)$"):
+        enc(torch.rand(1, 1, 64, 64))
+    with pytest.raises(ValueError, match=r"^`cond`: expected a 4-d tensor, received shape \(3, 64, 64\)$"):
+        enc(torch.rand(3, 64, 64))

@@ -82,3 +82,36 @@ def test_unknown_mode(setup):
     unet, net, z_t, t, c_t, c_uc, cond = setup
     with pytest.raises(ValueError, match="`mode`.*'sideways'"):
         guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, mode="sideways")
+
+
+@torch.no_grad()
+def test_a_successor_under_cfg_is_cfg_of_its_two_branches_computed_apart():
+    """A design without residuals (ControlNeXt here, its module randomised so that it acts) goes through CFG as
+    eps_uc + beta (eps_c - eps_uc), each branch its own `eps` call; beta = 1 is the conditional branch alone."""
+    from cnref.successors import design_config
+    unet = tiny_unet("cnref")
+    torch.manual_seed(3)
+    net = design_config("controlnext").build(unet).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    z_t, t, c_t, cond = inputs(unet, batch=2)
+    c_uc = torch.randn_like(c_t)
+    eps_c, eps_uc = net.eps(unet, z_t, t, c_t, cond), net.eps(unet, z_t, t, c_uc, cond)
+    assert (eps_c - eps_uc).abs().max() > 1e-3
+    got = guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=4.0)
+    torch.testing.assert_close(got, eps_uc + 4.0 * (eps_c - eps_uc), atol=1e-5, rtol=0)
+    assert torch.equal(guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=1.0), eps_c)
+    assert torch.equal(guided_eps(unet, [(net, cond)], z_t, t, c_t, None, beta=4.0), eps_c)
+
+
+@pytest.mark.parametrize("kw, received", [({"mode": "cond_only"}, "1 controls, mode 'cond_only', scales None"),
+                                          ({"scales": 2.0}, "1 controls, mode 'both', scales given")])
+def test_a_successor_refuses_what_only_residuals_allow(kw, received):
+    from cnref.successors import design_config
+    unet = tiny_unet("cnref")
+    net = design_config("controlnext").build(unet).eval()
+    z_t, t, c_t, cond = inputs(unet, batch=2)
+    with pytest.raises(ValueError) as e:
+        guided_eps(unet, [(net, cond)], z_t, t, c_t, torch.randn_like(c_t), **kw)
+    assert str(e.value).startswith("`controlnets`: expected one successor") and str(e.value).endswith(received)

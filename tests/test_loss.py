@@ -100,3 +100,34 @@ def test_biased_timesteps_are_their_formulas_draw_for_draw(kind):
     want = T - 1 - torch.floor(T * u ** 2) if kind == "high_t" else torch.floor((1 - u ** 3) * T)
     assert torch.equal(t, want.clamp(0, T - 1).long()) and t.dtype == torch.long     # u^3 < 1e-3/T rounds to T
     assert sample_timesteps(3, T, kind, torch.Generator().manual_seed(0), device="cpu").device.type == "cpu"
+
+
+@pytest.mark.parametrize("kind", [None, "curriculum"])
+def test_eq3_loss_is_its_four_draws_in_order_then_the_mse(kind):
+    """Eq. 3 written out by hand with a generator of the same seed: the prompts dropped, eps (with its offset), t
+    (uniform by default; the curriculum's floor 0 unless given), z_t by the forward process, then the MSE
+    against what eps_theta returns, which sees exactly that z_t, t and c_t."""
+    from cnref.paper.loss import eq3_loss
+    alpha_bar = torch.linspace(0.999, 0.01, 1000)
+    z_0 = torch.randn(6, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+    prompts = [f"a disc {k}" for k in range(6)]
+    encode = lambda ps: torch.tensor([[float(len(p))] for p in ps])
+    seen = {}
+
+    def eps_theta(z_t, t, c_t):
+        seen.update(z_t=z_t, t=t, c_t=c_t)
+        return 0.5 * z_t + c_t.view(-1, 1, 1, 1) / 10
+
+    opts = {} if kind is None else {"timesteps": kind}
+    got = eq3_loss(eps_theta, encode, z_0, prompts, alpha_bar, prompt_dropout=0.5, offset_noise=0.3,
+                   generator=torch.Generator().manual_seed(7), **opts)
+    g = torch.Generator().manual_seed(7)
+    kept = (torch.rand(6, generator=g) >= 0.5).tolist()
+    c_t = encode([p if k else "" for p, k in zip(prompts, kept)])
+    eps = torch.randn(z_0.shape, generator=g) + 0.3 * torch.randn(6, 3, 1, 1, generator=g)
+    t = torch.randint(0, 1000, (6,), generator=g)
+    a = alpha_bar[t].view(-1, 1, 1, 1)
+    z_t = a.sqrt() * z_0 + (1 - a).sqrt() * eps
+    assert 0 < sum(kept) < 6 and torch.equal(seen["t"], t) and torch.equal(seen["c_t"], c_t)
+    torch.testing.assert_close(seen["z_t"], z_t)
+    torch.testing.assert_close(got, ((eps - (0.5 * z_t + c_t.view(-1, 1, 1, 1) / 10)) ** 2).mean())
