@@ -352,3 +352,110 @@ def test_the_ramp_test_is_measured_from_the_first_validation_and_its_p_is_exact(
     sharp = [{"step": s, "iou": 0.2 + 0.5 * (s >= 200), "iou_seeds": [0.2 + 0.5 * (s >= 200) + d for d in (-1e-3, 1e-3)]}
              for s in range(0, 401, 25)]
     assert ramp_test(sharp, "iou")["p"] == 1 / (1 + RAMPS)
+
+
+# The verdict rule's statistics, each against an independent computation: scipy's own tests, or the arithmetic
+# written out.
+def samples(seed, n_a=4, n_b=6):
+    g = np.random.default_rng(seed)
+    return list(g.normal(0.7, 0.05, n_a)), list(g.normal(0.6, 0.12, n_b))
+
+
+def test_stats_are_the_sample_mean_spread_and_range():
+    from cnref.lab.claims import stats
+    s = stats([1.0, 2.0, 4.0])
+    assert s == {"n": 3, "mean": pytest.approx(7 / 3), "std": pytest.approx(np.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2
+                 + (4 - 7 / 3) ** 2) / 2)), "min": 1.0, "max": 4.0, "values": [1.0, 2.0, 4.0]}
+    assert stats([0.123456])["std"] == 0.0 and stats([0.123456])["values"] == [0.1235]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_welchs_and_students_intervals_are_scipys(seed):
+    from scipy.stats import ttest_ind, ttest_rel
+    from cnref.lab.claims import mean_difference
+    a, b = samples(seed)
+    want = ttest_ind(a, b, equal_var=False)
+    d, se, df = mean_difference(a, b)
+    assert d == pytest.approx(np.mean(a) - np.mean(b)) and df == pytest.approx(want.df)
+    assert d / se == pytest.approx(want.statistic)
+    assert welch_interval(a, b) == pytest.approx(tuple(want.confidence_interval(0.90)))
+    assert welch_interval(a, b, conf=0.95) == pytest.approx(tuple(want.confidence_interval(0.95)))
+    b = b[:4]
+    paired = ttest_rel(a, b)
+    assert mean_difference(a, b, paired=True)[2] == 3
+    assert welch_interval(a, b, paired=True) == pytest.approx(tuple(paired.confidence_interval(0.90)))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tost_is_the_larger_of_two_shifted_one_sided_welch_tests(seed):
+    from scipy.stats import ttest_ind, ttest_rel
+    from cnref.lab.claims import tost_p
+    a, b = samples(seed)
+    for tol in (0.05, 0.1, 0.3):
+        up = ttest_ind(np.add(a, tol), b, equal_var=False, alternative="greater").pvalue    # d > -tol
+        down = ttest_ind(np.subtract(a, tol), b, equal_var=False, alternative="less").pvalue  # d < tol
+        assert tost_p(a, b, tol) == pytest.approx(max(up, down))
+        b4 = b[:4]
+        up = ttest_rel(np.add(a, tol), b4, alternative="greater").pvalue
+        down = ttest_rel(np.subtract(a, tol), b4, alternative="less").pvalue
+        assert tost_p(a, b4, tol, paired=True) == pytest.approx(max(up, down))
+    # no spread at all: the difference itself decides
+    assert tost_p([0.5] * 3, [0.5] * 3, 0.01) == 0.0 and tost_p([0.5] * 3, [0.6] * 3, 0.01) == 1.0
+    assert welch_interval([0.5] * 3, [0.6] * 3) == pytest.approx((-0.1, -0.1))
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_rank_p_without_censoring_or_ties_is_scipys_exact_mann_whitney(alternative, seed):
+    from scipy.stats import mannwhitneyu
+    from cnref.lab.claims import rank_p
+    a, b = samples(seed, 4, 5)
+    assert rank_p(a, b, alternative=alternative) == pytest.approx(
+        mannwhitneyu(a, b, alternative=alternative, method="exact").pvalue)
+
+
+def test_a_censored_value_is_surely_larger_only_than_exact_values_below_it():
+    """a = [4, 9+] (9+: a lower bound), b = [5, 6]. A pair scores +1 when its first value is surely the larger: 9+
+    against 4, 5 or 6, and 5 or 6 against 4, 6 against 5; nothing is surely above 9+. The six ways to pick a's two
+    values score, against the other two:
+        {4, 9+}: -1 -1 +1 +1 = 0    {4, 5}: -1 -1 -1 -1 = -4    {4, 6}: -1 -1 -1 +1 = -2
+        {9+, 5}: +1 +1 +1 -1 = +2   {9+, 6}: +1 +1 +1 +1 = +4   {5, 6}: +1 -1 +1 -1 = 0
+    Observed 0: four of six score >= 0, four of six <= 0."""
+    from cnref.lab.claims import rank_p
+    assert rank_p([4, 9], [5, 6], [False, True], [False, False]) == pytest.approx(4 / 6)
+    assert rank_p([4, 9], [5, 6], [False, True], [False, False], alternative="less") == pytest.approx(4 / 6)
+
+
+def test_the_smallest_p_is_a_complete_separation_under_the_exact_test():
+    from scipy.stats import mannwhitneyu
+    from cnref.lab.claims import smallest_p
+    for n_a, n_b in ((3, 3), (5, 5), (2, 4), (4, 3)):
+        a, b = list(range(10, 10 + n_a)), list(range(n_b))
+        assert smallest_p(n_a, n_b) == pytest.approx(mannwhitneyu(a, b, alternative="greater", method="exact").pvalue)
+    assert smallest_p(3, 3) == 1 / 20 and smallest_p(5, 5) == 1 / 252
+
+
+@pytest.mark.parametrize("q", [0.05, 0.2])
+def test_benjamini_hochberg_keeps_what_scipys_adjusted_p_keeps(q):
+    from scipy.stats import false_discovery_control
+    from cnref.lab.claims import benjamini_hochberg
+    ps = [0.03, 0.5, 0.004, 0.045, 0.001, 0.9, 0.012, 0.06, 0.02, 0.3, 0.008, 0.04]    # keeps 5 at 0.05, 9 at 0.2
+    adjusted = false_discovery_control(ps)
+    with_gaps = ps[:5] + [None] + ps[5:] + [None]
+    kept = benjamini_hochberg(with_gaps, q)
+    assert kept[5] is None and kept[-1] is None
+    assert [k for k in kept if k is not None] == [bool(x <= q) for x in adjusted]
+    assert 0 < sum(k for k in kept if k) < len(ps)
+    assert benjamini_hochberg([None, None]) == [None, None]
+
+
+def test_the_p_beside_a_verdict_names_its_test_in_order_of_precedence():
+    from cnref.lab.claims import p_of
+    j = {"p_mannwhitney": 0.05, "p_tost": 0.01, "p_ratio": 0.02, "p_ramp": 0.003}
+    assert p_of(j) == (0.003, "ramp tests, Fisher; small: sudden")
+    del j["p_ramp"]
+    assert p_of(j) == (0.02, "t, ratio vs 1")
+    del j["p_ratio"]
+    assert p_of(j) == (0.01, "TOST")
+    del j["p_tost"]
+    assert p_of(j) == (0.05, "Mann-Whitney") and p_of({}) is None
