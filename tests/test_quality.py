@@ -101,3 +101,25 @@ def test_the_calibration_rows_are_the_targets_and_a_zero_initialised_control(bas
     assert rows["base"]["seed2"].keys() == ctl.keys()
     for name in ctl:
         assert rows["base"]["seed2"][name] == pytest.approx(ctl[name]), name
+
+
+def test_the_base_quality_rows_are_the_targets_and_the_base_under_each_cfg_scale(base):
+    """`base_quality`: the ground-truth row scores the held-out targets (their colours all right); each CFG row
+    scores the base's own samples of the same prompts, drawn in chunks whose seeds are seed + the chunk's start,
+    with both colours right counted per image (not as the product of the two shares)."""
+    from cnref.measure.evaluate import base_quality
+    from cnref.mini.metrics import fidelity
+    from cnref.mini.sample import generate
+    got = base_quality(base, n=4, betas=(1.0, 5.0), steps=2, seed=3, chunk=2)
+    batch = held_out(base, 0, 4)
+    assert set(got) == {"ground_truth", "cfg_1", "cfg_5"}
+    assert got["ground_truth"]["fill_ok"] == got["ground_truth"]["bg_ok"] == 1.0
+    assert got["ground_truth"]["iou"] > 0.95
+    for beta in (1.0, 5.0):
+        imgs = torch.cat([generate(base, batch["prompt"][i:i + 2], steps=2, beta=beta, seed=3 + i) for i in (0, 2)])
+        m = fidelity(imgs, batch)
+        row = got[f"cfg_{beta:g}"]
+        assert row["iou"] == pytest.approx(float(m["iou"].mean()), abs=1e-5)
+        assert row["fill_err"] == pytest.approx(float(m["fill_err"].mean()), abs=1e-5)
+        assert row["both_ok"] == pytest.approx(float((m["fill_ok"] * m["bg_ok"]).mean()), abs=1e-5)
+    assert got["cfg_1"] != got["cfg_5"]
