@@ -344,3 +344,17 @@ def test_each_hint_encoders_defaults_and_its_refusals(variant, factor):
         enc(torch.rand(1, 1, 64, 64))
     with pytest.raises(ValueError, match=r"^`cond`: expected a 4-d tensor, received shape \(3, 64, 64\)$"):
         enc(torch.rand(3, 64, 64))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("rows", [1, 2])
+def test_the_controlnets_eps_is_the_locked_unet_under_its_control_with_the_condition_repeated(rows):
+    """ControlNet.eps (the control protocol): eps_theta(z_t, t, c_t, c_f) with a condition of fewer rows than z_t
+    (CFG's two halves) repeated to z_t's batch, the text reaching both the control and the locked UNet."""
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet)
+    randomize_zero_convs(net)
+    z_t, t, c_t, cond = inputs(unet, batch=4)
+    cond = cond[:rows]
+    want = controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond.repeat(4 // rows, 1, 1, 1)))
+    torch.testing.assert_close(net.eps(unet, z_t, t, c_t, cond), want, rtol=0, atol=0)
