@@ -459,3 +459,42 @@ def test_the_p_beside_a_verdict_names_its_test_in_order_of_precedence():
     assert p_of(j) == (0.01, "TOST")
     del j["p_tost"]
     assert p_of(j) == (0.05, "Mann-Whitney") and p_of({}) is None
+
+
+def synthetic_calibration(**protocol):
+    from dataclasses import asdict
+    from cnref.mini.presets import EvalProtocol
+    p = asdict(EvalProtocol())
+    return {**{k: p[k] for k in ("val_n", "val_steps", "val_beta", "val_prompt")}, **protocol,
+            "ground_truth": 0.9, "base": {"0": 0.30, "1": 0.3001, "2": 0.34}}
+
+
+def test_the_level_range_a_reading_quotes_is_each_seeds_level_written_out():
+    """Levels 0.3 + 0.25 (0.9 - 0.3) = 0.45, 0.3001 + 0.25 (0.9 - 0.3001) = 0.450075 and 0.34 + 0.25 (0.56) = 0.48,
+    to three decimals; one value where the ends round alike; at another share, that share's levels."""
+    from cnref.lab.convergence import level_range
+    cal = synthetic_calibration()
+    assert level_range(None, [0]) == "none" and level_range({}, [0]) == "none"
+    assert level_range(cal, [0]) == "0.450"
+    assert level_range(cal, [0, 1]) == "0.450"
+    assert level_range(cal, [0, 1, 2]) == "0.450-0.480"
+    assert level_range(cal, [2, 0], share=0.5) == "0.600-0.620"
+
+
+def test_judged_results_carry_their_own_datasets_level_and_step(tmp_path, monkeypatch):
+    """`judged` reads each result against the calibration of its own dataset (fill50k when its config names
+    none) and adds the level and the interpolated step; a result from a dataset without a calibration gets
+    neither."""
+    import cnref.lab.convergence as conv
+    cal = synthetic_calibration()
+    monkeypatch.setattr(conv, "load_validation_bounds",
+                        lambda preset, root, data: cal if (preset, data) == ("cpu", "fill50k") else None)
+    hist = [{"step": 0, "iou": 0.3, "edge_f1": 0.1}, {"step": 100, "iou": 0.5, "edge_f1": 0.2}]
+    runs = [{"config": {"seed": 0}, "history": hist}, {"config": {"seed": 2, "data": "fill50k"}, "history": hist},
+            {"config": {"seed": 0, "data": "scenes"}, "history": hist}]
+    a, b, c = conv.judged(runs, "cpu")
+    assert a["level"] == pytest.approx(0.45) and a["convergence_step"] == pytest.approx(75.0)    # 0.3 -> 0.5
+    assert b["level"] == pytest.approx(0.48) and b["convergence_step"] == pytest.approx(90.0)
+    assert c["level"] is None and c["convergence_step"] is None and not c["head_start"]
+    d, = conv.judged(runs[:1], "cpu", share=0.0)
+    assert d["level"] == pytest.approx(0.30) and d["convergence_step"] == 0.0 and d["head_start"]
