@@ -1,6 +1,12 @@
 """The mutation report: `mutmut results --all true` (run where `mutmut run` ran) counted per module, as a markdown
-table on stdout. Killed: a fast test failed on the mutant. Survived: every test that runs the mutated function
-passed. No tests: no selected test runs the function. Not checked: the run stopped before it.
+table on stdout.
+
+Killed: a fast test failed on the mutant. Timed out: the tests ran past mutmut's limit on it (a mutant that loops
+or slows the code down; counted as caught, as mutation tools do). Survived: every test that runs the mutated function
+passed. No tests: no selected test runs the function (not caught). Not checked: the run stopped before it, or it is
+outside the run's scope. Equivalent: a survivor listed in `.ci/mutation_equivalent.txt` with the reason no input can
+tell it from the original. The score is caught / (checked - equivalent), caught = killed + timed out,
+checked = everything but "not checked".
 
     python .ci/mutation_report.py [folder where mutmut ran] > table.md
 """
@@ -8,31 +14,50 @@ import collections
 import re
 import subprocess
 import sys
+from pathlib import Path
 
-STATUSES = ("killed", "survived", "timeout", "no tests", "not checked")
+EQUIVALENT = Path(__file__).with_name("mutation_equivalent.txt")
+
+
+def equivalent() -> dict[str, str]:
+    """mutant name -> why it is equivalent, from lines "name  # reason"."""
+    out = {}
+    for line in EQUIVALENT.read_text().splitlines() if EQUIVALENT.exists() else []:
+        name, _, why = line.partition("#")
+        if name.strip():
+            out[name.strip()] = why.strip()
+    return out
+
+
+def module_of(mutant: str) -> str:
+    module = mutant.rsplit(".", 1)[0]               # cnref.paper.loss.x_eq3_loss__mutmut_3 -> cnref.paper.loss
+    return re.sub(r"\.x[ǁ_].*$", "", module)        # a method's mutant: cnref.paper.hint.xǁClassǁmethod
 
 
 def counts(folder: str) -> dict[str, collections.Counter]:
     out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True, text=True,
                          check=True).stdout
+    eq = equivalent()
     by = collections.defaultdict(collections.Counter)
     for line in out.splitlines():
-        m = re.match(r"\s*(\S+?)__mutmut_\d+: (.+)", line)
+        m = re.match(r"\s*(\S+__mutmut_\d+): (.+)", line)
         if m:
-            module = m.group(1).rsplit(".", 1)[0]        # cnref.paper.loss.x_eq3_loss -> cnref.paper.loss
-            module = re.sub(r"\.x[ǁ_].*$", "", module)    # a method's mutant: cnref.paper.hint.xǁClassǁmethod
-            by[module][m.group(2)] += 1
+            name, status = m.group(1), m.group(2)
+            if status == "survived" and name in eq:
+                status = "equivalent"
+            by[module_of(name)][status] += 1
     return by
 
 
 def table(by: dict[str, collections.Counter]) -> str:
-    rows = ["| module | mutants | killed | survived | timed out | no tests | not checked | killed / checked |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| module | mutants | killed | timed out | survived | no tests | equivalent | not checked | score |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for module, c in sorted(by.items()):
-        checked = c["killed"] + c["survived"] + c["timeout"]
-        score = f"{c['killed'] / checked:.0%}" if checked else "-"
+        caught = c["killed"] + c["timeout"]
+        judged = caught + c["survived"] + c["no tests"]
+        score = f"{caught / judged:.0%}" if judged and not c["not checked"] else "part-way" if judged else "-"
         rows.append(f"| `{module}` | {sum(c.values())} | " + " | ".join(str(c[s]) for s in
-                    ("killed", "survived", "timeout", "no tests", "not checked")) + f" | {score} |")
+                    ("killed", "timeout", "survived", "no tests", "equivalent", "not checked")) + f" | {score} |")
     return "\n".join(rows)
 
 

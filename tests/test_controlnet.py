@@ -358,3 +358,32 @@ def test_the_controlnets_eps_is_the_locked_unet_under_its_control_with_the_condi
     cond = cond[:rows]
     want = controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond.repeat(4 // rows, 1, 1, 1)))
     torch.testing.assert_close(net.eps(unet, z_t, t, c_t, cond), want, rtol=0, atol=0)
+
+
+def test_unlocking_the_decoder_trains_the_official_codes_output_blocks_and_out_only():
+    """The paper's large-scale option (the official sd_locked=False): the UNet's output blocks and its `out` (norm
+    and final conv) become trainable, and exactly their parameters are returned for the optimiser; the encoder,
+    middle block, input conv and time embedding stay locked."""
+    from cnref.paper.controlnet import unlock_decoder
+    unet = tiny_unet("cnref").requires_grad_(False)
+    params = unlock_decoder(unet)
+    want = [*unet.up_blocks.parameters(), *unet.conv_norm_out.parameters(), *unet.conv_out.parameters()]
+    assert [id(p) for p in params] == [id(p) for p in want]
+    decoder = {id(p) for p in want}
+    assert all(p.requires_grad == (id(p) in decoder) for p in unet.parameters())
+    bare = tiny_unet("cnref").requires_grad_(False)
+    bare.conv_norm_out = None                      # a UNet built without a final norm
+    assert len(unlock_decoder(bare)) == len(list(bare.up_blocks.parameters())) + 2
+
+
+def test_the_protocols_defaults_name_the_design_that_lacks_them():
+    from cnref.paper.control import Design
+
+    class Bare(Design):
+        pass
+
+    with pytest.raises(NotImplementedError, match=r"^Bare\.eps$"):
+        Bare().eps(None, None, None, None, None)
+    with pytest.raises(ValueError, match=r"^`net`: expected a design diffusers has a class for \(ControlNet, "
+                                         r"T2I-Adapter, ControlNet-XS\), received Bare$"):
+        Bare().diffusers_model(None)
