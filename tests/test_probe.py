@@ -84,3 +84,23 @@ def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
         assert torch.count_nonzero(E(c)) == 0                     # Z1 starts at zero, as in the official E
     with pytest.raises(ValueError, match=r"`factor`: expected 1 \(the base's first layers"):
         BaseEmbedderConfig(factor=2)
+
+
+def test_the_base_hint_encoder_is_the_bases_own_first_layers_at_t_zero_on_2c_minus_1():
+    """CtrLoRA's embedder in pixel space, composed by hand from the locked base's own modules: the first ResNet
+    block on conv_in(2 c - 1) with the time embedding of t = 0, then Z1 (given weights here so that it passes
+    something). A condition with other channels than the base's input is refused."""
+    from cnref.successors.ctrlora import BaseHintEncoder
+    from cnref.mini.shipping import load_base
+    unet = load_base("smoke").unet
+    E = BaseHintEncoder(unet, 8)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        E.conv_out.weight.normal_(0, 0.1); E.conv_out.bias.normal_(0, 0.1)
+        c = torch.rand(2, 3, 16, 16)
+        emb = unet.time_embedding(unet.time_proj(torch.zeros(2)))
+        want = E.conv_out(unet.down_blocks[0].resnets[0](unet.conv_in(2 * c - 1), emb))
+        torch.testing.assert_close(E(c), want, rtol=0, atol=1e-6)
+    assert (E.factor, E.cond_channels) == (1, 3)
+    with pytest.raises(ValueError, match=r"^`cond_channels`: expected the base's input channels 3, received 1$"):
+        BaseHintEncoder(unet, 8, cond_channels=1)
