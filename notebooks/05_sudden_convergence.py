@@ -37,7 +37,7 @@ import numpy as np
 
 from cnref.mini.data import VAL_SEED, Fill50K
 from cnref.lab.results import load_samples, results_root
-from cnref.views.figures import plot_spread
+from cnref.views.figures import plot_spread, reference_lines
 from cnref.views.images import image_rows
 from cnref.lab.convergence import convergence_step, rise_share, run_level
 from cnref.views.notebook import AblationReport, listing, smoke_mode, spread
@@ -81,8 +81,7 @@ for r in results:
     ax1.plot([h["step"] for h in r["history"]], [h["iou"] for h in r["history"]], lw=0.7, alpha=0.6)
     if r["convergence_step"] is not None:
         ax1.axvline(r["convergence_step"], ls="--", lw=0.8, color="gray")
-for y, label, style in rep.references().get("iou", []):
-    ax1.axhline(y, lw=1, label=label, **style)
+reference_lines(ax1, rep.references().get("iou", []))
 ax1.set_title("the IoU jumps (dashed: each seed's convergence step)"); ax1.set_xlabel("training step")
 ax1.set_ylabel("disc IoU with the condition"); ax1.set_ylim(0, 1); ax1.legend(fontsize=7, loc="upper left")
 plot_spread(ax2, curves("fill_ok"), "fill colour right"); plot_spread(ax2, curves("bg_ok"), "background right")
@@ -187,8 +186,7 @@ if retest is not None:
     runs = retest.by["controlnet"]
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
     plot_condition_use(axes, runs)
-    for y, label, style in retest.references().get("iou", []):
-        axes[0].axhline(y, lw=1, label=label, **style)
+    reference_lines(axes[0], retest.references().get("iou", []))
     axes[0].legend(fontsize=7)
     plt.tight_layout(); plt.show()
     doubling = [doubling_steps(r["history"], "use_loss_gap", r["convergence_step"]) for r in runs]
@@ -220,8 +218,8 @@ gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
 fig, ax = plt.subplots(figsize=(7, 3.6))
 plot_curves(ax, {"IoU": lease}, keys=("iou",))
-ax.axhline(gt, lw=1, label=f"ground truth {gt:.2f}", **REF_STYLES["ground truth"])
-ax.axhline(base, lw=1, label=f"base alone {base:.2f}", **REF_STYLES["base alone"])
+reference_lines(ax, [(gt, f"ground truth {gt:.2f}", REF_STYLES["ground truth"]),
+                     (base, f"base alone {base:.2f}", REF_STYLES["base alone"])])
 ax.set_ylim(0, 1.02); ax.set_xlabel("step"); ax.set_title("gpu preset, perfect prompt: held-out IoU while training")
 ax.legend(); plt.tight_layout(); plt.show()
 rise = [max(h["iou"] for h in r["history"]) - r["history"][0]["iou"] for r in lease]

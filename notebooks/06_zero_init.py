@@ -59,7 +59,7 @@ rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.lab.claims`, the same for every claim of the book.
+# Computed from the results above by the rule stated in `cnref.lab.verdict`, the same for every claim of the book.
 # Nothing in this cell is typed in by hand. This is the first notebook that judges claims, so here is the rule.
 # With per-seed values $a_1..a_{n_a}$ and $b_1..b_{n_b}$ (at least 3 a side):
 #
@@ -75,7 +75,7 @@ rep.grid()
 # A run that never reached the convergence level counts as a lower bound (censored) in both tests.
 
 # %%
-from cnref.lab.claims import judge, mean_difference, welch_interval
+from cnref.lab.verdict import judge, mean_difference, welch_interval
 from cnref.views.notebook import listing
 
 listing(mean_difference, welch_interval, judge)
@@ -113,6 +113,6 @@ zero convolutions buy is a clean start, a reliable jump and a smaller spread, no
 **Exercise** (seconds a run): `python -m cnref run zero_init --preset smoke --variants zero gaussian_0.2 --seeds 0`
 trains both for 4 steps on the tiny smoke base. Compare the loss of their first step in the progress bars: which
 starts higher, and which identity of notebook 01 says why? Then try the rule itself:
-`judge(Claim("a above b", "-", "a", "b", ">"), [3, 4, 5], [1, 2, 2.5])` (`cnref.lab.claims.judge`,
+`judge(Claim("a above b", "-", "a", "b", ">"), [3, 4, 5], [1, 2, 2.5])` (`cnref.lab.verdict.judge`,
 `cnref.lab.declare.Claim`); move one value so that the seeds overlap, and read the verdict and its p.
 """);

@@ -20,7 +20,7 @@
 # batch 256 (64 x 4 accumulated) for 125, and read the convergence step in optimizer steps and in images.
 # 125 steps end before batch 64 converges (its step: the reading below), so whether the jump comes at the same *step* needs batch
 # 256 for as many steps as batch 64: `batch_256_long` (500 steps, 4x the compute). A run that never converged
-# is censored: its "convergence step" is only a lower bound (see `cnref.lab.claims`). "Above 256 brings little":
+# is censored: its "convergence step" is only a lower bound (see `cnref.lab.verdict`). "Above 256 brings little":
 # `batch_1024` (64 x 16 accumulated) for 250 steps (8x the default run's compute) against batch_256_long's
 # first 250 steps. The lr is constant, so those are the steps a 250-step batch-256 run would have taken; both
 # curves are cut at step 250 and judged on their convergence step and their IoU there.
@@ -42,7 +42,7 @@ rep = AblationReport.smoke("batch_vs_steps") if smoke_mode() else AblationReport
 
 # %%
 import matplotlib.pyplot as plt
-from cnref.views.figures import colours, plot_spread
+from cnref.views.figures import colours, plot_spread, reference_lines
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
 cols = colours(rep.by)
 for name, rs in rep.by.items():
@@ -55,8 +55,7 @@ for name, rs in rep.by.items():
     print(f"{name:<10} logical batch {bs:>4}: convergence steps {cs}, "
           f"images {[None if c is None else c * bs for c in cs]}")
 for ax, what in zip(axes, ("optimizer step", "training images seen")):
-    for y, label, style in rep.references().get("iou", []):
-        ax.axhline(y, lw=1, label=label, **style)
+    reference_lines(ax, rep.references().get("iou", []))
     ax.set_xscale("log"); ax.set_xlabel(f"{what} (log)"); ax.set_ylabel("disc IoU with the condition")
     ax.legend(fontsize=7, loc="upper left")
 axes[0].set_title("a larger batch jumps at an earlier step\n(dots: batch_256, the recipe of batch_256_long stopped at step 125)")
@@ -90,7 +89,7 @@ rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.verdict` (complete separation of the
 # seeds, one-sided Mann-Whitney test; an equality is confirmed only when the 90% interval of the difference lies within its tolerance).
 # Nothing in this cell is typed in by hand.
 

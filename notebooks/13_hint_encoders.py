@@ -69,7 +69,7 @@ rep.grid()
 
 # %% [markdown]
 # ## Verdict
-# Computed from the results above by the rule stated in `cnref.lab.claims` (complete separation of the
+# Computed from the results above by the rule stated in `cnref.lab.verdict` (complete separation of the
 # seeds, one-sided Mann-Whitney test; an equality is confirmed only when the 90% interval of the difference lies within its tolerance).
 # Nothing in this cell is typed in by hand.
 

@@ -102,7 +102,7 @@ rep.final(("edge_f1",), settings=SCENE_SETTINGS[:2], tables=("edge_f1", "color_o
 rep.grid(SCENE_SETTINGS[:2])
 
 # %% [markdown]
-# ### Verdict (computed by `cnref.lab.claims`' rule from the results above)
+# ### Verdict (computed by `cnref.lab.verdict`'s rule from the results above)
 
 # %%
 verdicts = rep.verdicts()

@@ -52,7 +52,7 @@ fig = images.show_study_grid(rs[0], names, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
-# Each claim compares two settings over the trained seeds by the rule of `cnref.lab.claims` (complete separation
+# Each claim compares two settings over the trained seeds by the rule of `cnref.lab.verdict` (complete separation
 # of the seeds in the expected direction; an equality is confirmed only when the 90% interval of the difference lies within its tolerance). Nothing here is typed in.
 
 # %%

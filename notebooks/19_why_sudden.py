@@ -122,7 +122,7 @@ for name, rep in part_two.items():
 
 # %% [markdown]
 # ## The verdicts
-# Each claim by the project's rule (`cnref.lab.claims`), as stated before its runs. For the published
+# Each claim by the project's rule (`cnref.lab.verdict`), as stated before its runs. For the published
 # explanations, first their validation curves against the default run (IoU on the fixed held-out set with the
 # perfect prompt; mean over seeds, band = min-max); the timestep schedules' curves are in notebook 12.
 

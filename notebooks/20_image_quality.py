@@ -79,7 +79,7 @@ fig = images.show_study_grid(rs[0], sampled, root); plt.show()
 
 # %% [markdown]
 # ## Verdict
-# Each claim compares two rows over the trained seeds by the rule of `cnref.lab.claims` (complete separation of
+# Each claim compares two rows over the trained seeds by the rule of `cnref.lab.verdict` (complete separation of
 # the seeds in the expected direction, one-sided Mann-Whitney p beside it). Nothing here is typed in.
 
 # %%

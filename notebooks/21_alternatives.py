@@ -101,7 +101,7 @@ if rep:
 
 # %% [markdown]
 # ## Verdicts
-# Each paper's claim by the project's rule (`cnref.lab.claims`), as stated before the runs.
+# Each paper's claim by the project's rule (`cnref.lab.verdict`), as stated before the runs.
 
 # %%
 from cnref.views.tables import print_verdicts

@@ -8,7 +8,8 @@ from cnref.lab.ablations import ABLATIONS
 from cnref.measure.costs import KINDS
 import numpy as np
 
-from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, judge, value, welch_interval
+from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, value
+from cnref.lab.verdict import judge, welch_interval
 from cnref.lab.convergence import calibrations, convergence_step, fidelity_key, run_level, with_convergence
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import CALIBRATION, settings
@@ -362,7 +363,7 @@ def samples(seed, n_a=4, n_b=6):
 
 
 def test_stats_are_the_sample_mean_spread_and_range():
-    from cnref.lab.claims import stats
+    from cnref.lab.verdict import stats
     s = stats([1.0, 2.0, 4.0])
     assert s == {"n": 3, "mean": pytest.approx(7 / 3), "std": pytest.approx(np.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2
                  + (4 - 7 / 3) ** 2) / 2)), "min": 1.0, "max": 4.0, "values": [1.0, 2.0, 4.0]}
@@ -372,7 +373,7 @@ def test_stats_are_the_sample_mean_spread_and_range():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_welchs_and_students_intervals_are_scipys(seed):
     from scipy.stats import ttest_ind, ttest_rel
-    from cnref.lab.claims import mean_difference
+    from cnref.lab.verdict import mean_difference
     a, b = samples(seed)
     want = ttest_ind(a, b, equal_var=False)
     d, se, df = mean_difference(a, b)
@@ -389,7 +390,7 @@ def test_welchs_and_students_intervals_are_scipys(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tost_is_the_larger_of_two_shifted_one_sided_welch_tests(seed):
     from scipy.stats import ttest_ind, ttest_rel
-    from cnref.lab.claims import tost_p
+    from cnref.lab.verdict import tost_p
     a, b = samples(seed)
     for tol in (0.05, 0.1, 0.3):
         up = ttest_ind(np.add(a, tol), b, equal_var=False, alternative="greater").pvalue    # d > -tol
@@ -408,7 +409,7 @@ def test_tost_is_the_larger_of_two_shifted_one_sided_welch_tests(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_rank_p_without_censoring_or_ties_is_scipys_exact_mann_whitney(alternative, seed):
     from scipy.stats import mannwhitneyu
-    from cnref.lab.claims import rank_p
+    from cnref.lab.verdict import rank_p
     a, b = samples(seed, 4, 5)
     assert rank_p(a, b, alternative=alternative) == pytest.approx(
         mannwhitneyu(a, b, alternative=alternative, method="exact").pvalue)
@@ -421,14 +422,14 @@ def test_a_censored_value_is_surely_larger_only_than_exact_values_below_it():
         {4, 9+}: -1 -1 +1 +1 = 0    {4, 5}: -1 -1 -1 -1 = -4    {4, 6}: -1 -1 -1 +1 = -2
         {9+, 5}: +1 +1 +1 -1 = +2   {9+, 6}: +1 +1 +1 +1 = +4   {5, 6}: +1 -1 +1 -1 = 0
     Observed 0: four of six score >= 0, four of six <= 0."""
-    from cnref.lab.claims import rank_p
+    from cnref.lab.verdict import rank_p
     assert rank_p([4, 9], [5, 6], [False, True], [False, False]) == pytest.approx(4 / 6)
     assert rank_p([4, 9], [5, 6], [False, True], [False, False], alternative="less") == pytest.approx(4 / 6)
 
 
 def test_the_smallest_p_is_a_complete_separation_under_the_exact_test():
     from scipy.stats import mannwhitneyu
-    from cnref.lab.claims import smallest_p
+    from cnref.lab.verdict import smallest_p
     for n_a, n_b in ((3, 3), (5, 5), (2, 4), (4, 3)):
         a, b = list(range(10, 10 + n_a)), list(range(n_b))
         assert smallest_p(n_a, n_b) == pytest.approx(mannwhitneyu(a, b, alternative="greater", method="exact").pvalue)
@@ -438,7 +439,7 @@ def test_the_smallest_p_is_a_complete_separation_under_the_exact_test():
 @pytest.mark.parametrize("q", [0.05, 0.2])
 def test_benjamini_hochberg_keeps_what_scipys_adjusted_p_keeps(q):
     from scipy.stats import false_discovery_control
-    from cnref.lab.claims import benjamini_hochberg
+    from cnref.lab.verdict import benjamini_hochberg
     ps = [0.03, 0.5, 0.004, 0.045, 0.001, 0.9, 0.012, 0.06, 0.02, 0.3, 0.008, 0.04]    # keeps 5 at 0.05, 9 at 0.2
     adjusted = false_discovery_control(ps)
     with_gaps = ps[:5] + [None] + ps[5:] + [None]
@@ -450,7 +451,7 @@ def test_benjamini_hochberg_keeps_what_scipys_adjusted_p_keeps(q):
 
 
 def test_the_p_beside_a_verdict_names_its_test_in_order_of_precedence():
-    from cnref.lab.claims import p_of
+    from cnref.lab.verdict import p_of
     j = {"p_mannwhitney": 0.05, "p_tost": 0.01, "p_ratio": 0.02, "p_ramp": 0.003}
     assert p_of(j) == (0.003, "ramp tests, Fisher; small: sudden")
     del j["p_ramp"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from cnref.lab.claims import benjamini_hochberg, smallest_p, tost_p, welch_interval
+from cnref.lab.verdict import benjamini_hochberg, smallest_p, tost_p, welch_interval
 from cnref.lab.history import first_written, post_hoc
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_rank_p_is_the_exact_mann_whitney_p_and_takes_ties_and_censoring():
     count a half), brute force. Censored lower bounds: a run that never converged by step 300 ranks above every
     exact step below 300 and is undecidable against anything above."""
     from itertools import combinations
-    from cnref.lab.claims import rank_p
+    from cnref.lab.verdict import rank_p
     g = np.random.default_rng(2)
     for _ in range(30):
         a, b = list(g.normal(0, 1, g.integers(2, 6))), list(g.normal(0.5, 1, g.integers(2, 6)))

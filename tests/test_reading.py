@@ -256,7 +256,7 @@ def test_every_notebook_ends_with_what_to_take_away_and_an_exercise():
 def test_the_recipe_quoted_in_prose_is_the_cpu_presets():
     """"500 steps, batch 64, lr 1e-4", "12 runs (4 variants x 3 seeds)", "0.05 for 3 vs 3": a number of the recipe,
     of an ablation or of the rule written in prose is the one the code has."""
-    from cnref.lab.claims import smallest_p
+    from cnref.lab.verdict import smallest_p
     from cnref.mini.presets import preset
     t = preset("cpu").train
     bad = []

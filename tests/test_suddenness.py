@@ -1,10 +1,10 @@
-"""The ramp test of a curve's suddenness (cnref.lab.convergence.ramp_test, the verdict cnref.lab.claims.judge_ramp),
+"""The ramp test of a curve's suddenness (cnref.lab.convergence.ramp_test, the verdict cnref.lab.verdict.judge_ramp),
 on synthetic validation curves shaped like the default run's (21 validations over 500 steps, IoU from about 0.22 to
 0.75) at two validation noise levels: a jump passes as a jump, while a steady ramp and pure noise do not."""
 import numpy as np
 import pytest
 
-from cnref.lab.claims import judge_ramp
+from cnref.lab.verdict import judge_ramp
 from cnref.lab.convergence import ramp_test, rise_share, validation_noise
 from cnref.lab.declare import Claim
 

@@ -1,6 +1,6 @@
 """Every training ablation, declared in one place: its variants (a function of the preset that returns named
 variants of the preset's default run), the claims they test, stated before their runs (judged by the one rule
-of cnref.lab.claims), and the notebook that reads them. `python -m cnref run <ablation> --preset cpu --seeds 0 1 2`
+of cnref.lab.verdict), and the notebook that reads them. `python -m cnref run <ablation> --preset cpu --seeds 0 1 2`
 runs one; `python -m cnref list` prints them all.
 
 Why this module is long: each ablation's claims (about two hundred lines of data in all) sit on the ablation

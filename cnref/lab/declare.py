@@ -1,5 +1,5 @@
 """The vocabulary an ablation or a study is declared in: its variants, and its claims, each a metric compared
-between two groups of runs in an expected direction (judged by the one rule of cnref.lab.claims)."""
+between two groups of runs in an expected direction (judged by the one rule of cnref.lab.verdict)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

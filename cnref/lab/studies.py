@@ -94,7 +94,7 @@ def settings(study: str, beta: float) -> list[Setting]:
     return out
 
 
-# Each study, its claims (stated before its runs; judged per trained seed by cnref.lab.claims) and its notebook.
+# Each study, its claims (stated before its runs; judged per trained seed by cnref.lab.verdict) and its notebook.
 # Two identities are tests, not claims (they cannot fail): with no prompt and the control in both branches CFG
 # changes nothing (beta 9 = beta 1), and diffusers' MultiControlNetModel gives our composition's residuals
 # (tests/test_studies.py).

@@ -109,12 +109,17 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dic
         for name, rs in by.items():
             hs = [[h for h in r["history"] if h.get(key) is not None] for r in rs]
             plot_spread(ax, [([h["step"] for h in hist], [h[key] for h in hist]) for hist in hs], name, cs[name])
-        for y, label, style in (refs or {}).get(key, []):
-            ax.axhline(y, lw=1, label=label, **style)
+        reference_lines(ax, (refs or {}).get(key, []))
         if key == "loss":
             ax.set_yscale("log")
         ax.set_xlabel("training step"); ax.set_ylabel(metric_label(key)); ax.set_title(f"{metric_label(key)} during training")
         ax.legend(fontsize=7, loc="best", framealpha=0.8)
+
+
+def reference_lines(ax, refs) -> None:
+    """Horizontal reference lines, refs: [(value, label, style)], as `AblationReport.references()` gives them."""
+    for y, label, style in refs:
+        ax.axhline(y, lw=1, label=label, **style)
 
 
 # reference lines in black and grey, so that no variant's colour can be mistaken for one

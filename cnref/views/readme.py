@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, benjamini_hochberg, evaluate_claim, evaluate_study_claim,
-                          group, p_of, runs_of, why_changed)
+from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, runs_of,
+                          why_changed)
+from ..lab.verdict import benjamini_hochberg, p_of
 from ..lab.declare import Claim
 from ..lab.history import first_written, post_hoc
 from ..lab.convergence import LEVEL, SENSITIVITY, calibrations, level_range
@@ -196,7 +197,7 @@ def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> N
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text(f"# Every claim, measured (`{preset}` preset)\n\nGenerated from the committed results by "
                     f"`python -m cnref report readme --preset {preset} --write README.md`; the verdict rule is in "
-                    "[verdict-rule.md](verdict-rule.md) and in `cnref.lab.claims`.\n\n"
+                    "[verdict-rule.md](verdict-rule.md) and in `cnref.lab.verdict`.\n\n"
                     + readme_rows(preset, root, rows, up="../") + "\n\n" + sens + "\n\n" + compute_lines(preset, root)
                     + f"\n\n## Verdicts changed by the revised rules\n\nAgainst `experiments/{BEFORE}` (the verdicts as "
                     "printed before the rules above replaced a run-length-dependent convergence step, equality on the "

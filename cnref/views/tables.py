@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..measure.evaluate import QUALITY_SET
-from ..lab.claims import (CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, p_of,
-                          value)
+from ..lab.claims import CLAIMS, HELD_OUT, SETTINGS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, value
+from ..lab.verdict import p_of
 from ..mini.metrics import fidelity_fn
 
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
@@ -149,7 +149,7 @@ def effect(c, j: dict) -> str:
 
 
 def p_cell(j: dict) -> str:
-    """The p beside a verdict, with its test (`lab.claims.p_of`)."""
+    """The p beside a verdict, with its test (`lab.verdict.p_of`)."""
     p = p_of(j)
     return "-" if p is None else f"{p_value(p[0])} ({p[1]})"
 
