@@ -499,3 +499,29 @@ def test_judged_results_carry_their_own_datasets_level_and_step(tmp_path, monkey
     assert c["level"] is None and c["convergence_step"] is None and not c["head_start"]
     d, = conv.judged(runs[:1], "cpu", share=0.0)
     assert d["level"] == pytest.approx(0.30) and d["convergence_step"] == 0.0 and d["head_start"]
+
+
+def test_without_noise_every_ramp_is_the_straight_line_to_the_curves_end_and_a_ramp_ties_with_itself():
+    """With zero measured noise each simulated ramp is the straight line from the first validation to the first
+    value plus the curve's rise, reached at the last step: the ramps' 95th percentile is that line's own share.
+    A curve that is that line ties with every ramp, and ties count against it: p = 1, not sudden."""
+    from cnref.lab.convergence import ramp_test, rise_share
+    steps = list(range(0, 401, 25))
+    ys = [0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 40)) for s in steps]
+    curve = [{"step": s, "iou": y, "iou_seeds": [y, y]} for s, y in zip(steps, ys)]
+    rise = np.mean(ys[-3:]) - ys[0]
+    line = [{"step": s, "iou": ys[0] + rise * s / 400} for s in steps]
+    t = ramp_test(curve, "iou")
+    assert t["noise"] == 0 and t["ramp_q95"] == pytest.approx(rise_share(line, "iou"), abs=1e-12)
+    assert t["share"] == pytest.approx(rise_share(curve, "iou"))
+    straight = [{**x, "iou_seeds": [x["iou"]] * 2} for x in line]
+    assert ramp_test(straight, "iou")["p"] == 1.0
+
+
+def test_the_ramp_tests_share_is_the_curves_rise_share_at_any_spacing():
+    from cnref.lab.convergence import ramp_test, rise_share
+    for every in (1, 5, 25):
+        steps = range(0, 401, every)
+        h = [{"step": s, "iou": 0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 30)) + 0.01 * np.sin(s)} for s in steps]
+        h = [{**x, "iou_seeds": [x["iou"] - 0.01, x["iou"] + 0.01]} for x in h]
+        assert ramp_test(h, "iou")["share"] == pytest.approx(rise_share(h, "iou"), abs=1e-12), every

@@ -71,3 +71,6 @@ def test_doubling_steps_of_an_exact_exponential():
     assert doubling_steps(h, "use", 200) == pytest.approx(20)
     assert doubling_steps([{"step": s, "use": 0.5} for s in range(0, 101, 25)], "use", None) is None
     assert doubling_steps(h[:3], "use", None) is None
+    assert doubling_steps(h[1:4], "use", None) == pytest.approx(20)              # three positive values suffice
+    off = [x if x["step"] != 200 else {**x, "use": 1.0} for x in h]           # the step given is not read
+    assert doubling_steps(off, "use", 200) == pytest.approx(20)
