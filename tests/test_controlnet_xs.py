@@ -1,5 +1,6 @@
 """ControlNet-XS over the cpu base: the 4-channel lift is exact, the model is the base at initialisation (its
 control -> base connections are zero convolutions), and only the control trains."""
+import pytest
 import torch
 
 from cnref.paper.controlnet import ControlNet
@@ -36,3 +37,52 @@ def test_xs_is_the_base_at_init_and_trains_only_its_control():
     opt.step()
     with torch.no_grad():
         assert (xs(z, t, c, cond) - unet(z, t, c).sample).abs().max() > 1e-6
+
+
+def randomised_xs(unet, **kw):
+    torch.manual_seed(0)
+    xs = ControlNetXS(unet, **kw)
+    with torch.no_grad():
+        for p in xs.trainable():
+            p.add_(torch.randn_like(p) * 0.05)
+    return xs.eval()
+
+
+@torch.no_grad()
+def test_xs_scales_its_control_and_repeats_a_shorter_condition():
+    """`scale` is diffusers' conditioning_scale on every control -> base connection (0: the base alone, exactly
+    as diffusers computes it); `eps` repeats a condition of fewer rows to the batch and runs its own copy of the
+    base, whatever UNet it is handed."""
+    unet = load_base("smoke").unet
+    xs = randomised_xs(unet)
+    s = unet.config.sample_size
+    z, t, c = torch.randn(4, 3, s, s), torch.tensor([3, 800, 10, 500]), torch.randn(4, 5, unet.config.cross_attention_dim)
+    cond = torch.rand(2, 3, s, s)
+    full = xs(z, t, c, cond.repeat(2, 1, 1, 1))
+    torch.testing.assert_close(xs.eps(None, z, t, c, cond), full, rtol=0, atol=0)
+    z4 = torch.cat([z, torch.zeros(4, 1, s, s)], 1)
+    for scale in (0.0, 0.5):
+        want = xs.model(z4, t, c, controlnet_cond=cond.repeat(2, 1, 1, 1), conditioning_scale=scale).sample[:, :3]
+        torch.testing.assert_close(xs(z, t, c, cond.repeat(2, 1, 1, 1), scale=scale), want, rtol=0, atol=0)
+    assert (xs(z, t, c, cond.repeat(2, 1, 1, 1), scale=0.5) - full).abs().max() > 1e-4
+
+
+def test_xs_reads_the_conditions_factor_and_refuses_what_it_cannot_lift():
+    """A condition 2x the sample's size goes through the first two of SD's embedding widths (16, 32), one stride-2
+    stage; a UNet with more than 4 channels, or other output than input channels, cannot be lifted; z_t must
+    have the base's channels."""
+    from cnref.mini.base import sd15_unet
+    unet = load_base("smoke").unet
+    xs = ControlNetXS(unet, factor=2, cond_channels=1, size_ratio=0.5)
+    cfg = xs.model.config
+    assert tuple(cfg.ctrl_conditioning_embedding_out_channels) == (16, 32) and cfg.ctrl_conditioning_channels == 1
+    assert list(cfg.ctrl_block_out_channels) == [w // 2 for w in unet.config.block_out_channels]     # size_ratio
+    assert tuple(ControlNetXS(unet).model.config.ctrl_conditioning_embedding_out_channels) == (16,)  # defaults
+    wide = sd15_unet(width=8, cross_attention_dim=16, sample_size=16, heads=2, norm_groups=4)
+    wide.register_to_config(in_channels=5, out_channels=5)
+    with pytest.raises(ValueError, match=r"^`unet`: expected a UNet with in_channels = out_channels <= 4, received 5 -> 5$"):
+        lift(wide)
+    s = unet.config.sample_size
+    with pytest.raises(ValueError, match=r"^`z_t`: expected 3 channels, received 4 channels"):
+        xs(torch.randn(1, 4, s, s), torch.tensor([1]), torch.randn(1, 5, unet.config.cross_attention_dim),
+           torch.rand(1, 1, 2 * s, 2 * s))
