@@ -78,3 +78,21 @@ def test_features_at_level_k_change_level_k_by_exactly_themselves_and_nothing_be
     for j in range(k):
         assert torch.equal(injected[j], plain[j]), j
     torch.testing.assert_close(injected[k], plain[k] + feats[k], rtol=1e-5, atol=1e-5)
+
+
+def test_the_adapter_is_diffusers_full_adapter_at_the_unets_widths_and_refuses_misfit_features():
+    """T2I-Adapter's full adapter (two residual blocks a stage, the paper's setting, and diffusers' default): the
+    UNet's level widths, pixel-unshuffle by the condition's factor; features must be one per level, each of z_t's
+    batch."""
+    unet = load_base("smoke").unet
+    a = adapter_for(unet, cond_channels=1, factor=2).config
+    assert (a.in_channels, list(a.channels), a.num_res_blocks, a.downscale_factor, a.adapter_type) == \
+        (1, list(unet.config.block_out_channels), 2, 2, "full_adapter")
+    s = unet.config.sample_size
+    feats = adapter_for(unet)(torch.rand(2, 3, s, s))
+    with pytest.raises(ValueError, match=r"^`features`: expected 4 tensors \(one per encoder level\), received 3$"):
+        with adapted(unet, feats[:3]):
+            pass
+    z, t, c = torch.randn(1, 3, s, s), torch.tensor([5]), torch.randn(1, 5, unet.config.cross_attention_dim)
+    with pytest.raises(ValueError, match=r"^`features\[0\]`: expected batch 1 \(as z_t\), received batch 2$"):
+        adapted_unet(unet, z, t, c, feats)
