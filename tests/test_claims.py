@@ -525,3 +525,75 @@ def test_the_ramp_tests_share_is_the_curves_rise_share_at_any_spacing():
         h = [{"step": s, "iou": 0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 30)) + 0.01 * np.sin(s)} for s in steps]
         h = [{**x, "iou_seeds": [x["iou"] - 0.01, x["iou"] + 0.01]} for x in h]
         assert ramp_test(h, "iou")["share"] == pytest.approx(rise_share(h, "iou"), abs=1e-12), every
+
+
+def test_a_speed_verdicts_ratio_interval_and_p_are_the_one_sample_t_on_the_ratios():
+    """The timing branch against scipy: the ratios a/b per process, their mean, the 90% interval of Student's t and
+    the one-sided p of the t test against 1, in the claimed direction."""
+    from scipy.stats import ttest_1samp
+    full = [1.00, 1.10, 0.95, 1.05, 1.02]
+    a = [x * r for x, r in zip(full, (0.90, 0.97, 0.93, 0.99, 0.95))]
+    r = np.divide(a, full)
+    for expect, alternative in (("<", "less"), (">", "greater")):
+        c = Claim("speed", "-", "a", "b", expect, key="median_step_s", setting=None, timing=True)
+        j = judge(c, a, full)
+        want = ttest_1samp(r, 1.0, alternative=alternative)
+        assert j["ratio"] == pytest.approx(r.mean()) and j["p_ratio"] == pytest.approx(want.pvalue)
+        assert j["ratio_ci90"] == pytest.approx(tuple(ttest_1samp(r, 1.0).confidence_interval(0.90)))
+        assert j["verdict"] == ("confirmed" if expect == "<" else "refuted")
+    c = Claim("speed", "-", "a", "b", "<", key="median_step_s", setting=None, timing=True)
+    same = judge(c, [0.9, 1.8, 2.7], [1.0, 2.0, 3.0])            # every ratio exactly 0.9: no spread at all
+    assert same["ratio_ci90"] == pytest.approx((0.9, 0.9)) and same["p_ratio"] == 0.0 and same["verdict"] == "confirmed"
+
+
+def test_judge_reports_both_groups_and_keeps_the_tests_off_single_values():
+    """What every verdict carries: each group's stats (with how many of its values are lower bounds), the
+    difference of the means; the rank p and the interval only where each side has two values or more."""
+    j = judge(claim(">"), [3.0, 5.0, 4.0], [1.0, 2.0], [False, True, False])
+    assert j["a"]["censored"] == 1 and "censored" not in j["b"] and j["diff"] == pytest.approx(4.0 - 1.5)
+    assert j["verdict"] == "too few seeds (n = 2)" and "p_mannwhitney" in j and "ci90" in j
+    one = judge(claim("="), [0.7], [0.7, 0.7, 0.7])
+    assert "p_mannwhitney" not in one and "ci90" not in one and "p_tost" not in one
+    assert judge(claim(">"), [], [0.3]) == {"verdict": "pending (no results)", "a": None, "b": None}
+    assert judge(claim(">"), [0.3], []) == {"verdict": "pending (no results)", "a": None, "b": None}
+    from scipy.stats import mannwhitneyu
+    xa, xb = [0.70, 0.72, 0.71], [0.69, 0.74, 0.705]
+    eq = judge(claim("=", 0.05), xa, xb)                           # an equality's rank p is two-sided
+    assert eq["p_tost"] < 0.05 and eq["p_mannwhitney"] == pytest.approx(mannwhitneyu(xa, xb, method="exact").pvalue)
+
+
+@pytest.mark.parametrize("gap, verdict", [(30, "refuted"), (20, "unclear (censored")])
+def test_an_equality_on_lower_bounds_is_refuted_only_by_a_gap_past_the_tolerance(gap, verdict):
+    """Censored values (a run still below the level at its last step) can refute "a = b within 25 steps" only when
+    even the lower bounds sit more than 25 above the other group's largest value."""
+    b = [100.0, 110.0, 120.0]
+    a = [120.0 + gap, 130.0 + gap, 125.0 + gap]
+    j = judge(claim("=", 25), a, b, [True, False, True], [False] * 3)
+    assert j["verdict"].startswith(verdict)
+    j = judge(claim("=", 25), b, a, [False] * 3, [True, False, True])
+    assert j["verdict"].startswith(verdict)                       # the same, the groups swapped
+    j = judge(claim("=", 25), a, b, [False, False, True], [False] * 3)
+    assert j["verdict"].startswith(verdict)                       # one lower bound is enough to make it censored
+
+
+def test_a_ramp_verdict_carries_fishers_combination_and_the_excess_over_the_ramps():
+    from scipy.stats import combine_pvalues
+    from cnref.lab.convergence import ramp_test
+    from cnref.lab.verdict import judge_ramp
+    steps = range(0, 401, 25)
+    runs = [{"history": [{"step": s, "iou": 0.2 + 0.5 / (1 + np.exp(-(s - 200) / w)), "iou_seeds": [0.2, 0.22]}
+                         for s in steps]} for w in (5, 40, 120)]
+    c = Claim("sudden", "-", "x", "ramp", ">", key="rise_share:iou", setting=None)
+    j = judge_ramp(c, runs)
+    tests = [ramp_test(r["history"], "iou") for r in runs]
+    ps = [t["p"] for t in tests]
+    assert j["p_ramp"] == pytest.approx(combine_pvalues(ps, method="fisher").pvalue)
+    assert j["p_seeds"] == [round(p, 4) for p in ps] and j["noise"] == [round(t["noise"], 4) for t in tests]
+    excess = [t["share"] - t["ramp_q95"] for t in tests]
+    assert j["diff"] == pytest.approx(np.mean(excess)) and j["a"]["values"] == [round(t["share"], 4) for t in tests]
+    assert j["ci90"] == pytest.approx(welch_interval(excess, [0.0] * 3, paired=True))
+    assert min(ps) < 0.05 < max(ps) and j["verdict"] == "unclear (seeds disagree)"
+    assert judge_ramp(c, []) == {"verdict": "pending (no results)", "a": None, "b": None}
+    loss = [{"history": [{"step": s, "loss": 1.0 - 0.5 * (s >= 200), "loss_se": 1e-3} for s in steps]}] * 3
+    assert judge_ramp(Claim("falls suddenly", "-", "x", "ramp", ">", key="rise_share:loss", setting=None),
+                      loss)["verdict"] == "confirmed"              # the loss is read downwards
