@@ -597,3 +597,131 @@ def test_a_ramp_verdict_carries_fishers_combination_and_the_excess_over_the_ramp
     loss = [{"history": [{"step": s, "loss": 1.0 - 0.5 * (s >= 200), "loss_se": 1e-3} for s in steps]}] * 3
     assert judge_ramp(Claim("falls suddenly", "-", "x", "ramp", ">", key="rise_share:loss", setting=None),
                       loss)["verdict"] == "confirmed"              # the loss is read downwards
+
+
+# Where mutants of the verdict rule survived the tests above: its boundaries, written out exactly.
+def test_the_rank_p_is_the_brute_force_gehan_test_with_ties_and_lower_bounds():
+    """Against the definition written out pair by pair: a pair scores +1 when its second value is exact and below
+    the first (the first is then surely the larger, even if it is a lower bound), -1 the other way round, 0 for
+    ties and undecidable pairs; p is the share of all splits of the pooled values that score at least as far in
+    the alternative's direction as the observed one."""
+    from itertools import combinations
+    from cnref.lab.verdict import rank_p
+
+    def brute(xa, xb, ca, cb, alternative):
+        pool = list(zip(xa + xb, ca + cb))
+        def pair(u, v):
+            (x, cx), (y, cy) = u, v
+            if not cy and y < x:
+                return 1
+            if not cx and x < y:
+                return -1
+            return 0
+        def score(idx):
+            return sum(pair(pool[i], pool[j]) for i in idx for j in range(len(pool)) if j not in idx)
+        obs = score(tuple(range(len(xa))))
+        dist = [score(s) for s in combinations(range(len(pool)), len(xa))]
+        hit = {"greater": [d >= obs for d in dist], "less": [d <= obs for d in dist]}.get(
+            alternative, [abs(d) >= abs(obs) for d in dist])
+        return sum(hit) / len(hit)
+
+    g = np.random.default_rng(5)
+    for trial in range(40):
+        n_a, n_b = int(g.integers(1, 5)), int(g.integers(1, 5))
+        xa, xb = [float(v) for v in g.integers(0, 5, n_a)], [float(v) for v in g.integers(0, 5, n_b)]   # ties
+        ca, cb = [bool(v) for v in g.random(n_a) < 0.3], [bool(v) for v in g.random(n_b) < 0.3]
+        for alternative in ("greater", "less", "two-sided"):
+            assert rank_p(xa, xb, ca, cb, alternative) == pytest.approx(brute(xa, xb, ca, cb, alternative)), \
+                (xa, xb, ca, cb, alternative)
+    # a lower bound below an exact value decides nothing: 3, 4+ against 5, 6 scores -2 (2 of 6 splits as low)
+    assert rank_p([3, 4], [5, 6], [False, True], [False, False], "less") == pytest.approx(2 / 6)
+    assert rank_p([5, 6], [3, 4], [False, False], [False, True], "greater") == pytest.approx(2 / 6)
+
+
+def test_the_statistics_at_their_edges():
+    import warnings
+    from cnref.lab.verdict import benjamini_hochberg, mean_difference, stats, tost_p
+    assert stats([1.0, 3.0])["std"] == pytest.approx(np.sqrt(2))                   # two values have a spread
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                            # no 0/0 behind the answer
+        d, se, df = mean_difference([1.0, 1.0, 1.0], [2.0, 2.0, 2.0])
+        assert (d, se) == (-1.0, 0.0) and np.isnan(df)
+    assert tost_p([1.0] * 3, [0.5] * 3, 0.5) == 1.0                # a difference exactly at tol is not inside it
+    assert tost_p([1.0] * 3, [0.75] * 3, 0.5) == 0.0
+    assert benjamini_hochberg([0.5, 0.9]) == [False, False]                      # nothing survives: nothing kept
+    assert benjamini_hochberg([0.025, 0.5]) == [True, False]                     # p = q r / m exactly is kept
+    assert benjamini_hochberg([0.04, 0.5]) == [False, False] == benjamini_hochberg([0.04, 0.5], 0.05)   # q = 0.05
+
+
+def test_an_order_needs_every_seed_strictly_beyond():
+    """Groups that touch (both hold 1.0) are not separated either way: neither confirmed nor refuted."""
+    for expect in (">", "<"):
+        assert judge(claim(expect), [1.0, 2.0, 3.0], [0.0, 0.5, 1.0])["verdict"] == "unclear (seeds overlap)"
+        assert judge(claim(expect), [0.0, 0.5, 1.0], [1.0, 2.0, 3.0])["verdict"] == "unclear (seeds overlap)"
+
+
+def test_judge_at_the_equality_tolerances_edges_and_its_tests_direction():
+    from scipy.stats import mannwhitneyu
+    from cnref.lab.declare import StudyClaim
+    from cnref.lab.verdict import tost_p
+    eq = claim("=", 0.5)
+    # no spread: the interval is the difference itself; exactly at +-tol it is neither inside nor outside
+    assert judge(eq, [1.5] * 3, [1.0] * 3)["verdict"].startswith("unclear (interval")
+    assert judge(eq, [1.0] * 3, [1.5] * 3)["verdict"].startswith("unclear (interval")
+    j = judge(claim("=", 0.15), [0.40, 0.60, 0.50], [0.55, 0.55, 0.55])
+    assert j["ci90"][0] < -0.15 < j["ci90"][1] < 0.15 and j["verdict"].startswith("unclear (interval")
+    xa, xb = [0.70, 0.72, 0.71], [0.69, 0.74, 0.705]
+    assert judge(claim("<"), xa, xb)["p_mannwhitney"] == pytest.approx(
+        mannwhitneyu(xa, xb, alternative="less", method="exact").pvalue)
+    paired = judge(claim("=", 0.05), xa, xb, paired=True)
+    assert paired["p_tost"] == pytest.approx(tost_p(xa, xb, 0.05, paired=True)) != tost_p(xa, xb, 0.05)
+    study = judge(StudyClaim("s", "-", "a", "b", ">"), [3.0, 4.0, 5.0], [1.0, 2.0, 2.5])
+    assert study["verdict"] == "confirmed" and "ratio" not in study        # a study claim is no speed claim
+
+
+def test_censoring_at_the_edges_of_the_rule():
+    eq = claim("=", 25)
+    assert judge(eq, [150.0, 160.0], [100.0, 125.0], [True, False], [False, False])["verdict"] == \
+        "too few seeds (n = 2)"
+    assert judge(eq, [150.0, 160.0, 155.0], [100.0, 110.0, 125.0], [True, False, False], [False] * 3)["verdict"] \
+        .startswith("unclear (censored")                                       # a gap of exactly 25
+    assert judge(claim("=", 0.5), [1.0, 5.0, 9.0], [2.0, 6.0, 10.0], [True, False, False], [False] * 3)["verdict"] \
+        .startswith("unclear (censored")                                       # overlapping: no gap at all
+    lt = claim("<")
+    for ca, cb in (([True, False, False], [False] * 3), ([False] * 3, [True, False, False])):
+        j = judge(lt, [126.0, 300.0, 126.0], [275.0, 275.0, 250.0], ca, cb)
+        assert j["verdict"] == "unclear (censored: runs that never converged within their steps)"
+    j = judge(lt, [1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [False] * 3, [True, False, False])
+    assert j["b"]["censored"] == 1 and "censored" not in j["a"]
+
+
+@pytest.mark.parametrize("ratios, expect, verdict, p", [
+    ([1.0, 1.0, 1.0], ">", "no difference measured", 0.5),      # exactly 1, no spread: t = 0
+    ([1.0, 1.0, 1.0], "<", "no difference measured", 0.5),
+    ([1.5, 1.5, 1.5], ">", "confirmed", 0.0),                   # exactly 1.5: surely above 1
+    ([1.5, 1.5, 1.5], "<", "refuted", 1.0),
+    ([0.9, 1.1, 1.3], ">", "no difference measured", None)])     # an interval across 1 refutes nothing
+def test_a_speed_claim_at_ratios_without_spread_and_across_one(ratios, expect, verdict, p):
+    import warnings
+    c = Claim("speed", "-", "a", "b", expect, key="median_step_s", setting=None, timing=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        j = judge(c, [2.0 * r for r in ratios], [2.0] * 3)
+    assert j["verdict"] == verdict
+    if p is not None:
+        assert j["p_ratio"] == p
+
+
+def test_a_ramp_verdicts_interval_needs_two_runs_and_its_ramps_are_the_runs_own():
+    from cnref.lab.convergence import ramp_test
+    from cnref.lab.verdict import judge_ramp
+    steps = range(0, 401, 25)
+    g = np.random.default_rng(1)
+    loss = [{"history": [{"step": s, "loss": 1.0 - 0.4 * s / 400 + 0.01 * g.standard_normal(), "loss_se": 0.02}
+                         for s in steps]} for _ in range(3)]
+    c = Claim("falls suddenly", "-", "x", "ramp", ">", key="rise_share:loss", setting=None)
+    j = judge_ramp(c, loss)
+    tests = [ramp_test(r["history"], "loss", sign=-1.0) for r in loss]
+    assert j["b"]["values"] == [round(t["ramp_q95"], 4) for t in tests]
+    assert j["p_seeds"] == [round(t["p"], 4) for t in tests]
+    assert "ci90" not in judge_ramp(c, loss[:1]) and "ci90" in judge_ramp(c, loss[:2])
