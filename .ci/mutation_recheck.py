@@ -42,12 +42,25 @@ def test_files(folder: Path, name: str, extra: list[str]) -> list[str]:
     return sorted(files | set(extra))
 
 
+def pytest(folder: Path, files: list[str], mutant: str, limit: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MUTANT_UNDER_TEST": mutant, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p", "no:cacheprovider",
+                           *files], cwd=folder / "mutants", env=env, capture_output=True, timeout=limit)
+
+
+def check_baseline(folder: Path, files: list[str], limit: float) -> None:
+    """The tests must pass on the unmutated code where they run (a test that needs a file mutants/ lacks would
+    otherwise 'kill' every mutant)."""
+    r = pytest(folder, files, "", limit)
+    if r.returncode != 0:
+        raise SystemExit(f"the tests fail without any mutant in {folder / 'mutants'}: {' '.join(files)}\n"
+                         + r.stdout.decode()[-2000:])
+
+
 def run_one(folder: Path, name: str, files: list[str], limit: float) -> tuple[int, float]:
-    env = {**os.environ, "MUTANT_UNDER_TEST": name, "OMP_NUM_THREADS": "1"}
     t0 = time.time()
     try:
-        r = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-m", "not slow", "-p", "no:cacheprovider",
-                            *files], cwd=folder / "mutants", env=env, capture_output=True, timeout=limit)
+        r = pytest(folder, files, name, limit)
         code = {0: 0, 1: 1}.get(r.returncode)
         if code is None:
             raise RuntimeError(f"{name}: pytest exited {r.returncode}\n{r.stdout.decode()[-2000:]}")
@@ -67,6 +80,10 @@ def main() -> None:
     a = ap.parse_args()
     todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status}) if n.startswith(a.only)]
     print(f"{len(todo)} mutants to rerun", flush=True)
+
+    for files in sorted({tuple(test_files(a.folder, n, a.files)) for _, n in todo}):
+        check_baseline(a.folder, list(files), a.limit)
+    print("the tests pass without a mutant", flush=True)
 
     def job(item):
         meta, name = item

@@ -85,3 +85,16 @@ def test_controls_of_different_topologies_do_not_add():
     b = Control(tuple(torch.zeros(1, 2, 4, 4) for _ in range(3)), torch.zeros(1, 2, 1, 1))
     with pytest.raises(ValueError, match=r"^`other`: expected a control with 12 down residuals, received 3$"):
         a + b
+
+
+def test_repeat_rows_repeats_a_condition_or_each_feature_to_the_batch_and_copies_nothing_it_need_not():
+    from cnref.paper.control import repeat_rows
+    cond = torch.rand(2, 3, 4, 5)
+    torch.testing.assert_close(repeat_rows(cond, 4), torch.cat([cond, cond]), rtol=0, atol=0)
+    assert repeat_rows(cond, 2) is cond                                   # already the batch: the same tensor
+    feats = [torch.rand(1, 8, 4, 4), torch.rand(1, 16, 2, 2)]
+    out = repeat_rows(feats, 3)
+    assert isinstance(out, list) and [f.shape for f in out] == [(3, 8, 4, 4), (3, 16, 2, 2)]
+    assert all(torch.equal(o, torch.cat([f] * 3)) for o, f in zip(out, feats))
+    one = [torch.rand(2, 8, 4, 4)]
+    assert repeat_rows(one, 4)[0].shape == (4, 8, 4, 4) and repeat_rows(one, 2) is one

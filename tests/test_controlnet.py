@@ -387,3 +387,25 @@ def test_the_protocols_defaults_name_the_design_that_lacks_them():
     with pytest.raises(ValueError, match=r"^`net`: expected a design diffusers has a class for \(ControlNet, "
                                          r"T2I-Adapter, ControlNet-XS\), received Bare$"):
         Bare().diffusers_model(None)
+
+
+def test_export_keeps_the_conditions_channels_and_refuses_by_name():
+    """A one-channel condition (a depth map, say) exports as a ControlNetModel with conditioning_channels = 1 that
+    computes the same residuals; lite and the paper's hint encoder are refused with what diffusers lacks."""
+    unet = tiny_unet("cnref")
+    net = ControlNet(unet, ControlNetConfig(cond_channels=1))
+    randomize_zero_convs(net)
+    model = net.diffusers_model(unet)
+    assert model.config.conditioning_channels == 1
+    z_t, t, c_t, _ = inputs(unet)
+    cond = torch.rand(2, 1, unet.config.sample_size, unet.config.sample_size)
+    with torch.no_grad():
+        down, mid = model(z_t, t, c_t, cond, return_dict=False)
+        ours = net(z_t, t, c_t, cond)
+    assert all(torch.allclose(a, b, atol=TOL) for a, b in zip(ours.residuals, (*down, mid)))
+    with pytest.raises(ValueError, match=r"^`net`: expected a ControlNet with a full trainable copy \(diffusers has no "
+                                         r"ControlNet-lite\), received lite=True$"):
+        ControlNet(unet, ControlNetConfig(lite=True)).diffusers_model(unet)
+    with pytest.raises(ValueError, match=r"^`net.cfg.hint`: expected 'official' \(diffusers has only the official hint "
+                                         r"encoder\), received 'paper'$"):
+        ControlNet(unet, ControlNetConfig(hint="paper", factor=16)).diffusers_model(unet)

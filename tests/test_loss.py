@@ -131,3 +131,20 @@ def test_eq3_loss_is_its_four_draws_in_order_then_the_mse(kind):
     assert 0 < sum(kept) < 6 and torch.equal(seen["t"], t) and torch.equal(seen["c_t"], c_t)
     torch.testing.assert_close(seen["z_t"], z_t)
     torch.testing.assert_close(got, ((eps - (0.5 * z_t + c_t.view(-1, 1, 1, 1) / 10)) ** 2).mean())
+
+
+def test_noise_is_drawn_in_the_latents_dtype_draw_for_draw_and_refusals_name_their_argument():
+    """eps ~ N(0, I) in z_0's dtype, then the offset's per-channel constant, both from the given generator in that
+    order; bad inputs are refused by name."""
+    z_0 = torch.zeros(2, 3, 4, 4, dtype=torch.float64)
+    eps = sample_noise(z_0, 0.3, torch.Generator().manual_seed(2))
+    g = torch.Generator().manual_seed(2)
+    want = torch.randn(z_0.shape, generator=g, dtype=torch.float64)
+    want = want + 0.3 * torch.randn(2, 3, 1, 1, generator=g, dtype=torch.float64)
+    assert eps.dtype == torch.float64 and torch.equal(eps, want)
+    with pytest.raises(ValueError, match=r"^`p`: "):
+        drop_prompts(["a"], 1.5)
+    with pytest.raises(ValueError, match=r"^`prompts`: expected a list of strings, received a single str$"):
+        drop_prompts("a disc", 0.5)
+    with pytest.raises(ValueError, match=r"^`eps_pred`: expected shape \(2, 3\) \(the noise's\), received shape \(3, 2\)$"):
+        eps_loss(torch.zeros(2, 3), torch.zeros(3, 2))
