@@ -9,7 +9,7 @@ started: after new tests are written, its verdict is stale. Here each mutant run
 files that exercise its function (from mutmut's own stats) and of the files named for it on the command line, with
 a generous limit. Exit 1 (a test failed): killed; 0: survived; past the limit: timeout, as mutmut counts them.
 
-    python .ci/mutation_recheck.py FOLDER --status timeout survived [--files tests/test_x.py ...] [-j 2]
+    python .ci/mutation_recheck.py FOLDER --status timeout survived [--files tests/test_x.py ...] [--sample N] [-j 2]
 
 FOLDER is where `mutmut run` ran (it holds mutants/). Copy the current tests into FOLDER/mutants/tests first.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -35,7 +36,9 @@ def mutants(folder: Path, statuses: set[int]) -> list[tuple[Path, str]]:
     return out
 
 
-def test_files(folder: Path, name: str, extra: list[str]) -> list[str]:
+def test_files(folder: Path, name: str, extra: list[str], only: bool = False) -> list[str]:
+    if only:
+        return sorted(extra)
     stats = json.loads((folder / "mutants" / "mutmut-stats.json").read_text())
     function = name.rsplit("__mutmut_", 1)[0]
     files = {t.split("::")[0] for t in stats["tests_by_mangled_function_name"].get(function, [])}
@@ -73,21 +76,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
     ap.add_argument("--status", nargs="+", choices=sorted(CODES), default=["timeout"])
-    ap.add_argument("--files", nargs="*", default=[], help="test files every mutant also runs against")
+    ap.add_argument("--files", nargs="*", default=[], help="test files (or test ids) every mutant also runs against")
+    ap.add_argument("--only-files", action="store_true",
+                    help="run --files alone: for survivors, whose other tests already passed them, the tests written since")
     ap.add_argument("--only", default="", help="only mutants whose name starts with this")
     ap.add_argument("--limit", type=float, default=180.0, help="seconds a mutant's tests may take")
+    ap.add_argument("--sample", type=int, default=0, help="rerun this many of them, drawn at random (seed 0)")
     ap.add_argument("-j", type=int, default=2)
     a = ap.parse_args()
     todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status}) if n.startswith(a.only)]
+    if a.sample:
+        todo = sorted(random.Random(0).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)
 
-    for files in sorted({tuple(test_files(a.folder, n, a.files)) for _, n in todo}):
+    for files in sorted({tuple(test_files(a.folder, n, a.files, a.only_files)) for _, n in todo}):
         check_baseline(a.folder, list(files), a.limit)
     print("the tests pass without a mutant", flush=True)
 
     def job(item):
         meta, name = item
-        return meta, name, *run_one(a.folder, name, test_files(a.folder, name, a.files), a.limit)
+        return meta, name, *run_one(a.folder, name, test_files(a.folder, name, a.files, a.only_files), a.limit)
 
     with ThreadPoolExecutor(a.j) as pool:
         for k, (meta, name, code, secs) in enumerate(pool.map(job, todo), 1):

@@ -725,3 +725,29 @@ def test_a_ramp_verdicts_interval_needs_two_runs_and_its_ramps_are_the_runs_own(
     assert j["b"]["values"] == [round(t["ramp_q95"], 4) for t in tests]
     assert j["p_seeds"] == [round(t["p"], 4) for t in tests]
     assert "ci90" not in judge_ramp(c, loss[:1]) and "ci90" in judge_ramp(c, loss[:2])
+
+
+def test_the_ramp_tests_p_is_its_simulation_rebuilt_from_its_description():
+    """Rebuilt from the docstring alone: RAMPS straight lines from the first validation with the curve's rise
+    (first value to the mean of the last three), reached at the last step, plus independent N(0, noise) at each
+    validation (numpy's default_rng(seed), one standard normal vector a ramp); p = (1 + ramps scoring at least the
+    curve's share) / (1 + RAMPS). A flat curve has no rise and ties every flat ramp: p = 1."""
+    from cnref.lab.convergence import RAMPS, ramp_test, rise_share
+    steps = np.arange(0, 401, 25)
+    ys = 0.2 + 0.5 / (1 + np.exp(-(steps - 220) / 60))
+    hist = [{"step": int(s), "iou": float(y), "iou_seeds": [float(y) - 0.03, float(y) + 0.03]} for s, y in zip(steps, ys)]
+    noise = np.sqrt(np.mean([np.var(h["iou_seeds"], ddof=1) for h in hist]))
+    share = rise_share(hist, "iou")
+    rise = ys[-3:].mean() - ys[0]
+    g = np.random.default_rng(0)
+    ramps = []
+    for _ in range(RAMPS):
+        line = ys[0] + rise * steps / 400 + noise * g.standard_normal(len(steps))
+        ramps.append(rise_share([{"step": int(s), "iou": float(v)} for s, v in zip(steps, line)], "iou"))
+    t = ramp_test(hist, "iou")
+    assert t["noise"] == pytest.approx(noise) and t["share"] == pytest.approx(share)
+    assert t["p"] == pytest.approx((1 + sum(r >= share for r in ramps)) / (1 + RAMPS))
+    assert t["ramp_q95"] == pytest.approx(np.quantile(ramps, 0.95))
+    assert 1 / (1 + RAMPS) < t["p"] < 1
+    flat = [{"step": int(s), "iou": 0.3, "iou_seeds": [0.3, 0.3]} for s in steps]
+    assert ramp_test(flat, "iou")["p"] == 1.0
