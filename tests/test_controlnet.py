@@ -344,6 +344,9 @@ def test_each_hint_encoders_defaults_and_its_refusals(variant, factor):
         enc(torch.rand(1, 1, 64, 64))
     with pytest.raises(ValueError, match=r"^`cond`: expected a 4-d tensor, received shape \(3, 64, 64\)$"):
         enc(torch.rand(3, 64, 64))
+    top = {"paper": 16, "official": 8}[variant]
+    with pytest.raises(ValueError, match=rf"^`factor`: expected a power of two <= {top}"):
+        type(enc)(8, 2 * top)
 
 
 @torch.no_grad()

@@ -95,7 +95,7 @@ def test_a_successor_under_cfg_is_cfg_of_its_two_branches_computed_apart():
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    z_t, t, c_t, cond = inputs(unet, batch=2)
+    z_t, t, c_t, cond = inputs(unet, batch=3)          # CFG's batch of 6 splits in two halves, whatever its size
     c_uc = torch.randn_like(c_t)
     eps_c, eps_uc = net.eps(unet, z_t, t, c_t, cond), net.eps(unet, z_t, t, c_uc, cond)
     assert (eps_c - eps_uc).abs().max() > 1e-3
@@ -114,4 +114,5 @@ def test_a_successor_refuses_what_only_residuals_allow(kw, received):
     z_t, t, c_t, cond = inputs(unet, batch=2)
     with pytest.raises(ValueError) as e:
         guided_eps(unet, [(net, cond)], z_t, t, c_t, torch.randn_like(c_t), **kw)
-    assert str(e.value).startswith("`controlnets`: expected one successor") and str(e.value).endswith(received)
+    assert str(e.value) == ("`controlnets`: expected one successor of ControlNet, mode 'both', no per-connection "
+                            f"scales, received {received}")

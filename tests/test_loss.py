@@ -102,8 +102,8 @@ def test_biased_timesteps_are_their_formulas_draw_for_draw(kind):
     assert sample_timesteps(3, T, kind, torch.Generator().manual_seed(0), device="cpu").device.type == "cpu"
 
 
-@pytest.mark.parametrize("kind", [None, "curriculum"])
-def test_eq3_loss_is_its_four_draws_in_order_then_the_mse(kind):
+@pytest.mark.parametrize("kind, floor", [(None, 0), ("curriculum", 0), ("curriculum", 600)])
+def test_eq3_loss_is_its_four_draws_in_order_then_the_mse(kind, floor):
     """Eq. 3 written out by hand with a generator of the same seed: the prompts dropped, eps (with its offset), t
     (uniform by default; the curriculum's floor 0 unless given), z_t by the forward process, then the MSE
     against what eps_theta returns, which sees exactly that z_t, t and c_t."""
@@ -118,14 +118,14 @@ def test_eq3_loss_is_its_four_draws_in_order_then_the_mse(kind):
         seen.update(z_t=z_t, t=t, c_t=c_t)
         return 0.5 * z_t + c_t.view(-1, 1, 1, 1) / 10
 
-    opts = {} if kind is None else {"timesteps": kind}
+    opts = {} if kind is None else {"timesteps": kind, **({"t_floor": floor} if floor else {})}
     got = eq3_loss(eps_theta, encode, z_0, prompts, alpha_bar, prompt_dropout=0.5, offset_noise=0.3,
                    generator=torch.Generator().manual_seed(7), **opts)
     g = torch.Generator().manual_seed(7)
     kept = (torch.rand(6, generator=g) >= 0.5).tolist()
     c_t = encode([p if k else "" for p, k in zip(prompts, kept)])
     eps = torch.randn(z_0.shape, generator=g) + 0.3 * torch.randn(6, 3, 1, 1, generator=g)
-    t = torch.randint(0, 1000, (6,), generator=g)
+    t = torch.randint(floor, 1000, (6,), generator=g)                  # the curriculum's floor, when given
     a = alpha_bar[t].view(-1, 1, 1, 1)
     z_t = a.sqrt() * z_0 + (1 - a).sqrt() * eps
     assert 0 < sum(kept) < 6 and torch.equal(seen["t"], t) and torch.equal(seen["c_t"], c_t)
