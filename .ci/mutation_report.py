@@ -6,7 +6,7 @@ or slows the code down; counted as caught, as mutation tools do). Survived: ever
 passed. No tests: no selected test runs the function (not caught). Not checked: the run stopped before it, or it is
 outside the run's scope. Equivalent: a survivor listed in `.ci/mutation_equivalent.txt` with the reason no input can
 tell it from the original. The score is caught / (checked - equivalent), caught = killed + timed out,
-checked = everything but "not checked".
+checked = everything but "not checked"; "killed alone" leaves the timeouts out (a lower bound).
 
     python .ci/mutation_report.py [folder where mutmut ran] > table.md
 """
@@ -35,7 +35,7 @@ def module_of(mutant: str) -> str:
 
 
 def counts(folder: str) -> dict[str, collections.Counter]:
-    out = subprocess.run(["mutmut", "results", "--all", "true"], cwd=folder, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder, capture_output=True, text=True,
                          check=True).stdout
     eq = equivalent()
     by = collections.defaultdict(collections.Counter)
@@ -50,14 +50,15 @@ def counts(folder: str) -> dict[str, collections.Counter]:
 
 
 def table(by: dict[str, collections.Counter]) -> str:
-    rows = ["| module | mutants | killed | timed out | survived | no tests | equivalent | not checked | score |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| module | mutants | killed | timed out | survived | no tests | equivalent | not checked | score | killed alone |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for module, c in sorted(by.items()):
         caught = c["killed"] + c["timeout"]
         judged = caught + c["survived"] + c["no tests"]
-        score = f"{caught / judged:.0%}" if judged and not c["not checked"] else "part-way" if judged else "-"
+        part = " (part-way)" if c["not checked"] else ""
+        score, alone = (f"{caught / judged:.0%}{part}", f"{c['killed'] / judged:.0%}") if judged else ("-", "-")
         rows.append(f"| `{module}` | {sum(c.values())} | " + " | ".join(str(c[s]) for s in
-                    ("killed", "timeout", "survived", "no tests", "equivalent", "not checked")) + f" | {score} |")
+                    ("killed", "timeout", "survived", "no tests", "equivalent", "not checked")) + f" | {score} | {alone} |")
     return "\n".join(rows)
 
 

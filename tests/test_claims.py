@@ -477,7 +477,7 @@ def test_the_level_range_a_reading_quotes_is_each_seeds_level_written_out():
     cal = synthetic_calibration()
     assert level_range(None, [0]) == "none" and level_range({}, [0]) == "none"
     assert level_range(cal, [0]) == "0.450"
-    assert level_range(cal, [0, 1]) == "0.450"
+    assert level_range(cal, [0, 1]) == "0.450" and level_range(cal, [1]) == "0.450"
     assert level_range(cal, [0, 1, 2]) == "0.450-0.480"
     assert level_range(cal, [2, 0], share=0.5) == "0.600-0.620"
 
@@ -488,16 +488,16 @@ def test_judged_results_carry_their_own_datasets_level_and_step(tmp_path, monkey
     neither."""
     import cnref.lab.convergence as conv
     cal = synthetic_calibration()
-    monkeypatch.setattr(conv, "load_validation_bounds",
-                        lambda preset, root, data: cal if (preset, data) == ("cpu", "fill50k") else None)
+    monkeypatch.setattr(conv, "load_validation_bounds",        # read from the results folder it is given
+                        lambda preset, root, data: cal if (preset, root, data) == ("cpu", tmp_path, "fill50k") else None)
     hist = [{"step": 0, "iou": 0.3, "edge_f1": 0.1}, {"step": 100, "iou": 0.5, "edge_f1": 0.2}]
     runs = [{"config": {"seed": 0}, "history": hist}, {"config": {"seed": 2, "data": "fill50k"}, "history": hist},
             {"config": {"seed": 0, "data": "scenes"}, "history": hist}]
-    a, b, c = conv.judged(runs, "cpu")
+    a, b, c = conv.judged(runs, "cpu", tmp_path)
     assert a["level"] == pytest.approx(0.45) and a["convergence_step"] == pytest.approx(75.0)    # 0.3 -> 0.5
     assert b["level"] == pytest.approx(0.48) and b["convergence_step"] == pytest.approx(90.0)
     assert c["level"] is None and c["convergence_step"] is None and not c["head_start"]
-    d, = conv.judged(runs[:1], "cpu", share=0.0)
+    d, = conv.judged(runs[:1], "cpu", tmp_path, share=0.0)
     assert d["level"] == pytest.approx(0.30) and d["convergence_step"] == 0.0 and d["head_start"]
 
 
