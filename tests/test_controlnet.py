@@ -127,40 +127,6 @@ def test_variants_without_diffusers_counterpart_refuse_export(cfg):
         ControlNet(unet, cfg).diffusers_model(unet)
 
 
-@pytest.mark.parametrize("factor, cond_channels", [(1, 1), (8, 3)])
-def test_a_diffusers_controlnetmodel_becomes_the_same_cnref_controlnet(factor, cond_channels):
-    """`from_diffusers` reads the factor from the hint encoder's channel list and the condition's channels from the
-    config, copies every weight, and refuses a model with weights it has no place for, or a layout it cannot be."""
-    from diffusers import ControlNetModel
-    from cnref.paper.hint import official_channels
-    unet = tiny_unet("cnref")
-    model = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=official_channels(factor),
-                                      conditioning_channels=cond_channels)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    net = from_diffusers(model, unet)
-    assert (net.cfg.factor, net.cfg.cond_channels, net.cfg.hint) == (factor, cond_channels, "official")
-    z_t, t, c_t, _ = inputs(unet)
-    s = unet.config.sample_size * factor
-    cond = torch.rand(2, cond_channels, s, s)
-    with torch.no_grad():
-        down, mid = model(z_t, t, c_t, cond, return_dict=False)
-        ctl = net(z_t, t, c_t, cond)
-    assert all(torch.allclose(a, b, atol=TOL) for a, b in zip(ctl.residuals, (*down, mid)))
-    model.extra = torch.nn.Linear(1, 1)
-    with pytest.raises(RuntimeError, match="Unexpected key.*extra.weight"):
-        from_diffusers(model, unet)
-    odd = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32, 64))
-    with pytest.raises(ValueError, match=r"^`model.config.conditioning_embedding_out_channels`: expected a prefix of "
-                                         r"\(16, 32, 96, 256\), received \(16, 32, 64\)$"):
-        from_diffusers(odd, unet)
-    pooled = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16,))
-    pooled.register_to_config(global_pool_conditions=True)
-    with pytest.raises(ValueError, match=r"^`model.config.global_pool_conditions`: expected False, received True$"):
-        from_diffusers(pooled, unet)
-
-
 @pytest.mark.parametrize("cfg", [ControlNetConfig(lite=True), ControlNetConfig(hint="paper", factor=4),
                                  ControlNetConfig(connections="mid_only")])
 def test_variants_identity_at_init(cfg):
