@@ -36,12 +36,11 @@ def mutants(folder: Path, statuses: set[int]) -> list[tuple[Path, str]]:
     return out
 
 
-def test_files(folder: Path, name: str, extra: list[str], only: bool = False) -> list[str]:
+def test_files(tests_by_function: dict[str, list[str]], name: str, extra: list[str], only: bool) -> list[str]:
+    """The test files of the mutated function (mutmut's stats) and `extra`; `extra` alone with `only`."""
     if only:
         return sorted(extra)
-    stats = json.loads((folder / "mutants" / "mutmut-stats.json").read_text())
-    function = name.rsplit("__mutmut_", 1)[0]
-    files = {t.split("::")[0] for t in stats["tests_by_mangled_function_name"].get(function, [])}
+    files = {t.split("::")[0] for t in tests_by_function.get(name.rsplit("__mutmut_", 1)[0], [])}
     return sorted(files | set(extra))
 
 
@@ -89,20 +88,22 @@ def main() -> None:
         todo = sorted(random.Random(0).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)
 
-    for files in sorted({tuple(test_files(a.folder, n, a.files, a.only_files)) for _, n in todo}):
-        check_baseline(a.folder, list(files), a.limit)
+    stats = json.loads((a.folder / "mutants" / "mutmut-stats.json").read_text())
+    files = {n: test_files(stats["tests_by_mangled_function_name"], n, a.files, a.only_files) for _, n in todo}
+    for fs in sorted({tuple(fs) for fs in files.values()}):
+        check_baseline(a.folder, list(fs), a.limit)
     print("the tests pass without a mutant", flush=True)
 
     def job(item):
         meta, name = item
-        return meta, name, *run_one(a.folder, name, test_files(a.folder, name, a.files, a.only_files), a.limit)
+        return meta, name, *run_one(a.folder, name, files[name], a.limit)
 
     with ThreadPoolExecutor(a.j) as pool:
         for k, (meta, name, code, secs) in enumerate(pool.map(job, todo), 1):
             d = json.loads(meta.read_text())      # one writer: results come back to this thread in order
             d["exit_code_by_key"][name] = code
             meta.write_text(json.dumps(d, indent=4))
-            word = {1: "killed", 0: "survived", -24: "timeout"}[code]
+            word = {c: w for w, c in CODES.items()}[code]
             print(f"[{k}/{len(todo)}] {name}: {word} ({secs:.0f} s)", flush=True)
 
 

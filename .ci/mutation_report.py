@@ -35,8 +35,8 @@ def module_of(mutant: str) -> str:
 
 
 def counts(folder: str) -> dict[str, collections.Counter]:
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results", "--all", "true"], cwd=folder,
+                         capture_output=True, text=True, check=True).stdout
     eq = equivalent()
     by = collections.defaultdict(collections.Counter)
     for line in out.splitlines():

@@ -147,9 +147,9 @@ def judge(c: Claim, xa: list[float], xb: list[float], censored_a=(), censored_b=
         out["verdict"] = f"too few seeds (n = {n})"
     elif getattr(c, "timing", False):       # one ratio per fresh process; its interval against 1
         r = np.asarray(xa, dtype=float) / np.asarray(xb, dtype=float)
-        half = student_t.ppf(0.95, len(r) - 1) * r.std(ddof=1) / np.sqrt(len(r))
-        lo, hi = out["ratio_ci90"] = (float(r.mean() - half), float(r.mean() + half))
         se = r.std(ddof=1) / np.sqrt(len(r))
+        half = student_t.ppf(0.95, len(r) - 1) * se
+        lo, hi = out["ratio_ci90"] = (float(r.mean() - half), float(r.mean() + half))
         t = (r.mean() - 1) / se if se > 0 else np.inf * np.sign(r.mean() - 1) if r.mean() != 1 else 0.0
         out["ratio"], out["p_ratio"] = float(r.mean()), float(student_t.sf(t, len(r) - 1) if c.expect == ">"
                                                               else student_t.cdf(t, len(r) - 1))
