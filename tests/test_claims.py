@@ -9,8 +9,10 @@ from cnref.measure.costs import KINDS
 import numpy as np
 
 from cnref.lab.claims import CLAIMS, SETTINGS, STUDY_CLAIMS, Claim, cut, evaluate_claim, group, value
-from cnref.lab.verdict import judge, welch_interval
-from cnref.lab.convergence import calibrations, convergence_step, fidelity_key, run_level, with_convergence
+from cnref.lab.verdict import (benjamini_hochberg, judge, judge_ramp, mean_difference, p_of, rank_p, smallest_p, stats,
+                               tost_p, welch_interval)
+from cnref.lab.convergence import (RAMPS, calibrations, convergence_step, fidelity_key, level_range, ramp_test,
+                                   rise_share, run_level, with_convergence)
 from cnref.lab.compute import compute_report
 from cnref.lab.studies import CALIBRATION, settings
 from cnref.views.tables import fmt, table
@@ -299,7 +301,6 @@ def test_the_level_reached_exactly_counts_and_every_error_names_what_to_do():
 def test_the_rise_share_of_a_step_at_every_validation_spacing():
     """A step of any height scores 1 - window / span at the default window of 100 steps; a line scores 0; a curve
     with one validation, or none that rises, scores 0."""
-    from cnref.lab.convergence import rise_share
     for every in (1, 5, 25):
         steps = range(0, 401, every)
         jump = [{"step": s, "iou": 0.2 + 0.5 * (s >= 200)} for s in steps]
@@ -317,7 +318,7 @@ def test_the_rise_share_at_its_edges_and_the_noise_it_is_judged_against():
     or narrower than one validation spacing still gives a step's share, and a curve that starts at step 50 is
     measured from there. The noise: the loss's from its standard errors, a fidelity's from the sampler seeds
     (two or more per validation), and a curve with neither is refused by the ramp test."""
-    from cnref.lab.convergence import ramp_test, rise_share, validation_noise
+    from cnref.lab.convergence import validation_noise
     flat = [{"step": s, "iou": 0.3} for s in range(0, 401, 25)]
     assert rise_share(flat, "iou") == 0.0
     jump = lambda steps: [{"step": s, "iou": 0.2 + 0.5 * (s >= 200)} for s in steps]
@@ -344,7 +345,6 @@ def test_the_rise_share_at_its_edges_and_the_noise_it_is_judged_against():
 def test_the_ramp_test_is_measured_from_the_first_validation_and_its_p_is_exact():
     """The same curve validated from step 50 instead of 0 gets the same ramps and the same p (the ramp starts at
     the curve's first validation); a jump far above its noise beats every ramp: p = 1 / (1 + 2000), the smallest."""
-    from cnref.lab.convergence import RAMPS, ramp_test
     ys = [0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 40)) for s in range(0, 401, 25)]
     h = lambda start: [{"step": start + s, "iou": y, "iou_seeds": [y - 0.05, y + 0.05]}
                        for s, y in zip(range(0, 401, 25), ys)]
@@ -363,7 +363,6 @@ def samples(seed, n_a=4, n_b=6):
 
 
 def test_stats_are_the_sample_mean_spread_and_range():
-    from cnref.lab.verdict import stats
     s = stats([1.0, 2.0, 4.0])
     assert s == {"n": 3, "mean": pytest.approx(7 / 3), "std": pytest.approx(np.sqrt(((1 - 7 / 3) ** 2 + (2 - 7 / 3) ** 2
                  + (4 - 7 / 3) ** 2) / 2)), "min": 1.0, "max": 4.0, "values": [1.0, 2.0, 4.0]}
@@ -373,7 +372,6 @@ def test_stats_are_the_sample_mean_spread_and_range():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_welchs_and_students_intervals_are_scipys(seed):
     from scipy.stats import ttest_ind, ttest_rel
-    from cnref.lab.verdict import mean_difference
     a, b = samples(seed)
     want = ttest_ind(a, b, equal_var=False)
     d, se, df = mean_difference(a, b)
@@ -390,7 +388,6 @@ def test_welchs_and_students_intervals_are_scipys(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_tost_is_the_larger_of_two_shifted_one_sided_welch_tests(seed):
     from scipy.stats import ttest_ind, ttest_rel
-    from cnref.lab.verdict import tost_p
     a, b = samples(seed)
     for tol in (0.05, 0.1, 0.3):
         up = ttest_ind(np.add(a, tol), b, equal_var=False, alternative="greater").pvalue    # d > -tol
@@ -409,7 +406,6 @@ def test_tost_is_the_larger_of_two_shifted_one_sided_welch_tests(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_the_rank_p_without_censoring_or_ties_is_scipys_exact_mann_whitney(alternative, seed):
     from scipy.stats import mannwhitneyu
-    from cnref.lab.verdict import rank_p
     a, b = samples(seed, 4, 5)
     assert rank_p(a, b, alternative=alternative) == pytest.approx(
         mannwhitneyu(a, b, alternative=alternative, method="exact").pvalue)
@@ -422,14 +418,12 @@ def test_a_censored_value_is_surely_larger_only_than_exact_values_below_it():
         {4, 9+}: -1 -1 +1 +1 = 0    {4, 5}: -1 -1 -1 -1 = -4    {4, 6}: -1 -1 -1 +1 = -2
         {9+, 5}: +1 +1 +1 -1 = +2   {9+, 6}: +1 +1 +1 +1 = +4   {5, 6}: +1 -1 +1 -1 = 0
     Observed 0: four of six score >= 0, four of six <= 0."""
-    from cnref.lab.verdict import rank_p
     assert rank_p([4, 9], [5, 6], [False, True], [False, False]) == pytest.approx(4 / 6)
     assert rank_p([4, 9], [5, 6], [False, True], [False, False], alternative="less") == pytest.approx(4 / 6)
 
 
 def test_the_smallest_p_is_a_complete_separation_under_the_exact_test():
     from scipy.stats import mannwhitneyu
-    from cnref.lab.verdict import smallest_p
     for n_a, n_b in ((3, 3), (5, 5), (2, 4), (4, 3)):
         a, b = list(range(10, 10 + n_a)), list(range(n_b))
         assert smallest_p(n_a, n_b) == pytest.approx(mannwhitneyu(a, b, alternative="greater", method="exact").pvalue)
@@ -439,7 +433,6 @@ def test_the_smallest_p_is_a_complete_separation_under_the_exact_test():
 @pytest.mark.parametrize("q", [0.05, 0.2])
 def test_benjamini_hochberg_keeps_what_scipys_adjusted_p_keeps(q):
     from scipy.stats import false_discovery_control
-    from cnref.lab.verdict import benjamini_hochberg
     ps = [0.03, 0.5, 0.004, 0.045, 0.001, 0.9, 0.012, 0.06, 0.02, 0.3, 0.008, 0.04]    # keeps 5 at 0.05, 9 at 0.2
     adjusted = false_discovery_control(ps)
     with_gaps = ps[:5] + [None] + ps[5:] + [None]
@@ -451,7 +444,6 @@ def test_benjamini_hochberg_keeps_what_scipys_adjusted_p_keeps(q):
 
 
 def test_the_p_beside_a_verdict_names_its_test_in_order_of_precedence():
-    from cnref.lab.verdict import p_of
     j = {"p_mannwhitney": 0.05, "p_tost": 0.01, "p_ratio": 0.02, "p_ramp": 0.003}
     assert p_of(j) == (0.003, "ramp tests, Fisher; small: sudden")
     del j["p_ramp"]
@@ -473,7 +465,6 @@ def synthetic_calibration(**protocol):
 def test_the_level_range_a_reading_quotes_is_each_seeds_level_written_out():
     """Levels 0.3 + 0.25 (0.9 - 0.3) = 0.45, 0.3001 + 0.25 (0.9 - 0.3001) = 0.450075 and 0.34 + 0.25 (0.56) = 0.48,
     to three decimals; one value where the ends round alike; at another share, that share's levels."""
-    from cnref.lab.convergence import level_range
     cal = synthetic_calibration()
     assert level_range(None, [0]) == "none" and level_range({}, [0]) == "none"
     assert level_range(cal, [0]) == "0.450"
@@ -505,7 +496,6 @@ def test_without_noise_every_ramp_is_the_straight_line_to_the_curves_end_and_a_r
     """With zero measured noise each simulated ramp is the straight line from the first validation to the first
     value plus the curve's rise, reached at the last step: the ramps' 95th percentile is that line's own share.
     A curve that is that line ties with every ramp, and ties count against it: p = 1, not sudden."""
-    from cnref.lab.convergence import ramp_test, rise_share
     steps = list(range(0, 401, 25))
     ys = [0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 40)) for s in steps]
     curve = [{"step": s, "iou": y, "iou_seeds": [y, y]} for s, y in zip(steps, ys)]
@@ -519,7 +509,6 @@ def test_without_noise_every_ramp_is_the_straight_line_to_the_curves_end_and_a_r
 
 
 def test_the_ramp_tests_share_is_the_curves_rise_share_at_any_spacing():
-    from cnref.lab.convergence import ramp_test, rise_share
     for every in (1, 5, 25):
         steps = range(0, 401, every)
         h = [{"step": s, "iou": 0.2 + 0.5 / (1 + 2.718 ** (-(s - 200) / 30)) + 0.01 * np.sin(s)} for s in steps]
@@ -578,8 +567,6 @@ def test_an_equality_on_lower_bounds_is_refuted_only_by_a_gap_past_the_tolerance
 
 def test_a_ramp_verdict_carries_fishers_combination_and_the_excess_over_the_ramps():
     from scipy.stats import combine_pvalues
-    from cnref.lab.convergence import ramp_test
-    from cnref.lab.verdict import judge_ramp
     steps = range(0, 401, 25)
     runs = [{"history": [{"step": s, "iou": 0.2 + 0.5 / (1 + np.exp(-(s - 200) / w)), "iou_seeds": [0.2, 0.22]}
                          for s in steps]} for w in (5, 40, 120)]
@@ -606,7 +593,6 @@ def test_the_rank_p_is_the_brute_force_gehan_test_with_ties_and_lower_bounds():
     ties and undecidable pairs; p is the share of all splits of the pooled values that score at least as far in
     the alternative's direction as the observed one."""
     from itertools import combinations
-    from cnref.lab.verdict import rank_p
 
     def brute(xa, xb, ca, cb, alternative):
         pool = list(zip(xa + xb, ca + cb))
@@ -640,7 +626,6 @@ def test_the_rank_p_is_the_brute_force_gehan_test_with_ties_and_lower_bounds():
 
 def test_the_statistics_at_their_edges():
     import warnings
-    from cnref.lab.verdict import benjamini_hochberg, mean_difference, stats, tost_p
     assert stats([1.0, 3.0])["std"] == pytest.approx(np.sqrt(2))                   # two values have a spread
     with warnings.catch_warnings():
         warnings.simplefilter("error")                                            # no 0/0 behind the answer
@@ -663,7 +648,6 @@ def test_an_order_needs_every_seed_strictly_beyond():
 def test_judge_at_the_equality_tolerances_edges_and_its_tests_direction():
     from scipy.stats import mannwhitneyu
     from cnref.lab.declare import StudyClaim
-    from cnref.lab.verdict import tost_p
     eq = claim("=", 0.5)
     # no spread: the interval is the difference itself; exactly at +-tol it is neither inside nor outside
     assert judge(eq, [1.5] * 3, [1.0] * 3)["verdict"].startswith("unclear (interval")
@@ -713,8 +697,6 @@ def test_a_speed_claim_at_ratios_without_spread_and_across_one(ratios, expect, v
 
 
 def test_a_ramp_verdicts_interval_needs_two_runs_and_its_ramps_are_the_runs_own():
-    from cnref.lab.convergence import ramp_test
-    from cnref.lab.verdict import judge_ramp
     steps = range(0, 401, 25)
     g = np.random.default_rng(1)
     loss = [{"history": [{"step": s, "loss": 1.0 - 0.4 * s / 400 + 0.01 * g.standard_normal(), "loss_se": 0.02}
@@ -732,7 +714,6 @@ def test_the_ramp_tests_p_is_its_simulation_rebuilt_from_its_description():
     (first value to the mean of the last three), reached at the last step, plus independent N(0, noise) at each
     validation (numpy's default_rng(seed), one standard normal vector a ramp); p = (1 + ramps scoring at least the
     curve's share) / (1 + RAMPS). A flat curve has no rise and ties every flat ramp: p = 1."""
-    from cnref.lab.convergence import RAMPS, ramp_test, rise_share
     steps = np.arange(0, 401, 25)
     ys = 0.2 + 0.5 / (1 + np.exp(-(steps - 220) / 60))
     hist = [{"step": int(s), "iou": float(y), "iou_seeds": [float(y) - 0.03, float(y) + 0.03]} for s, y in zip(steps, ys)]
