@@ -217,14 +217,13 @@ gb = load_bounds("gpu", COMMITTED)
 gt = gb["ground_truth"]["held_out/perfect"]["iou"]
 base = np.mean([rows["held_out/perfect"]["iou"] for rows in gb["base"].values()])
 fig, ax = plt.subplots(figsize=(7, 3.6))
-plot_curves(ax, {"IoU": lease}, keys=("iou",))
-reference_lines(ax, [(gt, f"ground truth {gt:.2f}", REF_STYLES["ground truth"]),
-                     (base, f"base alone {base:.2f}", REF_STYLES["base alone"])])
+plot_curves(ax, {"IoU": lease}, keys=("iou",), refs={"iou": [(gt, f"ground truth {gt:.2f}", REF_STYLES["ground truth"]),
+                                                             (base, f"base alone {base:.2f}", REF_STYLES["base alone"])]})
 ax.set_ylim(0, 1.02); ax.set_xlabel("step"); ax.set_title("gpu preset, perfect prompt: held-out IoU while training")
 ax.legend(); plt.tight_layout(); plt.show()
 rise = [max(h["iou"] for h in r["history"]) - r["history"][0]["iou"] for r in lease]
 print(f"gpu preset, {len(lease)} seeds, {lease[0]['history'][-1]['step']} steps: IoU {[round(r['history'][0]['iou'], 3) for r in lease]} "
-      f"at step 0 -> {[round(r['history'][-1]['iou'], 3) for r in lease]} at the end; largest rise {max(rise):.3f} "
+      f"at step 0 -> {[round(r['history'][-1]['iou'], 3) for r in lease]} at the end; largest rise {max(rise):.3f}. "
       f"Base alone {base:.3f}. The cpu preset's seeds converge at steps "
       f"{', '.join(f'{s:.0f}' for s in steps_) or 'none'}; the diagnostics below test two of the differences.")
 
