@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-CODES = {"killed": 1, "survived": 0, "timeout": -24, "no tests": 33}
+CODES = {"killed": 1, "survived": 0, "timeout": -24, "no tests": 33, "not checked": None}
 
 
 def mutants(folder: Path, statuses: set[int]) -> list[tuple[Path, str]]:
@@ -36,12 +36,28 @@ def mutants(folder: Path, statuses: set[int]) -> list[tuple[Path, str]]:
     return out
 
 
-def test_files(tests_by_function: dict[str, list[str]], name: str, extra: list[str], only: bool) -> list[str]:
-    """The test files of the mutated function (mutmut's stats) and `extra`; `extra` alone with `only`."""
+def test_files(stats: dict, name: str, extra: list[str], only: bool, ids: set[str] | None) -> list[str]:
+    """The test files of the mutated function (mutmut's stats) and `extra`; `extra` alone with `only`.
+
+    With `ids` (the tests that exist now), the function's own tests instead of their whole files, fastest first
+    as mutmut orders them: a mutant that fails one stops there (-x), so most cost a pytest start and a test."""
     if only:
         return sorted(extra)
-    files = {t.split("::")[0] for t in tests_by_function.get(name.rsplit("__mutmut_", 1)[0], [])}
-    return sorted(files | set(extra))
+    tests = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
+    if ids is None:
+        return sorted({t.split("::")[0] for t in tests} | set(extra))
+    mine = sorted((t for t in tests if t in ids), key=lambda t: stats["duration_by_test"].get(t, 0.0))
+    # the test file named after the mutated module first, whole: the tests written since the stats were taken
+    # (exact refusals, values by hand) are there, and a mutant they kill stops before the slower ones run
+    own = f"tests/test_{name.split('.')[2]}.py"
+    first = [own] if any(t.startswith(own + "::") for t in ids) else []
+    return first + [t for t in mine if not t.startswith(own)] + sorted(set(extra) - set(mine) - set(first))
+
+
+def collected(folder: Path) -> set[str]:
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "not slow",
+                        "-p", "no:cacheprovider"], cwd=folder / "mutants", capture_output=True, text=True)
+    return {line for line in r.stdout.splitlines() if "::" in line}
 
 
 def pytest(folder: Path, files: list[str], mutant: str, limit: float) -> subprocess.CompletedProcess:
@@ -71,6 +87,55 @@ def run_one(folder: Path, name: str, files: list[str], limit: float) -> tuple[in
     return code, time.time() - t0
 
 
+def forked(folder: Path, todo: list, files: dict, limit: float, j: int):
+    """Each mutant's tests in a child forked from this process once it has imported torch, diffusers and cnref (the
+    copy under mutants/, its trampolines read MUTANT_UNDER_TEST at every call), so a mutant costs its tests, not a
+    pytest start (~8 s on this machine). No tensor op runs here before a fork: the children start no thread pool
+    that a fork could leave locked. Yields (meta, name, code, seconds) as the children finish."""
+    os.chdir(folder / "mutants")
+    sys.path.insert(0, os.getcwd())
+    os.environ["OMP_NUM_THREADS"] = "1"      # before torch loads: one thread, no OpenMP pool for a fork to break
+    import torch
+    torch.set_num_threads(1)
+    import importlib
+    import pkgutil
+    import pytest as _pytest
+    import cnref
+    for m in pkgutil.walk_packages(cnref.__path__, "cnref."):
+        importlib.import_module(m.name)
+    running, queue = {}, list(todo)
+    while queue or running:
+        while queue and len(running) < j:
+            meta, name = queue.pop(0)
+            if not files[name]:
+                yield meta, name, CODES["no tests"], 0.0
+                continue
+            pid = os.fork()
+            if pid == 0:                                 # the child: its tests under the mutant, quietly
+                os.environ["MUTANT_UNDER_TEST"] = name
+                fd = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(fd, 1), os.dup2(fd, 2)
+                code = _pytest.main(["-x", "-q", "-m", "not slow", "-p", "no:cacheprovider", *files[name]])
+                os._exit(int(code))
+            running[pid] = (meta, name, time.time())
+        time.sleep(0.05)
+        for pid, (meta, name, t0) in list(running.items()):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == 0 and time.time() - t0 > limit:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)
+                code = CODES["timeout"]
+            elif done == 0:
+                continue
+            else:
+                rc = os.waitstatus_to_exitcode(status)
+                if rc not in (0, 1):
+                    raise RuntimeError(f"{name}: pytest exited {rc}")
+                code = rc
+            del running[pid]
+            yield meta, name, code, time.time() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
@@ -81,26 +146,35 @@ def main() -> None:
     ap.add_argument("--only", default="", help="only mutants whose name starts with this")
     ap.add_argument("--limit", type=float, default=180.0, help="seconds a mutant's tests may take")
     ap.add_argument("--sample", type=int, default=0, help="rerun this many of them, drawn at random (seed 0)")
+    ap.add_argument("--by-id", action="store_true",
+                    help="run each mutant's own tests (by id, from mutmut's stats) rather than their whole files")
+    ap.add_argument("--fork", action="store_true",
+                    help="fork each mutant's pytest from one process that has imported the libraries (much faster)")
     ap.add_argument("-j", type=int, default=2)
     a = ap.parse_args()
+    a.folder = a.folder.resolve()           # the forked mode runs in mutants/
     todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status}) if n.startswith(a.only)]
     if a.sample:
         todo = sorted(random.Random(0).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)
 
     stats = json.loads((a.folder / "mutants" / "mutmut-stats.json").read_text())
-    files = {n: test_files(stats["tests_by_mangled_function_name"], n, a.files, a.only_files) for _, n in todo}
-    for fs in sorted({tuple(fs) for fs in files.values()}):
-        check_baseline(a.folder, list(fs), a.limit)
+    ids = collected(a.folder) if a.by_id else None
+    files = {n: test_files(stats, n, a.files, a.only_files, ids) for _, n in todo}
+    check_baseline(a.folder, sorted({f for fs in files.values() for f in fs}), 10 * a.limit)
     print("the tests pass without a mutant", flush=True)
 
     def job(item):
         meta, name = item
+        if not files[name]:
+            return meta, name, CODES["no tests"], 0.0
         return meta, name, *run_one(a.folder, name, files[name], a.limit)
 
-    with ThreadPoolExecutor(a.j) as pool:
-        for k, (meta, name, code, secs) in enumerate(pool.map(job, todo), 1):
-            d = json.loads(meta.read_text())      # one writer: results come back to this thread in order
+    pool = ThreadPoolExecutor(a.j)
+    results = forked(a.folder, todo, files, a.limit, a.j) if a.fork else pool.map(job, todo)
+    with pool:
+        for k, (meta, name, code, secs) in enumerate(results, 1):
+            d = json.loads(meta.read_text())      # one writer: results come back to this thread
             d["exit_code_by_key"][name] = code
             meta.write_text(json.dumps(d, indent=4))
             word = {c: w for w, c in CODES.items()}[code]

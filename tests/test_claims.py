@@ -36,7 +36,10 @@ def test_equality_claims_use_the_stated_tolerance():
     assert judge(claim("=", 0.05), [0.9, 0.3, 0.91], [0.5, 0.52, 0.51])["verdict"].startswith("unclear")
 
 
-def test_every_claim_names_existing_variants():
+def test_every_claim_names_existing_variants(monkeypatch):
+    from cnref.lab import ablations
+    # the fair comparison declares a design's runs once the lr rule has chosen its lr: every design, here
+    monkeypatch.setattr(ablations, "FAIR_LR", dict.fromkeys(ablations.SWEPT, 1e-4))
     for c in CLAIMS:
         names = {v.name for v in ABLATIONS[c.ablation].variants("cpu")}
         for ref in (c.a, c.b):
@@ -732,3 +735,10 @@ def test_the_ramp_tests_p_is_its_simulation_rebuilt_from_its_description():
     assert 1 / (1 + RAMPS) < t["p"] < 1
     flat = [{"step": int(s), "iou": 0.3, "iou_seeds": [0.3, 0.3]} for s in steps]
     assert ramp_test(flat, "iou")["p"] == 1.0
+
+
+def test_each_designs_fair_lr_is_the_rules_choice_on_its_committed_sweep():
+    """FAIR_LR holds a design once seed 0 has run at every lr of the sweep, and then exactly best_lr's choice."""
+    from cnref.lab.ablations import FAIR_LR
+    from cnref.lab.claims import fair_lr
+    assert FAIR_LR == fair_lr("cpu")

@@ -66,3 +66,41 @@ def test_a_checkpoint_missing_a_trainable_tensor_is_refused(smoke_training):
     name = next(iter(state))
     with pytest.raises(ValueError, match=f"1 missing, e.g. {name}"):
         check_trained_state(m, {k: v for k, v in state.items() if k != name})
+
+
+def test_controlnexts_official_recipe_trains_the_bases_attention_output_projections(smoke_training):
+    """base_to_out_lr: every base parameter named *to_out* joins the optimiser at that lr, nothing else of the base;
+    the module stays at lr (train_controlnext.py: the module at 10x the base's lr)."""
+    from cnref.successors import design_config
+    m = smoke_training(control=design_config("controlnext"), lr=1e-4, base_to_out_lr=1e-5)
+    groups = m.configure_optimizers().param_groups
+    assert [g["lr"] for g in groups] == [1e-4, 1e-5]
+    to_out = {id(p) for n, p in m.base.unet.named_parameters() if "to_out" in n}
+    assert to_out and {id(p) for p in groups[1]["params"]} == to_out
+    trainable_base = {n for n, p in m.base.named_parameters() if p.requires_grad}
+    assert trainable_base and all("to_out" in n for n in trainable_base)
+    from cnref.mini.presets import check_run, preset
+    with pytest.raises(ValueError, match="`base_to_out_lr`: expected None when unlock_decoder is set"):
+        check_run(replace(preset("smoke").train, unlock_decoder=True, base_to_out_lr=1e-5))
+
+
+def test_validation_steps_dense_early_then_every_val_every():
+    from cnref.mini.presets import preset
+    from cnref.mini.engine import validates_at
+    cfg = replace(preset("smoke").train, val_every=25, val_early_every=10, val_early_until=100)
+    assert [s for s in range(160) if validates_at(cfg, s)] == [0, 10, 20, 25, 30, 40, 50, 60, 70, 75, 80, 90, 100,
+                                                                125, 150]
+    assert [s for s in range(60) if validates_at(replace(cfg, val_early_every=0), s)] == [0, 25, 50]
+
+
+def test_the_plateau_rule_compares_the_last_windows_mean_with_the_one_before():
+    """Windows (s - w, s] and (s - 2w, s - w]; read from s = 2w on; stop when their means differ by less than tol."""
+    from cnref.mini.engine import plateaued
+    h = lambda ys: [{"step": 10 * k, "iou": y} for k, y in enumerate(ys)]
+    # w = 20: at s = 40 the windows are steps {30, 40} and {10, 20}
+    assert not plateaued(h([0.0, 0.5, 0.5]), "iou", 20, 0.02)                      # s = 20 < 2w: too early
+    assert plateaued(h([0.0, 0.50, 0.52, 0.51, 0.52]), "iou", 20, 0.02)            # |0.515 - 0.51| < 0.02
+    assert not plateaued(h([0.0, 0.40, 0.50, 0.50, 0.52]), "iou", 20, 0.02)       # |0.51 - 0.45| = 0.06
+    assert not plateaued(h([0.9, 0.50, 0.52, 0.55, 0.52]), "iou", 20, 0.02)       # step 0 is outside both
+    assert plateaued(h([0.9, 0.50, 0.52, 0.52, 0.52]), "iou", 20, 0.02)
+    assert not plateaued(h([0.0, 0.50, 0.52, 0.52, 0.52]), "iou", 20, 0.005)      # |0.52 - 0.51| = 0.01 > tol

@@ -74,3 +74,32 @@ def test_doubling_steps_of_an_exact_exponential():
     assert doubling_steps(h[1:4], "use", None) == pytest.approx(20)              # three positive values suffice
     off = [x if x["step"] != 200 else {**x, "use": 1.0} for x in h]           # the step given is not read
     assert doubling_steps(off, "use", 200) == pytest.approx(20)
+
+
+def test_half_rise_step_is_measured_from_the_runs_own_start():
+    """From 0.4 at step 0 to an end of 0.8 (its last 3 validations): half the rise is 0.6, crossed between steps
+    20 (0.5) and 30 (0.7) at 25; the same curve shifted up crosses at the same step; no rise: None."""
+    from cnref.lab.convergence import half_rise_step
+    ys = [0.4, 0.42, 0.5, 0.7, 0.8, 0.8, 0.8]
+    h = [{"step": 10 * k, "iou": y} for k, y in enumerate(ys)]
+    assert half_rise_step(h, "iou") == pytest.approx(25.0)
+    assert half_rise_step([{**x, "iou": x["iou"] + 0.1} for x in h], "iou") == pytest.approx(25.0)
+    assert half_rise_step([{"step": 10 * k, "iou": y} for k, y in enumerate([0.5, 0.4, 0.5, 0.5])], "iou") is None
+
+
+def test_plateau_read_after_the_fact_stops_where_training_would():
+    """Window 20, tol 0.02 on validations every 10 steps: the windows' means differ by 0.265 at step 40 ({30, 40}
+    vs {10, 20}), 0.165 at 50, 0.055 at 60 and 0.005 at 70: it stops at 70, at the level of {60, 70}, 0.795."""
+    from cnref.lab.convergence import plateau
+    ys = [0.2, 0.4, 0.55, 0.7, 0.78, 0.8, 0.79, 0.8, 0.95]
+    h = [{"step": 10 * k, "iou": y} for k, y in enumerate(ys)]
+    assert plateau(h, "iou", 20, 0.02) == (70.0, pytest.approx(0.795))
+    assert plateau(h[:5], "iou", 20, 0.02) == (40.0, pytest.approx(0.74))     # never stops: the curve's end
+
+
+def test_the_lr_rule_takes_the_earliest_convergence_among_the_best_plateaus():
+    from cnref.lab.convergence import best_lr
+    assert best_lr({1e-4: (200.0, 0.80), 3e-4: (80.0, 0.79), 1e-3: (30.0, 0.70)}, 0.02) == 3e-4   # 1e-3 lowers it
+    assert best_lr({1e-4: (200.0, 0.80), 3e-4: (80.0, 0.70), 1e-3: (30.0, 0.81)}, 0.02) == 1e-3
+    assert best_lr({1e-4: (None, 0.50), 3e-4: (None, 0.51)}, 0.02) == 1e-4        # both censored: the lower lr
+    assert best_lr({1e-4: (90.0, 0.60), 3e-4: (None, 0.60)}, 0.02) == 1e-4        # never converging comes last

@@ -22,6 +22,11 @@ def _cfg(**over):
     return replace(preset("smoke").train, **over)
 
 
+def untimed(row: dict) -> dict:
+    """A validation row without its clock readings (a resumed run's differ)."""
+    return {k: v for k, v in row.items() if k not in ("elapsed_s", "train_s")}
+
+
 @pytest.mark.slow        # trains twice, with a resume
 def test_resume_is_exact(tmp_path):
     straight = train_controlnet(_cfg(steps=4), tmp_path / "a")
@@ -31,7 +36,7 @@ def test_resume_is_exact(tmp_path):
     assert [h["step"] for h in resumed.history] == [0, 2, 4]
     assert (tmp_path / "b" / "metrics.0.csv").read_text() == "step,train/loss\n1,0.5\n"   # kept, not deleted
     for a, b in zip(straight.history, resumed.history):
-        assert {k: v for k, v in a.items() if k != "elapsed_s"} == {k: v for k, v in b.items() if k != "elapsed_s"}
+        assert untimed(a) == untimed(b)
     for p, q in zip(straight.controlnet.parameters(), resumed.controlnet.parameters()):
         assert torch.equal(p, q)
     assert any(torch.count_nonzero(z.weight) > 0 for z in straight.controlnet.zero_convs())   # it trained
@@ -57,8 +62,7 @@ def test_a_run_killed_and_rerun_reproduces_the_uninterrupted_one_quietly(tmp_pat
     assert "exists and is not empty" not in again.stderr and "Warning" not in again.stderr, again.stderr[-2000:]
     resumed = torch.load(ckpt, weights_only=False)["cnref"]["history"]
     straight = train_controlnet(override(preset("smoke").train, sets), tmp_path / "s").history
-    drop = lambda h: {k: v for k, v in h.items() if k != "elapsed_s"}
-    assert [drop(h) for h in resumed] == [drop(h) for h in straight]
+    assert [untimed(h) for h in resumed] == [untimed(h) for h in straight]
     assert all(h["loss"] is not None for h in resumed[1:])
 
 
@@ -81,6 +85,15 @@ def test_accumulation_and_options_run(tmp_path):
                          tmp_path / "c")
     assert m.history[-1]["step"] == 2
     assert any(p.requires_grad for p in m.base.unet.up_blocks.parameters())
+
+
+def test_a_run_stops_at_its_plateau_with_the_model_it_last_validated(tmp_path):
+    """plateau_tol: the rule read at each validation; met at step 2 (window 1), training stops before that step's
+    update: two updates made (Adam's own count), so the weights are the ones the last validation measured."""
+    stopped = train_controlnet(_cfg(steps=6, val_every=1, plateau_window=1, plateau_tol=1.0), tmp_path / "a")
+    assert [h["step"] for h in stopped.history] == [0, 1, 2]
+    adam = stopped.trainer.optimizers[0]
+    assert {int(adam.state[p]["step"]) for p in stopped.controlnet.trainable()} == {2}
 
 
 def test_pretrain_base_writes_float32_and_the_shipped_form(tmp_path):

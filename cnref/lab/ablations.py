@@ -455,6 +455,70 @@ def successors(preset: str) -> list[Variant]:
             w("controlnext", design="controlnext")]
 
 
+# The successors on fair terms, stated before any of their runs: each design at its own learning rate, trained to a
+# plateau and judged there. The lr: seed 0 of each design at 3e-4 and 1e-3 (successors_lr), with its 1e-4 run
+# above, chosen by cnref.lab.convergence.best_lr (plateau levels within LR_TOL of the best, then the earliest
+# convergence step); the plateau: cnref.mini.train.plateaued with PLATEAU, read after the fact on the 1e-4 runs.
+LR_SWEEP = (3e-4, 1e-3)
+LR_TOL = 0.02
+PLATEAU = {"plateau_tol": 0.02, "plateau_window": 100}
+SWEPT = ("controlnet", "t2i_adapter", "controlnet_xs", "controlnext")
+# best_lr's choice for each design, written in once seed 0 of every lr has run (tests/test_claims.py recomputes it
+# from the committed runs); successors_fair runs the designs it holds
+FAIR_LR: dict[str, float] = {}
+EQUAL_TRAIN_S = 300.0        # equal compute: fidelity after this many seconds of training (validation excluded)
+
+
+@ablation("21_alternatives.py", {})
+def successors_lr(preset: str) -> list[Variant]:
+    """Each design of `successors` at the two other learning rates of the sweep (seed 0 only; the 1e-4 point is the
+    `successors` run), stopped at its plateau within the default budget; they choose FAIR_LR."""
+    return [_with(preset, f"{d}_lr{lr:g}", design=d, lr=lr, **PLATEAU) for d in SWEPT for lr in LR_SWEEP]
+
+
+@ablation("21_alternatives.py", {
+    "t2i_fidelity_fair": Claim("At each one's own lr, trained to its plateau: T2I-Adapter within 0.05 IoU of "
+          "ControlNet's condition fidelity (perfect prompt)", "diffusers' docs: T2I-Adapter 'slightly worse' than "
+          "ControlNet", "t2i_adapter", "controlnet", "=", tol=0.05),
+    "xs_fidelity_fair": Claim("At each one's own lr, trained to its plateau: ControlNet-XS within 0.05 IoU of "
+          "ControlNet (perfect prompt)", "ControlNet-XS: matches ControlNet", "controlnet_xs", "controlnet", "=", tol=0.05),
+    "controlnext_earlier_fair": Claim("At each one's own lr: ControlNeXt reaches the convergence level in fewer "
+          "steps than ControlNet", "ControlNeXt: 'converges faster'", "controlnext", "controlnet", "<",
+          key="convergence_step", setting=None),
+    "controlnext_half_rise_fair": Claim("... and closes half of its own rise (from its own first validation, above "
+          "the base's: no zero init) in fewer steps than ControlNet closes half of its", "ControlNeXt: 'converges "
+          "faster'", "controlnext", "controlnet", "<", key="half_rise_step", setting=None),
+    "controlnext_official": Claim("ControlNeXt's official recipe (the base's attention output projections trained "
+          "too, the module at 10x their lr) ends at a higher condition fidelity than the module alone",
+          "ControlNeXt: training part of the base matters", "controlnext_official", "controlnext", ">"),
+    "xs_quality_fair": Claim("At each one's own lr, at the plateau: ControlNet-XS gives better image quality than "
+          "ControlNet (KID on (image, condition) pairs, perfect prompt)", "ControlNet-XS: better FID", "controlnet_xs",
+          "controlnet", "<", key="kid", setting=QUALITY_SET),
+    "t2i_equal_compute": Claim(f"At equal training compute ({EQUAL_TRAIN_S:g} s of training on this CPU): "
+          "T2I-Adapter within 0.05 IoU of ControlNet (validation IoU)", "T2I-Adapter: cheaper", "t2i_adapter",
+          "controlnet", "=", key=f"iou_at_train_s:{EQUAL_TRAIN_S:g}", setting=None, tol=0.05),
+    "xs_equal_compute": Claim(f"At equal training compute ({EQUAL_TRAIN_S:g} s): ControlNet-XS within 0.05 IoU of "
+          "ControlNet (validation IoU)", "ControlNet-XS: efficient", "controlnet_xs", "controlnet", "=",
+          key=f"iou_at_train_s:{EQUAL_TRAIN_S:g}", setting=None, tol=0.05),
+    "controlnext_equal_compute": Claim(f"At equal training compute ({EQUAL_TRAIN_S:g} s): ControlNeXt above "
+          "ControlNet (validation IoU)", "ControlNeXt: 'converges faster'", "controlnext", "controlnet", ">",
+          key=f"iou_at_train_s:{EQUAL_TRAIN_S:g}", setting=None),
+})
+def successors_fair(preset: str) -> list[Variant]:
+    """ControlNet and its successors, each at its own lr (FAIR_LR), trained until the plateau rule stops it (at
+    most twice the default budget), validated every 5 steps up to step 100 (early rises and head starts are read
+    from the curve) and every 25 after; the final evaluation adds KID. `controlnext_official` is ControlNeXt at its
+    lr with the base's attention output projections trained at a tenth of it (its official recipe)."""
+    cfg = default_run(preset)
+    fair = dict(steps=2 * cfg.steps, val_early_every=5, val_early_until=100, **PLATEAU,
+                protocol={"kid_n": cfg.protocol.final_n if preset == "smoke" else KID_N})
+    out = [_with(preset, d, design=d, lr=FAIR_LR[d], **fair) for d in SWEPT if d in FAIR_LR]
+    if "controlnext" in FAIR_LR:
+        lr = FAIR_LR["controlnext"]
+        out.append(_with(preset, "controlnext_official", design="controlnext", lr=lr, base_to_out_lr=lr / 10, **fair))
+    return out
+
+
 @ablation("14_scenes.py", {
     "outline": Claim("A ControlNet learns scene outlines: edge F1 above the scenes base alone (perfect prompt)",
           "Fig. 7 (Canny, HED)", "outline", "bounds:base_scenes", ">", key="edge_f1"),

@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import fail
-from .ablations import ABLATIONS
+from .ablations import ABLATIONS, LR_SWEEP, LR_TOL, PLATEAU, SWEPT
 from .declare import Claim, StudyClaim
-from .convergence import LEVEL, calibrations, rise_share, with_convergence
+from .convergence import (LEVEL, best_lr, calibrations, fidelity_key, half_rise_step, judged, plateau, rise_share,
+                          with_convergence)
 from .results import load_bounds, load_results, load_study, results_root
 from .studies import STUDIES
 from .verdict import judge, judge_ramp
@@ -73,6 +74,12 @@ def value(r: dict, key: str, setting: str | None) -> float:
         g = [(h["step"], float(np.mean(h["gate"]["ratio"]))) for h in r["history"] if "gate" in h]
         cs = r.get("convergence_step")      # never reached: the last validation's, censored with the step
         return float(np.log10(np.interp(cs, *zip(*g)) if cs is not None else g[-1][1]))
+    if key == "half_rise_step":     # half the rise from its own first validation to its end (None: no rise)
+        v = half_rise_step(r["history"], fidelity_key(r))
+        return float(r["history"][-1]["step"]) if v is None else v
+    if key.startswith("iou_at_train_s:"):      # the validation IoU after that many seconds of training, interpolated
+        h = [x for x in r["history"] if "train_s" in x]
+        return float(np.interp(float(key.split(":")[1]), [x["train_s"] for x in h], [x["iou"] for x in h]))
     if key.startswith("rise_share:"):   # how concentrated a curve's rise (the loss: its fall) is, beyond a ramp's
         k = key.split(":")[1]
         return rise_share(r["history"], k, sign=-1.0 if k == "loss" else 1.0)
@@ -152,6 +159,23 @@ REVISED = {
         ("Over-strong control (s = 2) costs image quality: KID above s = 1",
          "image quality by KID on (image, condition) pairs at 256 scenes"),
 }
+
+
+def fair_lr(preset: str, root: Path | None = None) -> dict[str, float]:
+    """`convergence.best_lr` on seed 0 of each design at every lr of the sweep (the `successors` run at 1e-4, the
+    `successors_lr` runs at LR_SWEEP), for the designs whose sweep is complete: what FAIR_LR must hold."""
+    seed0 = [r for name in ("successors", "successors_lr") for r in load_results(name, preset, root)
+             if r["seed"] == 0 and r.get("complete")]
+    runs = {r["variant"]: r for r in judged(seed0, preset, root)}
+    run_name = lambda d, lr: d if lr == 1e-4 else f"{d}_lr{lr:g}"        # successors' run, or successors_lr's
+    out = {}
+    for d in SWEPT:
+        if all(run_name(d, lr) in runs for lr in (1e-4, *LR_SWEEP)):
+            curves = {lr: (runs[run_name(d, lr)]["convergence_step"],
+                           plateau(runs[run_name(d, lr)]["history"], fidelity_key(runs[run_name(d, lr)]),
+                                   PLATEAU["plateau_window"], PLATEAU["plateau_tol"])[1]) for lr in (1e-4, *LR_SWEEP)}
+            out[d] = best_lr(curves, LR_TOL)
+    return out
 
 
 def why_changed(c, old: str, new: str) -> str:

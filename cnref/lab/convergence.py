@@ -17,6 +17,7 @@ import numpy as np
 
 from ..checks import fail
 from ..mini.presets import EvalProtocol
+from ..mini.engine import plateaued
 from .results import load_validation_bounds
 
 
@@ -85,6 +86,33 @@ def _share(steps: np.ndarray, y: np.ndarray, window: int) -> float:
     m = min(len(y) - 1, max(1, int(round(window / np.median(np.diff(steps))))))
     jump = max(y[i + m] - y[i] for i in range(len(y) - m))
     return float(jump / rise - (steps[m] - steps[0]) / (steps[-END:].mean() - steps[0]))     # minus a ramp's share
+
+
+def half_rise_step(history: list[dict], key: str) -> float | None:
+    """Time to the level measured from the run's own start, for designs that do not start at the base's fidelity
+    (ControlNeXt's control is not zero at step 0): the step at which the curve first closes half the gap between
+    its first validation and its end (the mean of its last END validations), by `convergence_step`'s rule. None
+    when it ends no higher than it started."""
+    y0, end = history[0][key], float(np.mean([x[key] for x in history[-END:]]))
+    return convergence_step(history, key, y0 + 0.5 * (end - y0)) if end > y0 else None
+
+
+def plateau(history: list[dict], key: str, window: int, tol: float) -> tuple[float, float]:
+    """Where the plateau rule (`cnref.mini.train.plateaued`) stops a curve, read after the fact (a run made without
+    the rule: where it would have stopped), and its level there, the mean of `key` over that last window's
+    validations; the curve's end if the rule never stops it."""
+    stop = next((i for i in range(len(history)) if plateaued(history[:i + 1], key, window, tol)), len(history) - 1)
+    s = history[stop]["step"]
+    return float(s), float(np.mean([x[key] for x in history[:stop + 1] if s - window < x["step"] <= s]))
+
+
+def best_lr(runs: dict[float, tuple[float | None, float]], tol: float) -> float:
+    """A design's own learning rate, by the rule the successors' fair comparison states before its runs: of the
+    lrs whose plateau level is within `tol` of the best lr's, the one whose curve reaches the convergence level
+    first (never: last); ties go to the lower lr. `runs`: lr -> (convergence step or None, plateau level)."""
+    top = max(level for _, level in runs.values())
+    ok = [lr for lr, (_, level) in runs.items() if level >= top - tol]
+    return min(ok, key=lambda lr: (np.inf if runs[lr][0] is None else runs[lr][0], lr))
 
 
 def validation_noise(history: list[dict], key: str) -> float | None:

@@ -1,5 +1,6 @@
 """The Lightning plumbing both trainings share: deterministic step batches, the trainer's set-up, one progress bar
-over steps, resumable checkpoints, and quiet about the choices made on purpose.
+over steps, resumable checkpoints, when a run validates and when its plateau stops it, and quiet about the choices
+made on purpose.
 
 Every batch and every random draw is a pure function of (seed, global step), so an interrupted run resumes
 from its last checkpoint and continues exactly as if it had never stopped.
@@ -14,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
@@ -21,7 +23,7 @@ from tqdm import tqdm
 
 from ..checks import check_choice, check_positive
 from .data import batch_at
-from .presets import PRECISIONS
+from .presets import PRECISIONS, ControlNetTrainConfig
 
 
 def controlnet_optimizer(params, lr: float) -> torch.optim.AdamW:
@@ -84,6 +86,24 @@ def check_step(batch: dict, step: int) -> list[dict]:
     return batch["micro"]
 
 
+
+
+def validates_at(cfg: ControlNetTrainConfig, step: int) -> bool:
+    """Every val_every steps, and every val_early_every steps before val_early_until."""
+    early = cfg.val_early_every and step < cfg.val_early_until and step % cfg.val_early_every == 0
+    return step % cfg.val_every == 0 or bool(early)
+
+
+def plateaued(history: list[dict], key: str, window: int, tol: float) -> bool:
+    """The stopping rule of a run trained to its plateau, read at each validation from step 2 x window on: the
+    mean of `key` over the validations of the last `window` steps, (s - window, s], is within `tol` of its mean
+    over the `window` steps before (a mean over a window's validations, because one validation is noisy)."""
+    s = history[-1]["step"]
+    if s < 2 * window:
+        return False
+    last = [h[key] for h in history if s - window < h["step"] <= s]
+    before = [h[key] for h in history if s - 2 * window < h["step"] <= s - window]
+    return bool(before) and abs(np.mean(last) - np.mean(before)) < tol
 
 
 def trainer_kwargs(run_dir: Path, steps: int, ckpt_every: int, extra_callbacks=(), devices: int = 1,

@@ -96,11 +96,17 @@ class ControlNetTrainConfig:
     control: DesignConfig = ControlNetConfig()      # the design that trains, with its condition's factor
     unlock_decoder: bool = False
     decoder_lr: float = 2e-6         # the official advice for sd_locked=False
+    base_to_out_lr: float | None = None   # ControlNeXt's official recipe: the base's attention output projections
+                                          # train too, at this lr (its script: the module at 10x it); None: locked
     gradient_checkpointing: bool = False   # recompute activations in backward: less memory, more time
     precision: str = "32-true"       # Lightning's; the gpu preset trains (and validates) in "bf16-mixed"
     instrument: bool = False         # record cnref.mini.probe's gate and readout at each validation
     seed: int = 0
     val_every: int = 25
+    val_early_every: int = 0         # validate this often before step val_early_until too (0: not); a head start
+    val_early_until: int = 100       # or an early rise is read from the curve, not from one validation at step 25
+    plateau_tol: float | None = None # stop at a plateau (`plateaued`, at most `steps`): the mean fidelity of the last
+    plateau_window: int = 100        # window steps' validations within plateau_tol of the window's before; None: run all steps
     protocol: EvalProtocol = EvalProtocol()
     ckpt_every: int = 50
 
@@ -119,6 +125,14 @@ def check_run(cfg: ControlNetTrainConfig) -> ControlNetTrainConfig:
         check_positive(name, getattr(cfg, name), integer=True)
     for name in ("lr", "zero_conv_lr_scale", "copy_lr_scale"):
         check_positive(name, getattr(cfg, name))
+    check_positive("val_early_every", cfg.val_early_every, integer=True, allow_zero=True)
+    check_positive("plateau_window", cfg.plateau_window, integer=True)
+    for name in ("base_to_out_lr", "plateau_tol"):
+        if getattr(cfg, name) is not None:
+            check_positive(name, getattr(cfg, name))
+    if cfg.base_to_out_lr is not None and cfg.unlock_decoder:
+        fail("base_to_out_lr", "None when unlock_decoder is set (the decoder's to_out weights would train in two "
+             "groups)", cfg.base_to_out_lr)
     check_probability("prompt_dropout", cfg.prompt_dropout)
     check_choice("timesteps", cfg.timesteps, TIMESTEP_KINDS)
     check_choice("precision", cfg.precision, PRECISIONS)

@@ -16,6 +16,7 @@ import torch
 from torch.nn import functional as F
 
 from ..paper.controlnet import ControlNet, encoder_features
+from .base import MiniSD
 from .metrics import iou
 
 READOUT_LEVEL = 5        # the last skip of the second resolution level (half the sample's size)
@@ -65,3 +66,18 @@ def readout(net: ControlNet, z_t: torch.Tensor, t: torch.Tensor, c_t: torch.Tens
     small = (F.adaptive_avg_pool2d(mask.float(), feat.shape[-2:]) > 0.5).float()
     train = torch.arange(len(mask)) % 2 == 0
     return {"copy": round(ridge_readout(feat, small, train), 5), "residual": round(ridge_readout(res, small, train), 5)}
+
+
+@torch.no_grad()
+def probe_inputs(base: MiniSD, vb: dict, seed: int) -> dict:
+    """Fixed inputs for cnref.mini.probe (drawn from their own generator: training's random draws are untouched):
+    the validation conditions with their perfect prompts; for the gate, z_t of their targets at timesteps
+    spread over [0, T); for the readout, pure noise at t = T-1."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    z_0, n, T = vb["image"], len(vb["prompt"]), base.cfg.num_train_timesteps
+    c_t = base.encode_prompt(vb["prompt"])
+    t = torch.linspace(0, T - 1, n).long()
+    a = base.alpha_bar[t].view(-1, 1, 1, 1)
+    z_t = a.sqrt() * z_0 + (1 - a).sqrt() * torch.randn(z_0.shape, generator=g)
+    z_T = torch.randn(z_0.shape, generator=g)
+    return {"gate": (z_t, t, c_t, vb["cond"]), "readout": (z_T, torch.full((n,), T - 1), c_t, vb["cond"])}

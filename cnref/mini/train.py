@@ -19,14 +19,15 @@ import torch
 from .base import MiniSD
 from ..checks import check_positive, fail
 from ..paper.controlnet import set_gradient_checkpointing, unlock_decoder
+from ..successors.controlnext import unlock_attention_out
 from .data import TRAIN_SEED, VAL_SEED, dataset, prompts_for_setting
 from .data.io import Fill50KFolder
 from .ema import EMA
-from .engine import (check_step, controlnet_optimizer, last_checkpoint, quiet_lightning, step_generator,
-                     step_loader, trainer_kwargs, warmup_cosine)
+from .engine import (check_step, controlnet_optimizer, last_checkpoint, plateaued, quiet_lightning, step_generator,
+                     step_loader, trainer_kwargs, validates_at, warmup_cosine)
 from ..paper.loss import curriculum_floor, eq3_loss
 from .metrics import fidelity_fn, summarize
-from .probe import gate, readable, readout
+from .probe import gate, probe_inputs, readable, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance
 from .sample import generate
@@ -106,6 +107,7 @@ class ControlNetTraining(L.LightningModule):
             fail("instrument", "a design with 13 residuals (cnref.mini.probe reads its zero convs and residuals)",
                  cfg.control.design)
         self.decoder_params = unlock_decoder(self.base.unet) if cfg.unlock_decoder else []
+        self.to_out_params = unlock_attention_out(self.base.unet) if cfg.base_to_out_lr is not None else []
         if cfg.gradient_checkpointing:
             set_gradient_checkpointing(self.controlnet)
             set_gradient_checkpointing(self.base.unet)
@@ -123,6 +125,7 @@ class ControlNetTraining(L.LightningModule):
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
+        self.val_elapsed = 0.0        # of which validating: training seconds are the rest (equal-compute comparisons)
         self._losses: list[float] = []
         self._t0 = None
 
@@ -133,12 +136,14 @@ class ControlNetTraining(L.LightningModule):
         ckpt["state_dict"] = {k: v for k, v in ckpt["state_dict"].items() if not k.startswith("base.") or k in trainable}
         # the training losses since the last validation too: a resumed run's next validation reports their mean
         ckpt["cnref"] = {"history": self.history, "samples": self.samples, "elapsed": self._elapsed(),
+                         "val_elapsed": self.val_elapsed,
                          "losses": list(self._losses)}
 
     def on_load_checkpoint(self, ckpt):
         check_trained_state(self, ckpt["state_dict"])
         st = ckpt["cnref"]
         self.history, self.samples, self.elapsed = st["history"], st["samples"], st["elapsed"]
+        self.val_elapsed = st.get("val_elapsed", 0.0)     # checkpoints written before it was kept: 0
         self._losses = list(st.get("losses", []))        # checkpoints written before they were kept: none
 
     def _elapsed(self) -> float:
@@ -149,8 +154,12 @@ class ControlNetTraining(L.LightningModule):
 
     def training_step(self, batch, _):
         cfg, step = self.cfg, self.global_step
-        if step % cfg.val_every == 0:
+        if validates_at(cfg, step):
             self.validate()
+            if cfg.plateau_tol is not None and plateaued(self.history, fidelity_fn(cfg.data)[1], cfg.plateau_window,
+                                                         cfg.plateau_tol):
+                self.trainer.should_stop = True      # before this step's update: the model ends as validated
+                return
         opt = self.optimizers()
         opt.zero_grad()
         total = 0.0
@@ -190,6 +199,7 @@ class ControlNetTraining(L.LightningModule):
         if self.history and self.history[-1]["step"] == self.global_step:
             return
         cfg, proto, vb = self.cfg, self.cfg.protocol, self.val_batch
+        t0, train_s = time.perf_counter(), self._elapsed() - self.val_elapsed
         was_training = self.controlnet.training
         self.controlnet.eval()
         images = self._sample(vb, cfg.seed)
@@ -206,11 +216,12 @@ class ControlNetTraining(L.LightningModule):
                # the standard error of that mean: the loss curve's own noise at this validation
                "loss_se": round(float(np.std(self._losses, ddof=1) / np.sqrt(len(self._losses))), 7)
                if len(self._losses) > 1 else None,
-               "elapsed_s": round(self._elapsed(), 1)}
+               "elapsed_s": round(self._elapsed(), 1), "train_s": round(train_s, 1)}
         self._losses = []
         self.history.append(row)
         self.samples.append(((images[: proto.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
         self.log_dict({f"val/{k}": v for k, v in row.items() if isinstance(v, float) and k != "loss"})
+        self.val_elapsed += time.perf_counter() - t0
 
     def _sample(self, vb: dict, seed: int) -> torch.Tensor:
         """The validation's samples under sampler seed `seed` (DDIM, CFG, the validation prompt)."""
@@ -235,6 +246,8 @@ class ControlNetTraining(L.LightningModule):
         groups = lr_groups(self.controlnet, self.cfg)
         if self.decoder_params:
             groups.append({"params": self.decoder_params, "lr": self.cfg.decoder_lr})
+        if self.to_out_params:
+            groups.append({"params": self.to_out_params, "lr": self.cfg.base_to_out_lr})
         return controlnet_optimizer(groups, self.cfg.lr)
 
     def train_dataloader(self):
@@ -260,21 +273,6 @@ def check_trained_state(module: L.LightningModule, state: dict) -> None:
     missing = sorted(n for n, p in module.named_parameters() if p.requires_grad and n not in state)
     if missing:
         fail("checkpoint", "every trainable tensor of the run", f"{len(missing)} missing, e.g. {missing[0]}")
-
-
-@torch.no_grad()
-def probe_inputs(base: MiniSD, vb: dict, seed: int) -> dict:
-    """Fixed inputs for cnref.mini.probe (drawn from their own generator: training's random draws are untouched):
-    the validation conditions with their perfect prompts; for the gate, z_t of their targets at timesteps
-    spread over [0, T); for the readout, pure noise at t = T-1."""
-    g = torch.Generator().manual_seed(10_000 + seed)
-    z_0, n, T = vb["image"], len(vb["prompt"]), base.cfg.num_train_timesteps
-    c_t = base.encode_prompt(vb["prompt"])
-    t = torch.linspace(0, T - 1, n).long()
-    a = base.alpha_bar[t].view(-1, 1, 1, 1)
-    z_t = a.sqrt() * z_0 + (1 - a).sqrt() * torch.randn(z_0.shape, generator=g)
-    z_T = torch.randn(z_0.shape, generator=g)
-    return {"gate": (z_t, t, c_t, vb["cond"]), "readout": (z_T, torch.full((n,), T - 1), c_t, vb["cond"])}
 
 
 def train_controlnet(cfg: ControlNetTrainConfig, run_dir: Path, base: MiniSD | None = None,

@@ -12,8 +12,9 @@ so the control starts at the feature's own scale rather than at zero. As in the 
 (dvlab-research/ControlNeXt, models/unet.py and models/controlnext.py): injected after down block 0, its skip
 untouched, statistics per sample; the official module reduces 512x512 conditions 8x (a stride-2 embedding and
 two downsamplers) to the latent's size, here the stride-2 stages are log2 of the condition's factor over the
-sample. The official training also fine-tunes a subset of the base's weights; here only the module trains (the
-base stays locked, as for every control in cnref).
+sample. The official training also fine-tunes a subset of the base's weights, the attention output projections
+(`unlock_attention_out`), with the module at 10x their learning rate; by default here only the module trains (the
+base stays locked, as for every control in cnref), and a run's `base_to_out_lr` adds the official recipe.
 
 `CrossNormControlNet` borrows the cross normalisation for the paper's ControlNet (the why-sudden study's
 `injection` ablation): its 13 outputs pass through ordinary 1x1 convs and are brought to the statistics of the
@@ -105,6 +106,17 @@ class ControlNeXt(Design):
     def diffusers_model(self, unet):
         fail("net", "a design diffusers has a class for (ControlNeXt has none: its official code ships its own "
              "UNet; keep its state dict)", "ControlNeXt")
+
+
+def unlock_attention_out(unet) -> list[nn.Parameter]:
+    """ControlNeXt's official recipe (train_controlnext.py): every parameter of the base UNet whose name holds
+    "to_out", the attention output projections, trains too; returns them."""
+    params = [p for n, p in unet.named_parameters() if "to_out" in n]
+    if not params:
+        fail("unet", "a UNet with attention (parameters named to_out)", type(unet).__name__)
+    for p in params:
+        p.requires_grad_(True)
+    return params
 
 
 @contextmanager
