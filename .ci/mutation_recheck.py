@@ -41,17 +41,17 @@ def test_files(stats: dict, name: str, extra: list[str], only: bool, ids: set[st
 
     With `ids` (the tests that exist now), the function's own tests instead of their whole files, fastest first
     as mutmut orders them: a mutant that fails one stops there (-x), so most cost a pytest start and a test."""
-    if only:
-        return sorted(extra)
+    own = f"tests/test_{name.split('.')[2]}.py"
+    if only:                        # the mutated module's own file first: most mutants it kills stop there (-x)
+        return sorted(extra, key=lambda f: (f != own, f))
     tests = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
     if ids is None:
         return sorted({t.split("::")[0] for t in tests} | set(extra))
     mine = sorted((t for t in tests if t in ids), key=lambda t: stats["duration_by_test"].get(t, 0.0))
     # the test file named after the mutated module first, whole: the tests written since the stats were taken
     # (exact refusals, values by hand) are there, and a mutant they kill stops before the slower ones run
-    own = f"tests/test_{name.split('.')[2]}.py"
     first = [own] if any(t.startswith(own + "::") for t in ids) else []
-    return first + [t for t in mine if not t.startswith(own)] + sorted(set(extra) - set(mine) - set(first))
+    return first + sorted(set(extra) - set(first)) + [t for t in mine if not t.startswith((own, *extra))]
 
 
 def collected(folder: Path) -> set[str]:
@@ -158,7 +158,8 @@ def main() -> None:
         todo = sorted(random.Random(0).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)
 
-    stats = json.loads((a.folder / "mutants" / "mutmut-stats.json").read_text())
+    path = a.folder / "mutants" / "mutmut-stats.json"         # absent where mutmut stopped before its stats
+    stats = json.loads(path.read_text()) if path.exists() else {"tests_by_mangled_function_name": {}}
     ids = collected(a.folder) if a.by_id else None
     files = {n: test_files(stats, n, a.files, a.only_files, ids) for _, n in todo}
     check_baseline(a.folder, sorted({f for fs in files.values() for f in fs}), 10 * a.limit)

@@ -131,3 +131,49 @@ def test_unets_with_extra_conditioning_are_refused():
                                 class_embed_type="timestep")
     with pytest.raises(ValueError, match=r"`unet`: expected a UNet conditioned on t and text only .*class_embed_type"):
         ControlNet(unet, ControlNetConfig())
+
+
+def _paper_core_refusals(net_and_inputs):
+    """Each refusal of the paper core that the cases above do not reach: (call, its whole message)."""
+    from torch import nn
+    from cnref.paper.control import compose, connection_scales, controlled_unet
+    from cnref.paper.controlnet import set_gradient_checkpointing
+    from cnref.paper.guidance import guided_eps
+    from cnref.paper.loss import eps_loss
+    from cnref.paper.zero_conv import zero_conv_grads
+    net, (z_t, t, c_t, cond) = net_and_inputs
+    with torch.no_grad():
+        control = net(z_t, t, c_t, cond)
+    one = type(control)(tuple(r[:1] for r in control.down), control.mid[:1])
+    unet = tiny_unet("cnref")
+    paper_hint = ControlNet(unet, ControlNetConfig(hint="paper"))
+    return {
+        "no controls": (lambda: compose([]), "`controls`: expected at least one Control, received an empty list"),
+        "weights": (lambda: compose([control, control], [1.0]),
+                    "`weights`: expected 2 weights (one per control), received 1"),
+        "sizes": (lambda: connection_scales("resolution", sizes=[1, 2]),
+                  "`sizes`: expected 13 connection sizes h_i, received [1, 2]"),
+        "control batch": (lambda: controlled_unet(unet, z_t, t, c_t, one),
+                          "`control`: expected residuals for batch 2, received batch 1"),
+        "export hint": (lambda: paper_hint.diffusers_model(unet),
+                        "`net.cfg.hint`: expected 'official' (diffusers has only the official hint encoder), "
+                        "received 'paper'"),
+        "checkpointing": (lambda: set_gradient_checkpointing(nn.Linear(1, 1)),
+                          "`module`: expected a module with diffusers blocks (attribute gradient_checkpointing), "
+                          "received Linear"),
+        "c_uc": (lambda: guided_eps(unet, [], z_t, t, c_t, c_t[:, :2], 2.0),
+                 f"`c_uc`: expected shape {tuple(c_t.shape)} (as c_t), received {tuple(c_t[:, :2].shape)}"),
+        "eps_pred": (lambda: eps_loss(torch.zeros(2, 3), torch.zeros(2, 4)),
+                     "`eps_pred`: expected shape (2, 3) (the noise's), received shape (2, 4)"),
+        "W": (lambda: zero_conv_grads(torch.zeros(1, 2, 4, 4), torch.zeros(3, 5), torch.zeros(1, 3, 4, 4)),
+              "`W`: expected shape (3, 2) = (C_out, C_in), received (3, 5)"),
+    }
+
+
+@pytest.mark.parametrize("case", ["no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
+                                  "c_uc", "eps_pred", "W"])
+def test_paper_core_refusals_say_exactly_what_they_expected(net_and_inputs, case):
+    call, message = _paper_core_refusals(net_and_inputs)[case]
+    with pytest.raises(ValueError) as e:
+        call()
+    assert str(e.value) == message
