@@ -3,7 +3,7 @@ import pytest
 import torch
 from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 
-from cnref.paper.control import Control, compose, connection_scales, controlled_unet
+from cnref.paper.control import SCALE_KINDS, Control, compose, connection_scales, controlled_unet
 from cnref.paper.controlnet import ControlNet
 
 from conftest import inputs, randomize_zero_convs, tiny_unet
@@ -98,3 +98,15 @@ def test_repeat_rows_repeats_a_condition_or_each_feature_to_the_batch_and_copies
     assert all(torch.equal(o, torch.cat([f] * 3)) for o, f in zip(out, feats))
     one = [torch.rand(2, 8, 4, 4)]
     assert repeat_rows(one, 4)[0].shape == (4, 8, 4, 4) and repeat_rows(one, 2) is one
+
+
+@pytest.mark.parametrize("kind", sorted(SCALE_KINDS))
+def test_scales_are_their_formula_in_double_rounded_once(kind):
+    """Every kind equals its formula evaluated in double precision and rounded once to float32, bit for bit (the same
+    formula in single precision misses by an ulp on some connections)."""
+    want = {"uniform": [1.0] * 13, "guess_official": [0.825 ** (12 - i) for i in range(13)],
+            "guess_diffusers": [10 ** (-1 + i / 12) for i in range(13)], "resolution": [64 / h for h in SD_SIZES],
+            "resolution_normalized": [8 / h for h in SD_SIZES]}[kind]
+    w = connection_scales(kind, strength=0.7, sizes=SD_SIZES)
+    assert w.dtype == torch.float32
+    assert torch.equal(w, torch.tensor([0.7 * x for x in want], dtype=torch.float64).float())

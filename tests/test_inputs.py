@@ -139,7 +139,7 @@ def _paper_core_refusals(net_and_inputs):
     from cnref.paper.control import compose, connection_scales, controlled_unet
     from cnref.paper.controlnet import set_gradient_checkpointing
     from cnref.paper.guidance import guided_eps
-    from cnref.paper.loss import eps_loss
+    from cnref.paper.loss import eps_loss, sample_timesteps
     from cnref.paper.zero_conv import zero_conv_grads
     net, (z_t, t, c_t, cond) = net_and_inputs
     with torch.no_grad():
@@ -148,6 +148,15 @@ def _paper_core_refusals(net_and_inputs):
     unet = tiny_unet("cnref")
     paper_hint = ControlNet(unet, ControlNetConfig(hint="paper"))
     return {
+        "scale kind": (lambda: connection_scales("bogus"), "`kind`: expected one of ['guess_diffusers', "
+                       "'guess_official', 'resolution', 'resolution_normalized', 'uniform'], received 'bogus'"),
+        "timestep kind": (lambda: sample_timesteps(2, 1000, kind="bogus"),
+                          "`kind`: expected one of ['cubic', 'curriculum', 'high_t', 'uniform'], received 'bogus'"),
+        "timestep batch": (lambda: sample_timesteps(0, 1000), "`batch`: expected a positive integer, received 0"),
+        "hint variant": (lambda: hint_encoder("bogus", 4, 1), "`hint`: expected one of ['official', 'paper'], "
+                         "received 'bogus'"),
+        "cond_channels": (lambda: ControlNetConfig(cond_channels=0),
+                          "`cond_channels`: expected a positive integer, received 0"),
         "no controls": (lambda: compose([]), "`controls`: expected at least one Control, received an empty list"),
         "weights": (lambda: compose([control, control], [1.0]),
                     "`weights`: expected 2 weights (one per control), received 1"),
@@ -170,7 +179,8 @@ def _paper_core_refusals(net_and_inputs):
     }
 
 
-@pytest.mark.parametrize("case", ["no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
+@pytest.mark.parametrize("case", ["scale kind", "timestep kind", "timestep batch", "hint variant", "cond_channels",
+                                  "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
                                   "c_uc", "eps_pred", "W"])
 def test_paper_core_refusals_say_exactly_what_they_expected(net_and_inputs, case):
     call, message = _paper_core_refusals(net_and_inputs)[case]
