@@ -109,4 +109,16 @@ def test_scales_are_their_formula_in_double_rounded_once(kind):
             "resolution_normalized": [8 / h for h in SD_SIZES]}[kind]
     w = connection_scales(kind, strength=0.7, sizes=SD_SIZES)
     assert w.dtype == torch.float32
+    assert torch.equal(connection_scales(), torch.ones(13))         # the defaults: uniform, strength 1, 13
     assert torch.equal(w, torch.tensor([0.7 * x for x in want], dtype=torch.float64).float())
+
+
+def test_scaling_keeps_the_residuals_precision():
+    """A float scale is taken at the residuals' own precision: double residuals times 0.7 are exactly x * 0.7 in
+    double (a scale rounded to float32 first, 0.699999988..., would miss)."""
+    g = torch.Generator().manual_seed(0)
+    ctl = Control(tuple(torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64) for _ in range(12)),
+                  torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64))
+    out = ctl.scaled(0.7)
+    for x, y in zip(ctl.residuals, out.residuals):
+        assert y.dtype == torch.float64 and torch.equal(y, x * 0.7)
