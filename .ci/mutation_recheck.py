@@ -40,18 +40,18 @@ def test_files(stats: dict, name: str, extra: list[str], only: bool, ids: set[st
     """The test files of the mutated function (mutmut's stats) and `extra`; `extra` alone with `only`.
 
     With `ids` (the tests that exist now), the function's own tests instead of their whole files, fastest first
-    as mutmut orders them: a mutant that fails one stops there (-x), so most cost a pytest start and a test."""
+    as mutmut orders them, after `extra` and the module's own test file: a mutant that fails one stops there (-x)."""
     own = f"tests/test_{name.split('.')[2]}.py"
-    if only:                        # the mutated module's own file first: most mutants it kills stop there (-x)
+    if only:                        # the mutated module's own file first: most mutants it kills stop there
         return sorted(extra, key=lambda f: (f != own, f))
     tests = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
     if ids is None:
         return sorted({t.split("::")[0] for t in tests} | set(extra))
     mine = sorted((t for t in tests if t in ids), key=lambda t: stats["duration_by_test"].get(t, 0.0))
-    # the test file named after the mutated module first, whole: the tests written since the stats were taken
-    # (exact refusals, values by hand) are there, and a mutant they kill stops before the slower ones run
+    # the named files first, then the test file named after the mutated module, whole: the tests written since the
+    # stats were taken (exact refusals, values by hand) are there, and a mutant they kill stops before the slower ones
     first = [own] if any(t.startswith(own + "::") for t in ids) else []
-    return first + sorted(set(extra) - set(first)) + [t for t in mine if not t.startswith((own, *extra))]
+    return sorted(set(extra) - set(first)) + first + [t for t in mine if not t.startswith((own, *extra))]
 
 
 def collected(folder: Path) -> set[str]:
@@ -145,7 +145,8 @@ def main() -> None:
                     help="run --files alone: for survivors, whose other tests already passed them, the tests written since")
     ap.add_argument("--only", default="", help="only mutants whose name starts with this")
     ap.add_argument("--limit", type=float, default=180.0, help="seconds a mutant's tests may take")
-    ap.add_argument("--sample", type=int, default=0, help="rerun this many of them, drawn at random (seed 0)")
+    ap.add_argument("--sample", type=int, default=0, help="rerun this many of them, drawn at random")
+    ap.add_argument("--seed", type=int, default=0, help="the sample's seed")
     ap.add_argument("--by-id", action="store_true",
                     help="run each mutant's own tests (by id, from mutmut's stats) rather than their whole files")
     ap.add_argument("--fork", action="store_true",
@@ -155,7 +156,7 @@ def main() -> None:
     a.folder = a.folder.resolve()           # the forked mode runs in mutants/
     todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status}) if n.startswith(a.only)]
     if a.sample:
-        todo = sorted(random.Random(0).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
+        todo = sorted(random.Random(a.seed).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)
 
     path = a.folder / "mutants" / "mutmut-stats.json"         # absent where mutmut stopped before its stats

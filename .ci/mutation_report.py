@@ -8,7 +8,7 @@ outside the run's scope. Equivalent: a survivor listed in `.ci/mutation_equivale
 tell it from the original. The score is caught / (checked - equivalent), caught = killed + timed out,
 checked = everything but "not checked"; "killed alone" leaves the timeouts out (a lower bound).
 
-    python .ci/mutation_report.py [folder where mutmut ran] > table.md
+    python .ci/mutation_report.py [folder where mutmut ran] [sample logs of mutation_recheck.py] > table.md
 """
 import collections
 import re
@@ -62,5 +62,38 @@ def table(by: dict[str, collections.Counter]) -> str:
     return "\n".join(rows)
 
 
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% Wilson interval of a proportion k / n."""
+    p, d = k / n, 1 + z * z / n
+    mid, half = (p + z * z / (2 * n)) / d, z * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5 / d
+    return mid - half, mid + half
+
+
+def sampled(log: str, by: dict[str, collections.Counter]) -> str:
+    """From the log of a random sample (`mutation_recheck.py --sample N`) of the mutants that were timed out or not
+    checked: per module, the sample's outcomes, the share killed with its interval, and "killed alone" had the
+    rest of those mutants been killed at that share (the sample's own outcomes are in the table already)."""
+    outcome = collections.defaultdict(collections.Counter)
+    for line in Path(log).read_text().splitlines():
+        m = re.match(r"\[\d+/\d+\] (\S+): (killed|survived|timeout|no tests)", line)
+        if m:
+            outcome[module_of(m.group(1))][m.group(2)] += 1
+    rows = ["| module | sampled | killed | survived | timed out again | share killed [95% CI] | rest | "
+            "killed alone, estimated [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+    for module, o in sorted(outcome.items()):
+        n, c = sum(o.values()), by[module]
+        rest = c["timeout"] + c["not checked"] - o["timeout"]     # not yet rechecked: the sample speaks for them
+        judged = sum(c.values()) - c["equivalent"]
+        lo, hi = wilson(o["killed"], n)
+        est = lambda f: (c["killed"] + f * rest) / judged
+        rows.append(f"| `{module}` | {n} | {o['killed']} | {o['survived']} | {o['timeout']} | "
+                    f"{o['killed'] / n:.0%} [{lo:.0%}, {hi:.0%}] | {rest} | "
+                    f"{est(o['killed'] / n):.0%} [{est(lo):.0%}, {est(hi):.0%}] |")
+    return "\n".join(rows)
+
+
 if __name__ == "__main__":
-    print(table(counts(sys.argv[1] if len(sys.argv) > 1 else ".")))
+    by = counts(sys.argv[1] if len(sys.argv) > 1 else ".")
+    print(table(by))
+    for log in sys.argv[2:]:
+        print("\n" + sampled(log, by))

@@ -157,6 +157,7 @@ def _paper_core_refusals(net_and_inputs):
                          "received 'bogus'"),
         "cond_channels": (lambda: ControlNetConfig(cond_channels=0),
                           "`cond_channels`: expected a positive integer, received 0"),
+        "factor": (lambda: ControlNetConfig(factor=0), "`factor`: expected a positive integer, received 0"),
         "no controls": (lambda: compose([]), "`controls`: expected at least one Control, received an empty list"),
         "weights": (lambda: compose([control, control], [1.0]),
                     "`weights`: expected 2 weights (one per control), received 1"),
@@ -180,7 +181,7 @@ def _paper_core_refusals(net_and_inputs):
 
 
 @pytest.mark.parametrize("case", ["scale kind", "timestep kind", "timestep batch", "hint variant", "cond_channels",
-                                  "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
+                                  "factor", "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
                                   "c_uc", "eps_pred", "W"])
 def test_paper_core_refusals_say_exactly_what_they_expected(net_and_inputs, case):
     call, message = _paper_core_refusals(net_and_inputs)[case]
