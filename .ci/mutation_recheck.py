@@ -43,7 +43,7 @@ def test_files(stats: dict, name: str, extra: list[str], only: bool, ids: set[st
     as mutmut orders them, after `extra` and the module's own test file: a mutant that fails one stops there (-x)."""
     own = f"tests/test_{name.split('.')[2]}.py"
     if only:                        # the mutated module's own file first: most mutants it kills stop there
-        return sorted(extra, key=lambda f: (f != own, f))
+        return sorted(extra, key=lambda f: f != own)          # stable: the rest in the order given
     tests = stats["tests_by_mangled_function_name"].get(name.rsplit("__mutmut_", 1)[0], [])
     if ids is None:
         return sorted({t.split("::")[0] for t in tests} | set(extra))

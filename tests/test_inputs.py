@@ -133,7 +133,8 @@ def test_unets_with_extra_conditioning_are_refused():
         ControlNet(unet, ControlNetConfig())
 
 
-def _paper_core_refusals(net_and_inputs):
+@pytest.fixture(scope="module")
+def paper_core_refusals(net_and_inputs):
     """Each refusal of the paper core that the cases above do not reach: (call, its whole message)."""
     from torch import nn
     from cnref.paper.control import compose, connection_scales, controlled_unet
@@ -183,8 +184,8 @@ def _paper_core_refusals(net_and_inputs):
 @pytest.mark.parametrize("case", ["scale kind", "timestep kind", "timestep batch", "hint variant", "cond_channels",
                                   "factor", "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
                                   "c_uc", "eps_pred", "W"])
-def test_paper_core_refusals_say_exactly_what_they_expected(net_and_inputs, case):
-    call, message = _paper_core_refusals(net_and_inputs)[case]
+def test_paper_core_refusals_say_exactly_what_they_expected(paper_core_refusals, case):
+    call, message = paper_core_refusals[case]
     with pytest.raises(ValueError) as e:
         call()
     assert str(e.value) == message
