@@ -159,6 +159,8 @@ def paper_core_refusals(net_and_inputs):
         "cond_channels": (lambda: ControlNetConfig(cond_channels=0),
                           "`cond_channels`: expected a positive integer, received 0"),
         "factor": (lambda: ControlNetConfig(factor=0), "`factor`: expected a positive integer, received 0"),
+        "c_t dtype": (lambda: net(z_t, t, c_t.double(), cond), "`c_t`: expected dtype torch.float32 (the model's; or "
+                      "run under torch.autocast), received dtype torch.float64"),
         "no controls": (lambda: compose([]), "`controls`: expected at least one Control, received an empty list"),
         "weights": (lambda: compose([control, control], [1.0]),
                     "`weights`: expected 2 weights (one per control), received 1"),
@@ -182,7 +184,7 @@ def paper_core_refusals(net_and_inputs):
 
 
 @pytest.mark.parametrize("case", ["scale kind", "timestep kind", "timestep batch", "hint variant", "cond_channels",
-                                  "factor", "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
+                                  "factor", "c_t dtype", "no controls", "weights", "sizes", "control batch", "export hint", "checkpointing",
                                   "c_uc", "eps_pred", "W"])
 def test_paper_core_refusals_say_exactly_what_they_expected(paper_core_refusals, case):
     call, message = paper_core_refusals[case]

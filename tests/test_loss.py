@@ -88,6 +88,8 @@ def test_curriculum_starts_at_large_t_and_ends_uniform():
     a = sample_timesteps(64, T, "curriculum", torch.Generator().manual_seed(3), floor=0)
     b = sample_timesteps(64, T, "uniform", torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+    # and so without a floor given: the default floor is 0
+    assert torch.equal(sample_timesteps(64, T, "curriculum", torch.Generator().manual_seed(3)), b)
 
 
 @pytest.mark.parametrize("kind", ["high_t", "cubic"])
