@@ -144,6 +144,7 @@ def main() -> None:
     ap.add_argument("--only-files", action="store_true",
                     help="run --files alone: for survivors, whose other tests already passed them, the tests written since")
     ap.add_argument("--only", default="", help="only mutants whose name starts with this")
+    ap.add_argument("--names", type=Path, help="only the mutants named in this file, one a line")
     ap.add_argument("--limit", type=float, default=180.0, help="seconds a mutant's tests may take")
     ap.add_argument("--sample", type=int, default=0, help="rerun this many of them, drawn at random")
     ap.add_argument("--seed", type=int, default=0, help="the sample's seed")
@@ -154,7 +155,9 @@ def main() -> None:
     ap.add_argument("-j", type=int, default=2)
     a = ap.parse_args()
     a.folder = a.folder.resolve()           # the forked mode runs in mutants/
-    todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status}) if n.startswith(a.only)]
+    named = set(a.names.read_text().split()) if a.names else None
+    todo = [(m, n) for m, n in mutants(a.folder, {CODES[s] for s in a.status})
+            if n.startswith(a.only) and (named is None or n in named)]
     if a.sample:
         todo = sorted(random.Random(a.seed).sample(todo, min(a.sample, len(todo))), key=lambda x: x[1])
     print(f"{len(todo)} mutants to rerun", flush=True)

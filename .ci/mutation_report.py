@@ -69,15 +69,21 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return mid - half, mid + half
 
 
-def sampled(log: str, by: dict[str, collections.Counter]) -> str:
-    """From the log of a random sample (`mutation_recheck.py --sample N`) of the mutants that were timed out or not
-    checked: per module, the sample's outcomes, the share killed with its interval, and "killed alone" had the
-    rest of those mutants been killed at that share (the sample's own outcomes are in the table already)."""
-    outcome = collections.defaultdict(collections.Counter)
-    for line in Path(log).read_text().splitlines():
-        m = re.match(r"\[\d+/\d+\] (\S+): (killed|survived|timeout|no tests)", line)
-        if m:
-            outcome[module_of(m.group(1))][m.group(2)] += 1
+def sampled(logs: list[str], by: dict[str, collections.Counter]) -> str:
+    """From the logs of random samples (`mutation_recheck.py --sample N`) of the mutants that were timed out or not
+    checked, and of reruns of some of them (a mutant's last outcome counts): per module, the sample's outcomes, the
+    share killed with its interval, and "killed alone" had the rest of those mutants been killed at that share (the
+    sample's own outcomes are in the table already)."""
+    last = {}
+    for log in logs:
+        for line in Path(log).read_text().splitlines():
+            m = re.match(r"\[\d+/\d+\] (\S+): (killed|survived|timeout|no tests)", line)
+            if m:
+                last[m.group(1)] = m.group(2)
+    outcome, eq = collections.defaultdict(collections.Counter), equivalent()
+    for name, status in last.items():
+        if name not in eq:              # an equivalent mutant is out of the score, sampled or not
+            outcome[module_of(name)][status] += 1
     rows = ["| module | sampled | killed | survived | timed out again | share killed [95% CI] | rest | "
             "killed alone, estimated [95% CI] |", "|---|---|---|---|---|---|---|---|"]
     for module, o in sorted(outcome.items()):
@@ -95,5 +101,5 @@ def sampled(log: str, by: dict[str, collections.Counter]) -> str:
 if __name__ == "__main__":
     by = counts(sys.argv[1] if len(sys.argv) > 1 else ".")
     print(table(by))
-    for log in sys.argv[2:]:
-        print("\n" + sampled(log, by))
+    if sys.argv[2:]:
+        print("\n" + sampled(sys.argv[2:], by))

@@ -1,5 +1,6 @@
 """ControlNeXt: the control enters once, after the first down block, at the feature's own statistics (the
 official SD1.5 code's formula, written out here), the skips untouched."""
+import pytest
 import torch
 
 from cnref.paper.controlnet import ControlNet
@@ -64,3 +65,67 @@ def test_the_module_is_the_official_stack_composed_by_hand():
     torch.testing.assert_close(net(cond, t), net.out(net.mid(h) + h))
     assert (net(cond, t) - net.out(net.mid(h))).abs().max() > 1e-3         # the residual matters
     assert net(cond, t).shape == (2, unet.config.block_out_channels[0], 32, 32)
+
+
+def test_the_modules_layers_are_the_official_stack_at_cnrefs_widths():
+    """Every parameter's shape and every GroupNorm's groups, written out from the official module's description
+    (models/controlnext.py, at widths w0 = 32, w1 = 64 for a base whose first level is 32 wide): the time embedding
+    at 4 w0, a three-conv embedding with GroupNorm, two ResNet blocks with the timestep (the second widens to w1,
+    with a 1x1 shortcut), a strided 3x3 conv per stride-2 stage, the middle convs and the 1x1 projection."""
+    unet = load_base("cpu").unet
+    w0, w1, temb, out = 32, 64, 128, unet.config.block_out_channels[0]
+    conv = lambda o, i, k=3: {"weight": (o, i, k, k), "bias": (o,)}
+    vec = lambda n: {"weight": (n,), "bias": (n,)}
+    lin = lambda o, i: {"weight": (o, i), "bias": (o,)}
+    resnet = lambda i, o: {"norm1": vec(i), "conv1": conv(o, i), "time_emb_proj": lin(o, temb), "norm2": vec(o),
+                           "conv2": conv(o, o), **({"conv_shortcut": conv(o, i, 1)} if i != o else {})}
+    want = {"time_embedding": {"linear_1": lin(temb, w0), "linear_2": lin(temb, temb)},
+            "embedding": {"0": conv(w0 // 2, 3), "1": vec(w0 // 2), "3": conv(w0 // 2, w0 // 2), "4": vec(w0 // 2),
+                          "6": conv(w0, w0 // 2), "7": vec(w0)},
+            "down_res": {"0": resnet(w0, w0), "1": resnet(w0, w1)},
+            "down_sample": {"0": {"Conv2d_0": conv(w0, w0)}},            # factor 2: one stride-2 stage
+            "mid": {"0": conv(w1, w1), "2": vec(w1), "3": conv(w1, w1), "4": vec(w1)},
+            "out": conv(out, w1, 1)}
+
+    def flat(d, prefix=""):
+        for k, v in d.items():
+            yield from flat(v, f"{prefix}{k}.") if isinstance(v, dict) else [(prefix + k, v)]
+    net = ControlNeXt(unet, factor=2)
+    assert {n: tuple(p.shape) for n, p in net.named_parameters()} == dict(flat(want))
+    groups = {n: m.num_groups for n, m in net.named_modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {"embedding.1": 2, "embedding.4": 2, "embedding.7": 2, "down_res.0.norm1": 4,
+                      "down_res.0.norm2": 4, "down_res.1.norm1": 8, "down_res.1.norm2": 8, "mid.2": 8, "mid.4": 8}
+    assert net.down_sample[0].conv.stride == (2, 2) and isinstance(net.down_sample[1], torch.nn.Identity)
+
+
+@torch.no_grad()
+def test_controlnexts_eps_is_the_injected_unet_with_the_condition_repeated():
+    unet = load_base("cpu").unet
+    torch.manual_seed(0)
+    net = ControlNeXt(unet, scale=0.35)
+    z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
+    cond = torch.rand(1, 3, 32, 32)
+    torch.testing.assert_close(net.eps(unet, z, t, c, cond), controlnext_unet(unet, net, z, t, c, cond.repeat(2, 1, 1, 1)))
+
+
+def test_controlnext_refusals_say_exactly_what_they_expected():
+    from cnref.successors.controlnext import ControlNeXtConfig, CrossNormConfig, unlock_attention_out
+    unet = load_base("cpu").unet
+    cases = [(lambda: ControlNeXt(unet, factor=16), "`factor`: expected a power of two <= 8 (the official module's "
+              "stride-2 stages), received 16"),
+             (lambda: ControlNeXtConfig(factor=1.5), "`factor`: expected a positive integer, received 1.5"),
+             (lambda: ControlNeXtConfig(cond_channels=1.5), "`cond_channels`: expected a positive integer, received 1.5"),
+             (lambda: ControlNeXtConfig(scale=0), "`scale`: expected a positive number, received 0"),
+             (lambda: CrossNormConfig(scale=0), "`scale`: expected a positive number, received 0"),
+             (lambda: ControlNeXt(unet)(torch.rand(3, 32, 32), torch.tensor([1])),
+              "`cond`: expected a 4-d tensor, received shape (3, 32, 32)"),
+             (lambda: unlock_attention_out(torch.nn.Linear(1, 1)),
+              "`unet`: expected a UNet with attention (parameters named to_out), received Linear"),
+             (lambda: ControlNeXt(unet).diffusers_model(unet), "`net`: expected a design diffusers has a class for "
+              "(ControlNeXt has none: its official code ships its own UNet; keep its state dict), received ControlNeXt"),
+             (lambda: CrossNormConfig().build(unet).diffusers_model(unet), "`net`: expected a ControlNet whose "
+              "residuals enter through zero convs (diffusers' ControlNetModel), received cross-normalised residuals")]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message
