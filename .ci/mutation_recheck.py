@@ -79,7 +79,7 @@ def run_one(folder: Path, name: str, files: list[str], limit: float) -> tuple[in
     t0 = time.time()
     try:
         r = pytest(folder, files, name, limit)
-        code = {0: 0, 1: 1}.get(r.returncode)
+        code = {0: 0, 1: 1, 2: 1}.get(r.returncode)        # 2: collection failed under the mutant
         if code is None:
             raise RuntimeError(f"{name}: pytest exited {r.returncode}\n{r.stdout.decode()[-2000:]}")
     except subprocess.TimeoutExpired:
@@ -129,9 +129,9 @@ def forked(folder: Path, todo: list, files: dict, limit: float, j: int):
                 continue
             else:
                 rc = os.waitstatus_to_exitcode(status)
-                if rc not in (0, 1):
+                if rc not in (0, 1, 2):
                     raise RuntimeError(f"{name}: pytest exited {rc}")
-                code = rc
+                code = min(rc, 1)           # 2: the tests could not even be collected (the mutant breaks an import)
             del running[pid]
             yield meta, name, code, time.time() - t0
 

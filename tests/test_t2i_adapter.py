@@ -96,3 +96,31 @@ def test_the_adapter_is_diffusers_full_adapter_at_the_unets_widths_and_refuses_m
     z, t, c = torch.randn(1, 3, s, s), torch.tensor([5]), torch.randn(1, 5, unet.config.cross_attention_dim)
     with pytest.raises(ValueError, match=r"^`features\[0\]`: expected batch 1 \(as z_t\), received batch 2$"):
         adapted_unet(unet, z, t, c, feats)
+
+
+@torch.no_grad()
+def test_the_adapters_eps_is_the_adapted_unet_from_the_condition_or_its_features():
+    """eps(cond) adds the adapter's features of the condition, repeated to the batch; eps(features from `once`)
+    adds those features as they are: one generation computes them once."""
+    from cnref.successors.t2i_adapter import T2IAdapterConfig
+    unet = load_base("cpu").unet
+    torch.manual_seed(0)
+    net = T2IAdapterConfig().build(unet)
+    z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
+    cond = torch.rand(1, 3, 32, 32)
+    want = adapted_unet(unet, z, t, c, [f.repeat(2, 1, 1, 1) for f in net.adapter(cond)])
+    torch.testing.assert_close(net.eps(unet, z, t, c, cond), want)
+    torch.testing.assert_close(net.eps(unet, z, t, c, net.once(cond)), want)
+
+
+def test_the_adapter_has_the_res_blocks_asked_for_and_refuses_non_integers():
+    from cnref.successors.t2i_adapter import T2IAdapterConfig
+    unet = load_base("cpu").unet
+    blocks = lambda a: len([m for m in a.modules() if type(m).__name__ == "AdapterResnetBlock"])
+    levels = len(unet.config.block_out_channels)
+    assert blocks(adapter_for(unet)) == 2 * levels and blocks(adapter_for(unet, num_res_blocks=1)) == levels
+    for kw, message in [({"factor": 1.5}, "`factor`: expected a positive integer, received 1.5"),
+                        ({"cond_channels": 1.5}, "`cond_channels`: expected a positive integer, received 1.5")]:
+        with pytest.raises(ValueError) as e:
+            T2IAdapterConfig(**kw)
+        assert str(e.value) == message
