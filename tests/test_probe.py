@@ -104,3 +104,26 @@ def test_the_base_hint_encoder_is_the_bases_own_first_layers_at_t_zero_on_2c_min
     assert (E.factor, E.cond_channels) == (1, 3)
     with pytest.raises(ValueError, match=r"^`cond_channels`: expected the base's input channels 3, received 1$"):
         BaseHintEncoder(unet, 8, cond_channels=1)
+
+
+def test_the_base_embedder_controlnet_keeps_its_settings_and_says_exactly_what_it_refuses():
+    """Built from its config: factor 1, the config's condition channels and timesteps, the embedder frozen as
+    asked; each refusal word for word."""
+    from cnref.successors.ctrlora import BaseEmbedderConfig, BaseHintEncoder
+    from cnref.mini.shipping import load_base
+    unet = load_base("smoke").unet
+    net = BaseEmbedderConfig(trainable=False).build(unet, num_train_timesteps=500)
+    assert isinstance(net.controlnet_cond_embedding, BaseHintEncoder)
+    assert (net.cfg.factor, net.cfg.cond_channels, net.num_train_timesteps) == (1, 3, 500)
+    assert not any(p.requires_grad for p in net.controlnet_cond_embedding.resnet.parameters())
+    cases = [(lambda: BaseEmbedderConfig(factor=2),
+              "`factor`: expected 1 (the base's first layers read conditions at the sample's size), received 2"),
+             (lambda: BaseEmbedderConfig(cond_channels=1.5), "`cond_channels`: expected a positive integer, received 1.5"),
+             (lambda: net.diffusers_model(unet), "`net`: expected a ControlNet with the official hint encoder "
+              "(diffusers' ControlNetModel), received the base embedder"),
+             (lambda: net.controlnet_cond_embedding(torch.rand(3, 16, 16)),
+              "`cond`: expected a 4-d tensor, received shape (3, 16, 16)")]
+    for call, message in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == message
