@@ -106,6 +106,9 @@ def test_controlnexts_eps_is_the_injected_unet_with_the_condition_repeated():
     z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
     cond = torch.rand(1, 3, 32, 32)
     torch.testing.assert_close(net.eps(unet, z, t, c, cond), controlnext_unet(unet, net, z, t, c, cond.repeat(2, 1, 1, 1)))
+    # one timestep for the whole batch, as a sampler passes it, is that timestep for every row
+    torch.testing.assert_close(controlnext_unet(unet, net, z, torch.tensor(5), c, cond.repeat(2, 1, 1, 1)),
+                               controlnext_unet(unet, net, z, torch.tensor([5, 5]), c, cond.repeat(2, 1, 1, 1)))
 
 
 def test_controlnext_refusals_say_exactly_what_they_expected():
