@@ -110,6 +110,11 @@ def test_scales_are_their_formula_in_double_rounded_once(kind):
     w = connection_scales(kind, strength=0.7, sizes=SD_SIZES)
     assert w.dtype == torch.float32
     assert torch.equal(connection_scales(), torch.ones(13))         # the defaults: uniform, strength 1, 13
+    if kind.startswith("resolution"):        # sizes whose ratios are not powers of two, where float32 rounds
+        sizes = list(range(13, 0, -1))
+        ratio = [13 / h for h in sizes] if kind == "resolution" else [1 / h for h in sizes]
+        assert torch.equal(connection_scales(kind, strength=0.7, sizes=sizes),
+                           torch.tensor([0.7 * x for x in ratio], dtype=torch.float64).float())
     assert torch.equal(w, torch.tensor([0.7 * x for x in want], dtype=torch.float64).float())
 
 

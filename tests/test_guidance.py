@@ -116,3 +116,14 @@ def test_a_successor_refuses_what_only_residuals_allow(kw, received):
         guided_eps(unet, [(net, cond)], z_t, t, c_t, torch.randn_like(c_t), **kw)
     assert str(e.value) == ("`controlnets`: expected one successor of ControlNet, mode 'both', no per-connection "
                             f"scales, received {received}")
+
+
+@torch.no_grad()
+def test_one_branch_without_guidance_keeps_the_scales_and_needs_no_control(setup):
+    """beta = 1 (or no unconditional embedding): eps_c alone, with the given per-connection scales applied; with no
+    ControlNet at all, the plain UNet."""
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    w = connection_scales("guess_official")
+    want = controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond).scaled(w))
+    torch.testing.assert_close(guided_eps(unet, [(net, cond)], z_t, t, c_t, None, scales=w), want)
+    torch.testing.assert_close(guided_eps(unet, [], z_t, t, c_t, None), unet(z_t, t, c_t).sample)

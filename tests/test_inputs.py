@@ -48,6 +48,8 @@ def test_bad_sample_and_text(net_and_inputs):
         _call(net_and_inputs, z_t=torch.randn(2, 4, 16, 16))
     with pytest.raises(ValueError, match=r"^`z_t`: expected a 4-d tensor, received shape \(3, 16, 16\)$"):
         _call(net_and_inputs, z_t=z_t[0])
+    with pytest.raises(ValueError, match=r"^`c_t`: expected a 3-d tensor, received shape \(2, 5\)$"):
+        _call(net_and_inputs, c_t=c_t[:, :, 0])
     with pytest.raises(ValueError, match=r"`c_t`: expected batch size 2, received batch size 1"):
         _call(net_and_inputs, c_t=c_t[:1])
     with pytest.raises(ValueError, match=r"`t`: expected a scalar or 2 timesteps, received shape \(3,\)"):
