@@ -8,8 +8,9 @@ outside the run's scope. Equivalent: a survivor listed in `.ci/mutation_equivale
 tell it from the original. The score is caught / (checked - equivalent), caught = killed + timed out,
 checked = everything but "not checked"; "killed alone" leaves the timeouts out (a lower bound).
 
-    python .ci/mutation_report.py [folder where mutmut ran] [sample logs of mutation_recheck.py] > table.md
+    python .ci/mutation_report.py [folder where mutmut ran] [--sample LOG ...] [--rerun LOG ...] > table.md
 """
+import argparse
 import collections
 import re
 import subprocess
@@ -69,17 +70,24 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return mid - half, mid + half
 
 
-def sampled(logs: list[str], by: dict[str, collections.Counter]) -> str:
+def outcomes(log: str) -> dict[str, str]:
+    """mutant -> outcome, from a log of mutation_recheck.py."""
+    out = {}
+    for line in Path(log).read_text().splitlines():
+        m = re.match(r"\[\d+/\d+\] (\S+): (killed|survived|timeout|no tests)", line)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def sampled(samples: list[str], reruns: list[str], by: dict[str, collections.Counter]) -> str:
     """From the logs of random samples (`mutation_recheck.py --sample N`) of the mutants that were timed out or not
-    checked, and of reruns of some of them (a mutant's last outcome counts): per module, the sample's outcomes, the
-    share killed with its interval, and "killed alone" had the rest of those mutants been killed at that share (the
-    sample's own outcomes are in the table already)."""
-    last = {}
-    for log in logs:
-        for line in Path(log).read_text().splitlines():
-            m = re.match(r"\[\d+/\d+\] (\S+): (killed|survived|timeout|no tests)", line)
-            if m:
-                last[m.group(1)] = m.group(2)
+    checked, and of later reruns (a sampled mutant's last outcome counts; other mutants in a rerun are not the
+    sample's): per module, the sample's outcomes, the share killed with its interval, and "killed alone" had the
+    rest of those mutants been killed at that share (the sample's own outcomes are in the table already)."""
+    last = {name: status for log in samples for name, status in outcomes(log).items()}
+    for log in reruns:
+        last.update({n: st for n, st in outcomes(log).items() if n in last})
     outcome, eq = collections.defaultdict(collections.Counter), equivalent()
     for name, status in last.items():
         if name not in eq:              # an equivalent mutant is out of the score, sampled or not
@@ -99,7 +107,12 @@ def sampled(logs: list[str], by: dict[str, collections.Counter]) -> str:
 
 
 if __name__ == "__main__":
-    by = counts(sys.argv[1] if len(sys.argv) > 1 else ".")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", nargs="?", default=".")
+    ap.add_argument("--sample", nargs="*", default=[], help="logs of random samples (mutation_recheck.py --sample)")
+    ap.add_argument("--rerun", nargs="*", default=[], help="logs of later reruns of some of the sampled mutants")
+    a = ap.parse_args()
+    by = counts(a.folder)
     print(table(by))
-    if sys.argv[2:]:
-        print("\n" + sampled(sys.argv[2:], by))
+    if a.sample:
+        print("\n" + sampled(a.sample, a.rerun, by))
