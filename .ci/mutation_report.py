@@ -83,24 +83,28 @@ def outcomes(log: str) -> dict[str, str]:
 def sampled(samples: list[str], reruns: list[str], by: dict[str, collections.Counter]) -> str:
     """From the logs of random samples (`mutation_recheck.py --sample N`) of the mutants that were timed out or not
     checked, and of later reruns (a sampled mutant's last outcome counts; other mutants in a rerun are not the
-    sample's): per module, the sample's outcomes, the share killed with its interval, and "killed alone" had the
-    rest of those mutants been killed at that share (the sample's own outcomes are in the table already)."""
-    last = {name: status for log in samples for name, status in outcomes(log).items()}
+    sample's): per module, how many the first run killed, the sample's last outcomes, the share killed with its
+    interval, and "killed alone" had the rest of those mutants been killed at that share (the sample's own outcomes
+    are in the table already). Where tests were written for the sample's survivors, the share after them is an
+    upper estimate for the rest, and the first run's share a lower one."""
+    first = {name: status for log in samples for name, status in outcomes(log).items()}
+    last = dict(first)
     for log in reruns:
         last.update({n: st for n, st in outcomes(log).items() if n in last})
-    outcome, eq = collections.defaultdict(collections.Counter), equivalent()
+    outcome, before, eq = collections.defaultdict(collections.Counter), collections.Counter(), equivalent()
     for name, status in last.items():
         if name not in eq:              # an equivalent mutant is out of the score, sampled or not
             outcome[module_of(name)][status] += 1
-    rows = ["| module | sampled | killed | survived | timed out again | share killed [95% CI] | rest | "
-            "killed alone, estimated [95% CI] |", "|---|---|---|---|---|---|---|---|"]
+            before[module_of(name)] += first[name] == "killed"
+    rows = ["| module | sampled | killed first | killed | survived | timed out again | share killed [95% CI] | rest | "
+            "killed alone, estimated [95% CI] |", "|---|---|---|---|---|---|---|---|---|"]
     for module, o in sorted(outcome.items()):
         n, c = sum(o.values()), by[module]
         rest = c["timeout"] + c["not checked"] - o["timeout"]     # not yet rechecked: the sample speaks for them
         judged = sum(c.values()) - c["equivalent"]
         lo, hi = wilson(o["killed"], n)
         est = lambda f: (c["killed"] + f * rest) / judged
-        rows.append(f"| `{module}` | {n} | {o['killed']} | {o['survived']} | {o['timeout']} | "
+        rows.append(f"| `{module}` | {n} | {before[module]} | {o['killed']} | {o['survived']} | {o['timeout']} | "
                     f"{o['killed'] / n:.0%} [{lo:.0%}, {hi:.0%}] | {rest} | "
                     f"{est(o['killed'] / n):.0%} [{est(lo):.0%}, {est(hi):.0%}] |")
     return "\n".join(rows)
