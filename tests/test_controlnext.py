@@ -18,13 +18,18 @@ def first_block_output(unet, z, t, c):
     return seen[0]
 
 
-@torch.no_grad()
-def test_injection_is_the_cross_normalised_control_after_the_first_block():
+def net_and_inputs(cond_batch: int):
+    """The cpu base, a ControlNeXt at s = 0.35 and a batch of two (z_t, t, c_t) with `cond_batch` conditions."""
     unet = load_base("cpu").unet
     torch.manual_seed(0)
     net = ControlNeXt(unet, scale=0.35)
     z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
-    cond = torch.rand(2, 3, 32, 32)
+    return unet, net, z, t, c, torch.rand(cond_batch, 3, 32, 32)
+
+
+@torch.no_grad()
+def test_injection_is_the_cross_normalised_control_after_the_first_block():
+    unet, net, z, t, c, cond = net_and_inputs(2)
     control = net(cond, t)
     assert control.shape == (2, unet.config.block_out_channels[0], 32, 32)
     h, skips = first_block_output(unet, z, t, c)
@@ -100,11 +105,7 @@ def test_the_modules_layers_are_the_official_stack_at_cnrefs_widths():
 
 @torch.no_grad()
 def test_controlnexts_eps_is_the_injected_unet_with_the_condition_repeated():
-    unet = load_base("cpu").unet
-    torch.manual_seed(0)
-    net = ControlNeXt(unet, scale=0.35)
-    z, t, c = torch.randn(2, 3, 32, 32), torch.tensor([5, 900]), torch.randn(2, 16, 32)
-    cond = torch.rand(1, 3, 32, 32)
+    unet, net, z, t, c, cond = net_and_inputs(1)
     torch.testing.assert_close(net.eps(unet, z, t, c, cond), controlnext_unet(unet, net, z, t, c, cond.repeat(2, 1, 1, 1)))
     # one timestep for the whole batch, as a sampler passes it, is that timestep for every row
     torch.testing.assert_close(controlnext_unet(unet, net, z, torch.tensor(5), c, cond.repeat(2, 1, 1, 1)),
