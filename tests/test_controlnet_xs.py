@@ -86,3 +86,14 @@ def test_xs_reads_the_conditions_factor_and_refuses_what_it_cannot_lift():
     with pytest.raises(ValueError, match=r"^`z_t`: expected 3 channels, received 4 channels"):
         xs(torch.randn(1, 4, s, s), torch.tensor([1]), torch.randn(1, 5, unet.config.cross_attention_dim),
            torch.rand(1, 1, 2 * s, 2 * s))
+
+
+def test_the_xs_config_says_exactly_what_it_refuses():
+    from cnref.successors.controlnet_xs import ControlNetXSConfig
+    for kw, message in [({"factor": 1.5}, "`factor`: expected a positive integer, received 1.5"),
+                        ({"factor": 0}, "`factor`: expected a positive integer, received 0"),
+                        ({"cond_channels": 1.5}, "`cond_channels`: expected a positive integer, received 1.5"),
+                        ({"size_ratio": 0}, "`size_ratio`: expected a positive number, received 0")]:
+        with pytest.raises(ValueError) as e:
+            ControlNetXSConfig(**kw)
+        assert str(e.value) == message
