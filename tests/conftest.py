@@ -43,3 +43,10 @@ def randomize_zero_convs(net, seed=2, std=0.1):
 def near(mask: torch.Tensor, px: int = 1) -> torch.Tensor:
     """Pixels within px (8-neighbourhood steps) of a True pixel of mask (B,1,H,W)."""
     return torch.nn.functional.max_pool2d(mask.float(), 2 * px + 1, stride=1, padding=px) > 0
+
+
+def refuses(call, message: str) -> None:
+    """`call()` raises ValueError, and its whole message is `message` (argument, expected, received, word for word)."""
+    with pytest.raises(ValueError) as e:
+        call()
+    assert str(e.value) == message

@@ -7,6 +7,8 @@ from cnref.paper.controlnet import ControlNet
 from cnref.successors.controlnet_xs import ControlNetXS, lift
 from cnref.mini.shipping import load_base
 
+from conftest import refuses
+
 
 @torch.no_grad()
 def test_lift_is_the_same_unet_on_its_own_channels():
@@ -94,6 +96,4 @@ def test_the_xs_config_says_exactly_what_it_refuses():
                         ({"factor": 0}, "`factor`: expected a positive integer, received 0"),
                         ({"cond_channels": 1.5}, "`cond_channels`: expected a positive integer, received 1.5"),
                         ({"size_ratio": 0}, "`size_ratio`: expected a positive number, received 0")]:
-        with pytest.raises(ValueError) as e:
-            ControlNetXSConfig(**kw)
-        assert str(e.value) == message
+        refuses(lambda: ControlNetXSConfig(**kw), message)

@@ -1,11 +1,12 @@
 """ControlNeXt: the control enters once, after the first down block, at the feature's own statistics (the
 official SD1.5 code's formula, written out here), the skips untouched."""
-import pytest
 import torch
 
 from cnref.paper.controlnet import ControlNet
 from cnref.successors.controlnext import ControlNeXt, controlnext_unet, injected
 from cnref.mini.shipping import load_base
+
+from conftest import refuses
 
 
 def first_block_output(unet, z, t, c):
@@ -130,6 +131,4 @@ def test_controlnext_refusals_say_exactly_what_they_expected():
              (lambda: CrossNormConfig().build(unet).diffusers_model(unet), "`net`: expected a ControlNet whose "
               "residuals enter through zero convs (diffusers' ControlNetModel), received cross-normalised residuals")]
     for call, message in cases:
-        with pytest.raises(ValueError) as e:
-            call()
-        assert str(e.value) == message
+        refuses(call, message)
