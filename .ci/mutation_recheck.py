@@ -16,6 +16,7 @@ FOLDER is where `mutmut run` ran (it holds mutants/). Copy the current tests int
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -75,13 +76,19 @@ def check_baseline(folder: Path, files: list[str], limit: float) -> None:
                          + r.stdout.decode()[-2000:])
 
 
+def outcome(name: str, rc: int, output: str = "") -> int:
+    """pytest's exit status under a mutant as mutmut codes it: 0 passed (survived), 1 a test failed (killed), 2 the
+    tests could not even be collected (the mutant breaks an import: killed); anything else is this script's error."""
+    if rc not in (0, 1, 2):
+        raise RuntimeError(f"{name}: pytest exited {rc}\n{output[-2000:]}")
+    return min(rc, 1)
+
+
 def run_one(folder: Path, name: str, files: list[str], limit: float) -> tuple[int, float]:
     t0 = time.time()
     try:
         r = pytest(folder, files, name, limit)
-        code = {0: 0, 1: 1, 2: 1}.get(r.returncode)        # 2: collection failed under the mutant
-        if code is None:
-            raise RuntimeError(f"{name}: pytest exited {r.returncode}\n{r.stdout.decode()[-2000:]}")
+        code = outcome(name, r.returncode, r.stdout.decode())
     except subprocess.TimeoutExpired:
         code = -24
     return code, time.time() - t0
@@ -107,9 +114,6 @@ def forked(folder: Path, todo: list, files: dict, limit: float, j: int):
     while queue or running:
         while queue and len(running) < j:
             meta, name = queue.pop(0)
-            if not files[name]:
-                yield meta, name, CODES["no tests"], 0.0
-                continue
             pid = os.fork()
             if pid == 0:                                 # the child: its tests under the mutant, quietly
                 os.environ["MUTANT_UNDER_TEST"] = name
@@ -128,10 +132,7 @@ def forked(folder: Path, todo: list, files: dict, limit: float, j: int):
             elif done == 0:
                 continue
             else:
-                rc = os.waitstatus_to_exitcode(status)
-                if rc not in (0, 1, 2):
-                    raise RuntimeError(f"{name}: pytest exited {rc}")
-                code = min(rc, 1)           # 2: the tests could not even be collected (the mutant breaks an import)
+                code = outcome(name, os.waitstatus_to_exitcode(status))
             del running[pid]
             yield meta, name, code, time.time() - t0
 
@@ -171,14 +172,15 @@ def main() -> None:
 
     def job(item):
         meta, name = item
-        if not files[name]:
-            return meta, name, CODES["no tests"], 0.0
         return meta, name, *run_one(a.folder, name, files[name], a.limit)
 
+    untested = [(m, n) for m, n in todo if not files[n]]      # no test to run: recorded as such, nothing forked
+    tested = [(m, n) for m, n in todo if files[n]]
     pool = ThreadPoolExecutor(a.j)
-    results = forked(a.folder, todo, files, a.limit, a.j) if a.fork else pool.map(job, todo)
+    results = forked(a.folder, tested, files, a.limit, a.j) if a.fork else pool.map(job, tested)
     with pool:
-        for k, (meta, name, code, secs) in enumerate(results, 1):
+        for k, (meta, name, code, secs) in enumerate(
+                itertools.chain(((m, n, CODES["no tests"], 0.0) for m, n in untested), results), 1):
             d = json.loads(meta.read_text())      # one writer: results come back to this thread
             d["exit_code_by_key"][name] = code
             meta.write_text(json.dumps(d, indent=4))

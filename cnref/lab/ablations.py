@@ -458,7 +458,7 @@ def successors(preset: str) -> list[Variant]:
 # The successors on fair terms, stated before any of their runs: each design at its own learning rate, trained to a
 # plateau and judged there. The lr: seed 0 of each design at 3e-4 and 1e-3 (successors_lr), with its 1e-4 run
 # above, chosen by cnref.lab.convergence.best_lr (plateau levels within LR_TOL of the best, then the earliest
-# convergence step); the plateau: cnref.mini.train.plateaued with PLATEAU, read after the fact on the 1e-4 runs.
+# convergence step); the plateau: cnref.mini.engine.plateaued with PLATEAU, read after the fact on the 1e-4 runs.
 LR_SWEEP = (3e-4, 1e-3)
 LR_TOL = 0.02
 PLATEAU = {"plateau_tol": 0.02, "plateau_window": 100}

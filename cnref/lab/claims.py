@@ -170,10 +170,10 @@ def fair_lr(preset: str, root: Path | None = None) -> dict[str, float]:
     run_name = lambda d, lr: d if lr == 1e-4 else f"{d}_lr{lr:g}"        # successors' run, or successors_lr's
     out = {}
     for d in SWEPT:
-        if all(run_name(d, lr) in runs for lr in (1e-4, *LR_SWEEP)):
-            curves = {lr: (runs[run_name(d, lr)]["convergence_step"],
-                           plateau(runs[run_name(d, lr)]["history"], fidelity_key(runs[run_name(d, lr)]),
-                                   PLATEAU["plateau_window"], PLATEAU["plateau_tol"])[1]) for lr in (1e-4, *LR_SWEEP)}
+        swept = {lr: runs.get(run_name(d, lr)) for lr in (1e-4, *LR_SWEEP)}
+        if all(swept.values()):
+            curves = {lr: (r["convergence_step"], plateau(r["history"], fidelity_key(r), PLATEAU["plateau_window"],
+                                                          PLATEAU["plateau_tol"])[1]) for lr, r in swept.items()}
             out[d] = best_lr(curves, LR_TOL)
     return out
 

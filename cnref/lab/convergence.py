@@ -98,7 +98,7 @@ def half_rise_step(history: list[dict], key: str) -> float | None:
 
 
 def plateau(history: list[dict], key: str, window: int, tol: float) -> tuple[float, float]:
-    """Where the plateau rule (`cnref.mini.train.plateaued`) stops a curve, read after the fact (a run made without
+    """Where the plateau rule (`cnref.mini.engine.plateaued`) stops a curve, read after the fact (a run made without
     the rule: where it would have stopped), and its level there, the mean of `key` over that last window's
     validations; the curve's end if the rule never stops it."""
     stop = next((i for i in range(len(history)) if plateaued(history[:i + 1], key, window, tol)), len(history) - 1)
