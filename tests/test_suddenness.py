@@ -78,13 +78,14 @@ def test_doubling_steps_of_an_exact_exponential():
 
 def test_half_rise_step_is_measured_from_the_runs_own_start():
     """From 0.4 at step 0 to an end of 0.8 (its last 3 validations): half the rise is 0.6, crossed between steps
-    20 (0.5) and 30 (0.7) at 25; the same curve shifted up crosses at the same step; no rise: None."""
+    20 (0.5) and 30 (0.7) at 25; the same curve shifted up crosses at the same step; a fall or a flat curve: None."""
     from cnref.lab.convergence import half_rise_step
     ys = [0.4, 0.42, 0.5, 0.7, 0.8, 0.8, 0.8]
     h = [{"step": 10 * k, "iou": y} for k, y in enumerate(ys)]
     assert half_rise_step(h, "iou") == pytest.approx(25.0)
     assert half_rise_step([{**x, "iou": x["iou"] + 0.1} for x in h], "iou") == pytest.approx(25.0)
     assert half_rise_step([{"step": 10 * k, "iou": y} for k, y in enumerate([0.5, 0.4, 0.5, 0.5])], "iou") is None
+    assert half_rise_step([{"step": 10 * k, "iou": 0.5} for k in range(4)], "iou") is None       # ends where it began
 
 
 def test_plateau_read_after_the_fact_stops_where_training_would():
@@ -103,3 +104,4 @@ def test_the_lr_rule_takes_the_earliest_convergence_among_the_best_plateaus():
     assert best_lr({1e-4: (200.0, 0.80), 3e-4: (80.0, 0.70), 1e-3: (30.0, 0.81)}, 0.02) == 1e-3
     assert best_lr({1e-4: (None, 0.50), 3e-4: (None, 0.51)}, 0.02) == 1e-4        # both censored: the lower lr
     assert best_lr({1e-4: (90.0, 0.60), 3e-4: (None, 0.60)}, 0.02) == 1e-4        # never converging comes last
+    assert best_lr({1e-4: (200.0, 0.75), 3e-4: (80.0, 0.5)}, 0.25) == 3e-4        # exactly tol below the best: within
