@@ -79,6 +79,8 @@ def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
         net = BaseEmbedderConfig(trainable=trainable).build(base.unet)
         E = net.controlnet_cond_embedding
         assert torch.equal(E.conv_in.weight, base.unet.conv_in.weight)
+        # copies, not views: training E (trainable=True) must leave the locked base's own layers as they were
+        assert not {p.data_ptr() for p in E.parameters()} & {p.data_ptr() for p in base.unet.parameters()}
         assert all(p.requires_grad == trainable for p in [*E.conv_in.parameters(), *E.resnet.parameters()])
         assert all(p.requires_grad for p in E.conv_out.parameters())
         assert not any(p.requires_grad for p in E.time_embedding.parameters())
