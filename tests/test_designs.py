@@ -17,14 +17,25 @@ from cnref.lab.runner import prepare_smoke
 from cnref.mini.sample import generate
 from cnref.mini.shipping import load_base
 
+from conftest import refuses
+
 
 def test_a_design_takes_only_its_own_options():
     with pytest.raises(TypeError, match="lite"):
         design_config("controlnext", lite=True)
-    with pytest.raises(ValueError, match="design"):
-        design_config("adapter")
+    refuses(lambda: design_config("adapter"), f"`design`: expected one of {sorted(DESIGNS)}, received 'adapter'")
     with pytest.raises(ValueError, match="factor"):
         BaseEmbedderConfig(factor=2)              # the base's first layers read conditions at the sample's size
+
+
+def test_a_design_takes_the_condition_of_the_config_it_replaces():
+    """Both of the condition's fields, factor and channels, carry over to every design; an option given wins."""
+    from cnref.paper.controlnet import ControlNetConfig
+    like = ControlNetConfig(factor=2, cond_channels=1)
+    for name in ("t2i_adapter", "controlnet_xs", "controlnext"):
+        cfg = design_config(name, like=like)
+        assert (cfg.factor, cfg.cond_channels) == (2, 1), name
+    assert design_config("controlnet_xs", like=like, cond_channels=3).cond_channels == 3
 
 
 def test_switching_design_keeps_the_condition_and_every_design_round_trips():

@@ -124,3 +124,16 @@ def test_the_adapter_has_the_res_blocks_asked_for_and_refuses_non_integers():
     for kw, message in [({"factor": 1.5}, "`factor`: expected a positive integer, received 1.5"),
                         ({"cond_channels": 1.5}, "`cond_channels`: expected a positive integer, received 1.5")]:
         refuses(lambda: T2IAdapterConfig(**kw), message)
+
+
+def test_each_levels_output_is_its_last_layer_whatever_the_layers_per_level():
+    """Three layers per level (SD has two, where the second is also the last): a plain level's output is its third
+    ResNet, a cross-attention level's its third attention."""
+    from cnref.successors.t2i_adapter import level_outputs
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=3,
+                                block_out_channels=(8, 8), norm_num_groups=4, cross_attention_dim=8,
+                                attention_head_dim=2, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"))
+    first, plain = unet.down_blocks
+    assert [id(m) for m in level_outputs(unet)] == [id(first.attentions[2]), id(plain.resnets[2])]
