@@ -74,6 +74,13 @@ def test_multi_control_is_the_sum_of_single_controls():
                             mid_block_additional_residual=mid).sample).abs().max() <= 1e-5
 
 
+@torch.no_grad()
+def test_without_a_control_the_controlled_unet_is_the_locked_unet():
+    unet = tiny_unet("cnref")
+    z_t, t, c_t, _ = inputs(unet)
+    assert torch.equal(controlled_unet(unet, z_t, t, c_t, None), unet(z_t, t, c_t).sample)
+
+
 def test_scaled_rejects_wrong_length():
     c = Control(tuple(torch.ones(1, 1, 2, 2) for _ in range(12)), torch.ones(1, 1, 1, 1))
     with pytest.raises(ValueError, match="`w`.*13.*shape \\(5,\\)"):
