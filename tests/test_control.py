@@ -6,7 +6,7 @@ from diffusers.models.controlnets.multicontrolnet import MultiControlNetModel
 from cnref.paper.control import SCALE_KINDS, Control, compose, connection_scales, controlled_unet
 from cnref.paper.controlnet import ControlNet
 
-from conftest import inputs, randomize_zero_convs, tiny_unet
+from conftest import inputs, randomize_zero_convs, refuses, tiny_unet
 
 SD_SIZES = [64] * 3 + [32] * 3 + [16] * 3 + [8] * 3 + [8]   # SD1.5's 13 connections at 64x64 latents
 
@@ -134,3 +134,24 @@ def test_scaling_keeps_the_residuals_precision():
     out = ctl.scaled(0.7)
     for x, y in zip(ctl.residuals, out.residuals):
         assert y.dtype == torch.float64 and torch.equal(y, x * 0.7)
+
+
+def test_the_design_protocols_defaults():
+    """A design that defines nothing: eps is not implemented (by name), diffusers has no class for it (word for word),
+    `once` hands the condition back untouched and `trainable` lists the parameters that require gradients."""
+    from torch import nn
+    from cnref.paper.control import Design
+
+    class Bare(Design):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 2), nn.Linear(2, 2)
+            self.b.requires_grad_(False)
+
+    d, cond = Bare(), torch.rand(1, 3, 4, 4)
+    with pytest.raises(NotImplementedError, match=r"^Bare\.eps$"):
+        d.eps(None, None, None, None, cond)
+    refuses(lambda: d.diffusers_model(None), "`net`: expected a design diffusers has a class for (ControlNet, "
+            "T2I-Adapter, ControlNet-XS), received Bare")
+    assert d.once(cond) is cond
+    assert d.trainable() == [d.a.weight, d.a.bias] and not d.residual
