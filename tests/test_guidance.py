@@ -127,3 +127,38 @@ def test_one_branch_without_guidance_keeps_the_scales_and_needs_no_control(setup
     want = controlled_unet(unet, z_t, t, c_t, net(z_t, t, c_t, cond).scaled(w))
     torch.testing.assert_close(guided_eps(unet, [(net, cond)], z_t, t, c_t, None, scales=w), want)
     torch.testing.assert_close(guided_eps(unet, [], z_t, t, c_t, None), unet(z_t, t, c_t).sample)
+
+
+@torch.no_grad()
+def test_each_controlnet_takes_its_own_scales_and_beta_is_9_by_default(setup):
+    """A list of scale vectors gives each ControlNet its own (section 3.4's multi-ControlNet sum, each scaled); the
+    guidance scale defaults to the official sampler's 9."""
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    other = ControlNet(unet)
+    randomize_zero_convs(other, seed=5)
+    cond2 = torch.rand_like(cond)
+    w1, w2 = connection_scales("guess_official"), connection_scales("uniform", strength=0.5)
+    got = guided_eps(unet, [(net, cond), (other.eval(), cond2)], z_t, t, c_t, None, scales=[w1, w2])
+    both = net(z_t, t, c_t, cond).scaled(w1) + other(z_t, t, c_t, cond2).scaled(w2)
+    assert (got - controlled_unet(unet, z_t, t, c_t, both)).abs().max() <= 1e-5
+    assert torch.equal(guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc),
+                       guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=9.0))
+
+
+@torch.no_grad()
+def test_resolution_weighting_counts_the_connections_the_unet_has():
+    """Two levels of two layers: 7 connections, not SD's 13; the weights w_i = h_max / h_i are taken over those."""
+    from diffusers import UNet2DConditionModel
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
+                                block_out_channels=(8, 8), norm_num_groups=4, cross_attention_dim=8,
+                                attention_head_dim=2, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D")).eval()
+    net = ControlNet(unet)
+    randomize_zero_convs(net)
+    z_t, t, c_t, cond = inputs(unet)
+    ctl = net.eval()(z_t, t, c_t, cond)
+    assert len(ctl.residuals) == 7
+    want = controlled_unet(unet, z_t, t, c_t, ctl.scaled(torch.tensor([max(ctl.sizes) / h for h in ctl.sizes])))
+    got = guided_eps(unet, [(net, cond)], z_t, t, c_t, None, mode="cond_only_weighted")
+    assert (got - want).abs().max() <= 1e-5
