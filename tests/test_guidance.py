@@ -162,3 +162,24 @@ def test_resolution_weighting_counts_the_connections_the_unet_has():
     want = controlled_unet(unet, z_t, t, c_t, ctl.scaled(torch.tensor([max(ctl.sizes) / h for h in ctl.sizes])))
     got = guided_eps(unet, [(net, cond)], z_t, t, c_t, None, mode="cond_only_weighted")
     assert (got - want).abs().max() <= 1e-5
+
+
+@torch.no_grad()
+def test_cfg_without_a_control_and_scales_in_both_branches(setup):
+    """No ControlNet: CFG of the plain UNet's two branches. Mode "both" with scales: each branch's residuals scaled.
+    One timestep for the whole batch is that timestep on every row; and an odd batch."""
+    unet, net, z_t, t, c_t, c_uc, cond = setup
+    plain = lambda c: unet(z_t, t, c).sample
+    torch.testing.assert_close(guided_eps(unet, [], z_t, t, c_t, c_uc, beta=5.0),
+                               cfg(plain(c_uc), plain(c_t), 5.0), rtol=1e-5, atol=1e-5)
+    w = connection_scales("guess_official")
+    branch = lambda c: controlled_unet(unet, z_t, t, c, net(z_t, t, c, cond).scaled(w))
+    torch.testing.assert_close(guided_eps(unet, [(net, cond)], z_t, t, c_t, c_uc, beta=5.0, mode="both", scales=w),
+                               cfg(branch(c_uc), branch(c_t), 5.0), rtol=1e-5, atol=1e-5)
+    one_t = guided_eps(unet, [(net, cond)], z_t, torch.tensor(500), c_t, c_uc, beta=5.0)   # one t for the batch
+    assert torch.equal(one_t, guided_eps(unet, [(net, cond)], z_t, torch.full((2,), 500), c_t, c_uc, beta=5.0))
+    z3, t3, c3, cond3 = inputs(unet, batch=3)            # an odd batch: the two halves of 6 rows, not thirds
+    u3 = torch.randn_like(c3)
+    branch3 = lambda c: controlled_unet(unet, z3, t3, c, net(z3, t3, c, cond3))
+    torch.testing.assert_close(guided_eps(unet, [(net, cond3)], z3, t3, c3, u3, beta=5.0),
+                               cfg(branch3(u3), branch3(c3), 5.0), rtol=1e-5, atol=1e-5)
