@@ -150,3 +150,13 @@ def test_noise_is_drawn_in_the_latents_dtype_draw_for_draw_and_refusals_name_the
         drop_prompts("a disc", 0.5)
     with pytest.raises(ValueError, match=r"^`eps_pred`: expected shape \(2, 3\) \(the noise's\), received shape \(3, 2\)$"):
         eps_loss(torch.zeros(2, 3), torch.zeros(3, 2))
+
+
+def test_plain_noise_by_default_and_uniform_timesteps_ignore_the_curriculums_floor():
+    """sample_noise without an offset is N(0, I) alone (no second draw); the floor bounds only the curriculum's
+    draws, so a uniform draw with any floor is the uniform draw."""
+    z_0 = torch.zeros(2, 3, 4, 4)
+    assert torch.equal(sample_noise(z_0, generator=torch.Generator().manual_seed(0)),
+                       torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
+    draw = lambda **kw: sample_timesteps(64, 1000, "uniform", torch.Generator().manual_seed(0), **kw)
+    assert torch.equal(draw(floor=999), draw())
