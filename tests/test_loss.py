@@ -160,3 +160,15 @@ def test_plain_noise_by_default_and_uniform_timesteps_ignore_the_curriculums_flo
                        torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)))
     draw = lambda **kw: sample_timesteps(64, 1000, "uniform", torch.Generator().manual_seed(0), **kw)
     assert torch.equal(draw(floor=999), draw())
+
+
+def test_add_noise_keeps_the_samples_dtype_under_a_float32_schedule():
+    """bf16 training (the precision ablation) noises bf16 samples with the float32 alpha_bar: the result stays bf16,
+    each term rounded as bf16 arithmetic rounds it."""
+    alpha_bar = torch.linspace(0.999, 0.01, 1000)
+    z_0, eps = torch.randn(2, 3, 4, 4).bfloat16(), torch.randn(2, 3, 4, 4).bfloat16()
+    t = torch.tensor([10, 900])
+    z_t = add_noise(z_0, eps, t, alpha_bar)
+    a = alpha_bar[t].bfloat16().view(-1, 1, 1, 1)
+    assert z_t.dtype == torch.bfloat16
+    assert torch.equal(z_t, a.sqrt() * z_0 + (1 - a).sqrt() * eps)
