@@ -465,7 +465,7 @@ PLATEAU = {"plateau_tol": 0.02, "plateau_window": 100}
 SWEPT = ("controlnet", "t2i_adapter", "controlnet_xs", "controlnext")
 # best_lr's choice for each design, written in once seed 0 of every lr has run (tests/test_claims.py recomputes it
 # from the committed runs); successors_fair runs the designs it holds
-FAIR_LR: dict[str, float] = {}
+FAIR_LR: dict[str, float] = {"controlnet": 1e-3, "t2i_adapter": 1e-3, "controlnet_xs": 1e-3, "controlnext": 1e-4}
 EQUAL_TRAIN_S = 300.0        # equal compute: fidelity after this many seconds of training (validation excluded)
 
 
