@@ -9,7 +9,7 @@ in one place, so that a reader finds any command here.
     list                                   the ablations and their variants
     run <ablation> [--seeds ..] [--variants ..]   run, resume, skip or reuse an ablation's runs
     suite                                  every training ablation of the paper, in order
-    study <study|all>                      inference-time sweeps over the trained scene ControlNets
+    study <study|all>                      inference-time sweeps over trained ControlNets (scenes; gain: before_jump)
     train base|controlnet                  pretrain a base / train one ControlNet into a run folder
     evaluate bounds|validation|base        calibration rows / colour fidelity of the shipped base
     bench train|sample|sd15|plot|instrument|successors|flops   speed ratios and costs measured in one process
@@ -97,7 +97,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--root", type=Path, help="results folder (default: experiments/ here or above)")
         p.add_argument("--jobs", type=int, default=1, help="split the seeds over this many processes at once "
                        "(several small runs fill one GPU better than one; each result records how many shared it)")
-    st = sub.add_parser("study", help="inference-time sweeps over the trained scene ControlNets")
+    st = sub.add_parser("study", help="inference-time sweeps over trained ControlNets")
     st.add_argument("study", choices=[*STUDIES, "all"])
     _preset(st)
     st.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

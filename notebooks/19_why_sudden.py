@@ -102,7 +102,7 @@ if lr:
 # ## Part two: which part must move, which gate, the locked decoder, ControlNeXt's own injection
 # The explanations above move the jump; the experiments here ask which part of the ControlNet holds it back.
 # Each ablation's claims and predictions were committed before its runs (`cnref.lab.ablations`, the docstrings
-# of `which_part`, `which_gate`, `unlocked_decoder` and `controlnext_scale`):
+# of `which_part`, `which_gate`, `unlocked_decoder`, `controlnext_scale`, `ctrlora_controlled` and `before_jump`):
 #
 # | experiment | what changes | if the zero-conv gate is the bottleneck |
 # |---|---|---|
@@ -110,15 +110,44 @@ if lr:
 # | `which_gate` | Z1 small random (the 13 Z2 zero); the 13 Z2 small random (Z1 zero) | both converge before both-zero: the condition's effect starts as a product of two zeros |
 # | `unlocked_decoder` | the decoder trains too, at lr 2e-6 (the official advice) and 1e-5 | no change; if the delay is the locked decoder's, an unlocked one shortens it |
 # | `controlnext_scale` | ControlNeXt's single injection, no zero init, at s = 0.1, 0.35, 1 | (ControlNeXt's README: a larger s converges faster) |
+# | `ctrlora_controlled` | CtrLoRA's embedder layers and input scaling (2 c - 1), randomly initialised, trained | (if its pretraining is what helps, the pretrained embedder converges first; if its layers are, this one beats the official E) |
+# | `before_jump` + `gain` | checkpoints at steps 125 and 200 (before the jump) sampled with every residual x1, x2, x4 | x4 places the disc before the jump if the copy is ready and only the residuals' size delays the images |
 #
 # An ablation whose runs are not committed yet reads "pending" (its queue: `docs/lab-log.md`).
 
 # %%
-part_two = {name: report(name) for name in ("which_part", "which_gate", "unlocked_decoder", "controlnext_scale")}
+part_two = {name: report(name) for name in ("which_part", "which_gate", "unlocked_decoder", "controlnext_scale",
+                                            "ctrlora_controlled")}
 for name, rep in part_two.items():
     if rep:
         rep.training(keys=("iou",))
         rep.verdicts()
+
+# %% [markdown]
+# ## Is the copy ready before the images follow?
+# `before_jump` trains the default recipe (instrumented, as `learning_rate`'s lr_1e-4) and stops it at steps 125
+# and 200: 0.5x and 0.8x of lr_1e-4's mean crossing, 235. The lr is constant and every draw a function of the seed
+# and the step, so each checkpoint is the first steps of lr_1e-4's run of its seed. The `gain` study samples those
+# weights on the run's own validation with every residual multiplied by g = 1, 2 and 4 (`cnref.measure.gain`: the
+# output zero convs scaled, exact for powers of two, so g = 1 is the run's own last validation). Stated before the
+# runs: if the copy is ready and only the residuals' size delays the images, x4 places the disc (validation IoU
+# above the convergence level) before the jump; if the copy must still learn, it does not.
+
+# %%
+from cnref.views.notebook import StudyReport
+from cnref.views.sudden import plot_gain
+
+try:
+    gain = StudyReport.smoke("gain") if SMOKE else StudyReport("gain", "cpu")
+except FileNotFoundError as e:
+    print(f"gain: pending ({e})")
+    gain = None
+if gain:
+    gain.describe()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8))
+    plot_gain(axes, gain.results)
+    plt.tight_layout(); plt.show()
+    gain.verdicts()
 
 # %% [markdown]
 # ## The verdicts
@@ -146,7 +175,7 @@ preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
 from cnref.lab.claims import CLAIMS, evaluate_claim
 from cnref.views.tables import Verdicts
 
-v = Verdicts([c for c in CLAIMS if c.ablation in ("learning_rate", "which_part")],
+v = Verdicts([c for c in CLAIMS if c.ablation in ("learning_rate", "which_part", "which_gate")],
              lambda c: evaluate_claim(c, preset, root, lr.by if lr and c.ablation == "learning_rate" else None))
 show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts; the 1e-3 row was written "
              "after its runs, for a prediction stated before them, and docs/claims.md marks it post hoc; a run's "
@@ -156,6 +185,13 @@ show_reading("{text}\n\n**Which explanations survive** (each by its predictions'
 alone it comes earlier too ({v[copy_x10_earlier].word}, {v[copy_x10_earlier].evidence}), where the gate reading
 predicted the default's step ({v[copy_x10_as_default].word}). Both parts hold the jump back, so the zero-conv gate
 alone is not the bottleneck.
+
+**Which gate.** The condition passes two zero convs in series, so its effect starts as a product of two zeros.
+Opening Z1 alone (small random, the 13 Z2 zero) moves the jump to step {v[z1_random_earlier].a} against both zero's
+{v[z1_random_earlier].b}: earlier is {v[z1_random_earlier].word} ({v[z1_random_earlier].evidence}). Opening the 13
+Z2 alone (Z1 zero) gives step {v[z2_random_earlier].a}: earlier is {v[z2_random_earlier].word}
+({v[z2_random_earlier].evidence}). The product-of-two-zeros reading predicted both earlier, stated before the
+runs; it stands only where both rows read confirmed.
 
 **What to take away.**
 - The paper shows the jump and does not explain it. Each explanation here was stated with its predictions before

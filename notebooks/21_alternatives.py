@@ -21,8 +21,11 @@
 # recipe does: ControlNet's tutorial_train.py and T2I-Adapter's paper train at 1e-5, ControlNet-XS's official
 # config at 1e-5 too (configs/training/sd/sd15_encD_canny_53m.yaml), and ControlNeXt's SD1.5 script gives its
 # control module 10x the base lr and also trains the UNet's attention output projections, which cnref keeps
-# locked. So this table compares the designs under one recipe, not each at its best. T2I-Adapter also runs with
-# the cubic timesteps its training uses; ControlNeXt uses its script's scale for sparse conditions (s = 0.35).
+# locked. So the first half of this notebook compares the designs under one recipe, not each at its best, and
+# after a fixed 500 steps, where some had not yet converged. The second half retests them on fair terms: each at
+# its own learning rate, trained until its curve stops rising, and judged there, by rules stated before those
+# runs. T2I-Adapter also runs with the cubic timesteps its training uses; ControlNeXt uses its script's scale for
+# sparse conditions (s = 0.35).
 #
 # | design | where the control enters | when it runs | module |
 # |---|---|---|---|
@@ -41,11 +44,15 @@
 # **Device and time:** full mode reads the committed results (seconds). Making them, one run at a time on 2 CPU
 # cores (12-20 minutes a run, machine-dependent): `python -m cnref run successors --preset cpu --seeds 0 1 2
 # --record`, and the costs: `python -m cnref bench successors --preset cpu --repeats 5` and `... --processes 5`
-# (about 10 minutes). Smoke mode (`CNREF_SMOKE=1`, CI) trains T2I-Adapter and ControlNet-XS for a few steps on
-# the tiny smoke base and benches all four there (under a minute).
+# (about 10 minutes); the fair terms: `python -m cnref run successors_lr --preset cpu --seeds 0 --record` (the
+# learning-rate sweep, 8 runs) and `python -m cnref run successors_fair --preset cpu --seeds 0 1 2 --record` (15
+# runs, each alone on the cores: its equal-compute figures are wall seconds). Smoke mode (`CNREF_SMOKE=1`, CI)
+# trains T2I-Adapter and ControlNet-XS, then ControlNet and ControlNeXt on fair terms, for a few steps on the tiny
+# smoke base and benches all four there (under a minute).
 
 # %%
-from cnref.views.notebook import Designs, smoke_mode
+from cnref.views.designs import Designs
+from cnref.views.notebook import smoke_mode
 
 designs = Designs("smoke" if smoke_mode() else "cpu")
 rep = designs.rep
@@ -104,7 +111,7 @@ if rep:
 # Each paper's claim by the project's rule (`cnref.lab.verdict`), as stated before the runs.
 
 # %%
-from cnref.views.tables import print_verdicts
+from cnref.views.tables import print_runs, print_verdicts
 
 verdicts = print_verdicts("successors", designs.preset, rep.root if rep else None, rep.by if rep else {})
 
@@ -162,3 +169,42 @@ if rep:
     rep.reading(template, **designs.facts())
 else:
     print("the reading needs the runs (pending)")
+
+# %% [markdown]
+# ## On fair terms: each design at its own learning rate, trained to its plateau
+# Stated before these runs (`cnref.lab.ablations`, `successors_fair`):
+# - **Learning rate:** seed 0 of each design at 1e-4 (the run above), 3e-4 and 1e-3 (`successors_lr`); of the lrs
+#   whose plateau level is within 0.02 IoU of the best, the one that reaches the convergence level first
+#   (`cnref.lab.convergence.best_lr`). ControlNeXt's official recipe is a variant of its own: the base's attention
+#   output projections trained too, at a tenth of the module's lr.
+# - **Plateau:** a run stops at the first validation, from step 200 on, where the mean validation IoU of its last
+#   100 steps is within 0.02 of the 100 steps before (`cnref.mini.engine.plateaued`), or at twice the recipe's
+#   budget (1000 steps); validations every 5 steps up to step 100, so early rises and head starts show.
+# - **Judged there:** the final evaluation (four prompt settings, and KID on 256 held-out conditions) at the stop;
+#   the time to the level from zero (the convergence step) and from each design's own step-0 IoU (the half-rise
+#   step); and at equal compute, the validation IoU after the same seconds of training.
+
+# %%
+if designs.fair:
+    print_runs(designs.fair.by)
+    designs.fair_table();
+
+# %% [markdown]
+# ## The curves against steps and against seconds
+# Left: the validation IoU against the step (mean over seeds, band = min-max), with the base alone, the ground
+# truth and the convergence level. Right: each seed's curve against its seconds of training on this CPU, with the
+# equal-compute mark: a design that steps faster moves left.
+
+# %%
+if designs.fair:
+    designs.fair_curves()
+
+# %% [markdown]
+# ## Verdicts on fair terms, and what moved
+# The claims of `successors_fair`, each by the project's rule; then each paper's claims under one recipe beside the
+# same claim on fair terms.
+
+# %%
+fair_verdicts = print_verdicts("successors_fair", designs.preset, designs.fair.root if designs.fair else None,
+                               designs.fair.by if designs.fair else {})
+designs.retests();

@@ -66,8 +66,9 @@ def test_a_claim_across_ablations_compares_runs_that_differ_only_where_it_says()
 
 
 def test_every_study_claim_names_existing_settings():
+    from cnref.lab.gain import LEVEL_ROW
     for c in STUDY_CLAIMS:
-        names = {s.name for s in settings(c.study, 3.0)} | set(CALIBRATION)
+        names = {s.name for s in settings(c.study, 3.0)} | set(CALIBRATION) | {LEVEL_ROW}
         for ref in (c.a, c.b):
             assert ref in names, (c, ref)
         assert c.expect in (">", "<", "=")

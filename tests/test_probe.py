@@ -90,6 +90,30 @@ def test_base_hint_encoder_copies_the_base_and_starts_at_zero():
         BaseEmbedderConfig(factor=2)
 
 
+def test_a_randomly_initialised_base_embedder_has_the_bases_layers_but_none_of_its_weights():
+    """`pretrained=False` (CtrLoRA controlled): the same modules and shapes as the pretrained embedder, every
+    weight of conv_in, the ResNet block and the time embedding drawn afresh (GroupNorm's affine back to 1 and 0), a
+    function of the seed; Z1 still zero, so the ControlNet still starts as the base."""
+    from cnref.successors.ctrlora import BaseEmbedderConfig
+    from cnref.mini.shipping import load_base
+    unet = load_base("smoke").unet
+    torch.manual_seed(0)
+    pre = BaseEmbedderConfig().build(unet).controlnet_cond_embedding
+    torch.manual_seed(0)
+    rnd = BaseEmbedderConfig(pretrained=False).build(unet).controlnet_cond_embedding
+    torch.manual_seed(0)
+    again = BaseEmbedderConfig(pretrained=False).build(unet).controlnet_cond_embedding
+    layers = lambda E: {k: v for k, v in E.state_dict().items() if not k.startswith("conv_out")}
+    a, b = layers(pre), layers(rnd)
+    assert a.keys() == b.keys() and all(a[k].shape == b[k].shape for k in a)
+    moved = [k for k in a if not k.endswith(("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"))]
+    assert all(not torch.equal(a[k], b[k]) for k in moved)
+    assert all(torch.equal(b[k], torch.ones_like(b[k]) if k.endswith("weight") else torch.zeros_like(b[k]))
+               for k in a if k not in moved)
+    assert all(torch.equal(v, layers(again)[k]) for k, v in b.items())
+    assert torch.count_nonzero(rnd(torch.rand(2, 3, 16, 16))) == 0
+
+
 def test_the_base_hint_encoder_is_the_bases_own_first_layers_at_t_zero_on_2c_minus_1():
     """CtrLoRA's embedder in pixel space, composed by hand from the locked base's own modules: the first ResNet
     block on conv_in(2 c - 1) with the time embedding of t = 0, then Z1 (given weights here so that it passes

@@ -119,7 +119,7 @@ def _claims_read_by(src: str) -> dict:
     from cnref.lab.claims import CLAIMS, STUDY_CLAIMS
     out = {}
     for name in re.findall(r'(?:AblationReport|StudyReport)(?:\.smoke)?\("(\w+)"', src) + \
-            (["successors"] if "Designs(" in src else []):
+            (["successors", "successors_fair"] if "Designs(" in src else []):
         out.update({c.id: c for c in CLAIMS if c.ablation == name})
         out.update({c.id: c for c in STUDY_CLAIMS if c.study == name})
     return out
@@ -274,3 +274,50 @@ def test_the_recipe_quoted_in_prose_is_the_cpu_presets():
                 bad.append(f"{name}: {m.group(0)} (1 / C(n_a + n_b, n_a) = "
                            f"{smallest_p(int(m.group(2)), int(m.group(3))):.4f})")
     assert not bad, bad
+
+
+# ------------------------------------------------------------------ the successors on fair terms
+def _fair_run(lr, steps, ious, train_s):
+    from cnref.measure.evaluate import QUALITY_SET
+    h = [{"step": s, "iou": y, "train_s": t} for s, y, t in zip(steps, ious, train_s)]
+    return {"config": {"lr": lr, "seed": 0}, "history": h, "convergence_step": 50.0,
+            "final_eval": {"held_out/perfect": {"iou": 0.9}, QUALITY_SET: {"kid": 1.5}}}
+
+
+def test_a_fair_row_reads_the_stop_the_start_the_half_rise_and_equal_compute():
+    """Figures worked by hand: the curve 0.2 -> 0.8 (its end: the mean of the last three, 0.8) closes half its rise
+    (0.5) a third of the way from step 25 (0.4) to step 50 (0.7); 300 s of training lies halfway between the
+    validations at 200 s (0.4) and 400 s (0.7); a run stopped before 300 s keeps its last validation's IoU."""
+    from cnref.views.designs import fair_row
+    r = _fair_run(1e-3, [0, 25, 50, 75, 100, 125], [0.2, 0.4, 0.7, 0.8, 0.8, 0.8],
+                  [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0])
+    assert fair_row(r) == pytest.approx([125, 1000.0, 0.2, 50.0, 25 + 25 / 3, 0.55, 0.9, 1.5])
+    short = _fair_run(1e-3, [0, 25, 50, 75], [0.2, 0.6, 0.8, 0.8], [0.0, 50.0, 100.0, 150.0])
+    assert fair_row(short)[5] == 0.8
+
+
+def test_the_fair_table_gives_each_design_its_lr_seeds_and_spread():
+    from cnref.views.designs import COLUMNS, fair_table
+    a = _fair_run(1e-3, [0, 100, 200], [0.2, 0.6, 0.8], [0.0, 100.0, 200.0])
+    b = _fair_run(1e-3, [0, 100, 300], [0.2, 0.6, 0.8], [0.0, 100.0, 300.0])
+    lines = fair_table({"controlnet": [a, b]}).splitlines()
+    cells = [c.strip() for c in lines[2].strip("|").split("|")]
+    assert len(cells) == len(COLUMNS) and cells[:3] == ["controlnet", "0.001", "2"]
+    assert cells[3] == f"250 ± {np.std([200, 300], ddof=1):.0f}"         # stopped at step 200 and 300
+
+
+def test_every_successor_claim_appears_once_beside_the_claim_that_retests_it(tmp_path):
+    """On no results every row is pending; each claim of both ablations is in exactly one row, and a retested
+    claim shares its row with its retest."""
+    from cnref.lab.ablations import RETESTS
+    from cnref.lab.claims import CLAIMS
+    from cnref.views.designs import retest_rows
+    rows = retest_rows("cpu", tmp_path)
+    seen = [x[0].id for r in rows for x in (r["equal"], r["fair"]) if x]
+    ids = [c.id for c in CLAIMS if c.ablation in ("successors", "successors_fair")]
+    assert sorted(seen) == sorted(ids)
+    for r in rows:
+        if r["fair"] and r["fair"][0].id in RETESTS:
+            assert r["equal"][0].id == RETESTS[r["fair"][0].id]
+        assert all(x[1]["verdict"].startswith("pending") for x in (r["equal"], r["fair"]) if x)
+        assert r["changed"] is False

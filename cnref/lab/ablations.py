@@ -418,6 +418,42 @@ def controlnext_scale(preset: str) -> list[Variant]:
             for s in (0.1, 0.35, 1.0)]
 
 
+@ablation("19_why_sudden.py", {
+    "pretrained_before_random_layers": Claim("CtrLoRA controlled: the pretrained embedder (trained) converges before the same "
+          "layers and input scaling randomly initialised (trained)", "CtrLoRA (pretrained embedder)",
+          "hint_embedder:base_trainable", "base_random", "<", key="convergence_step", setting=None),
+    "frozen_before_random_layers": Claim("... and kept frozen, too", "CtrLoRA (pretrained embedder)",
+          "hint_embedder:base_frozen", "base_random", "<", key="convergence_step", setting=None),
+    "layers_before_official_e": Claim("The rival: the layers and input scaling alone (randomly initialised) converge "
+          "before the official random E", "rival hypothesis (the embedder's architecture, not its weights)",
+          "base_random", "hint_embedder:random", "<", key="convergence_step", setting=None),
+})
+def ctrlora_controlled(preset: str) -> list[Variant]:
+    """Why sudden, CtrLoRA's explanation controlled: `hint_embedder`'s pretrained embedder differs from the official
+    E in its weights, and also in its layers (conv_in and a ResNet block with GroupNorm and the t = 0 embedding,
+    against a stack of small convs) and its input scaling (2 c - 1). `base_random` keeps those layers and that
+    scaling, randomly initialised and trained. Stated before its runs: if the pretraining is what helps, the
+    pretrained embedder (trained, and frozen) converges before `base_random`; if the layers are, `base_random`
+    converges before the official E."""
+    return [_with(preset, "base_random", design="controlnet_base_embedder", control={"factor": 1, "pretrained": False})]
+
+
+# the learning-rate study's lr_1e-4 (the default recipe, instrumented): its seeds 0-2 cross the level at steps
+# 224, 244 and 237, mean 235; `before_jump` stops the same runs at 0.5x and 0.8x of that mean
+BEFORE_JUMP = (125, 200)
+
+
+@ablation("19_why_sudden.py", {})
+def before_jump(preset: str) -> list[Variant]:
+    """Why sudden: is the copy ready before the images follow? The default recipe, instrumented as the learning-rate
+    study's lr_1e-4, stopped before its jump (at the cpu preset steps 125 and 200: 0.5x and 0.8x of lr_1e-4's mean
+    crossing, 235; other presets scale them with their budget) with its weights kept, for the `gain` study to
+    sample with every residual amplified. The lr is constant and every draw a function of (seed, step), so each run
+    is the first steps of lr_1e-4's run of its seed; its claims are the `gain` study's."""
+    steps = default_run(preset).steps
+    return [_with(preset, f"steps{k}", instrument=True, steps=max(1, round(k * steps / 500))) for k in BEFORE_JUMP]
+
+
 @ablation("21_alternatives.py", {
     # ControlNet's successors on the same base, data and recipe (stated before their runs; X = 0.05 IoU)
     "t2i_fidelity": Claim("T2I-Adapter stays within 0.05 IoU of ControlNet's condition fidelity (perfect prompt)",
@@ -517,6 +553,12 @@ def successors_fair(preset: str) -> list[Variant]:
         lr = FAIR_LR["controlnext"]
         out.append(_with(preset, "controlnext_official", design="controlnext", lr=lr, base_to_out_lr=lr / 10, **fair))
     return out
+
+
+# which claim of `successors` (one lr, 500 steps) each claim of `successors_fair` retests on fair terms; the others
+# are new (equal compute, the official recipe, the half rise) or do not depend on training (the costs)
+RETESTS = {"t2i_fidelity_fair": "t2i_fidelity", "xs_fidelity_fair": "xs_fidelity",
+           "controlnext_earlier_fair": "controlnext_earlier", "xs_quality_fair": "xs_quality"}
 
 
 @ablation("14_scenes.py", {

@@ -19,7 +19,7 @@ from ..checks import fail
 from ..mini.presets import config_from_dict
 from ..paper.controlnet import ControlNet
 
-KEEP_WEIGHTS = {"scenes"}      # ablations whose trained ControlNets later studies load (seed<k>.safetensors)
+KEEP_WEIGHTS = {"scenes", "before_jump"}   # ablations whose trained ControlNets studies load (seed<k>.safetensors)
 
 
 def results_root(root: Path | str | None = None) -> Path:

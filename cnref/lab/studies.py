@@ -1,5 +1,5 @@
-"""Inference-time studies on the trained scene ControlNets: sweeps of sampling settings over one
-held-out set of scenes, repeated for every trained seed.
+"""Inference-time studies on trained ControlNets (the scene ControlNets, but for `gain`): sweeps of sampling
+settings over one held-out set, repeated for every trained seed.
 
 - `cfg` (Fig. 5): where the control goes under classifier-free guidance, guidance.MODES: both branches
   (the official code), the conditional branch only, and conditional only with CFG resolution weighting
@@ -17,7 +17,10 @@ held-out set of scenes, repeated for every trained seed.
   (image, condition) pairs (`cnref.measure.quality`); with calibration rows that need no sampling: the targets, the
   targets paired with another scene's outline (right images, wrong place), blurred targets and noise.
 
-Every sample set is measured with metrics.scene_fidelity (against each scene it may follow) and FID (KID in
+- `gain` (`cnref.lab.gain`, on fill50k): the `before_jump` ControlNets sampled with every residual multiplied by
+  1, 2 and 4, on their own validation: is the copy ready before the images follow?
+
+Every sample set of the scene studies is measured with metrics.scene_fidelity (against each scene it may follow) and FID (KID in
 `quality`).
 `python -m cnref study <study> --preset cpu --seeds 0 1 2` writes
 experiments/studies/<preset>/<study>/seed<k>.json (+ .npz with the first images of each setting); a finished
@@ -46,7 +49,9 @@ from ..mini.presets import preset as get_preset
 from ..provenance import provenance
 from ..mini.sample import generate
 from ..mini.shipping import load_base
+from .ablations import BEFORE_JUMP
 from .declare import Study, StudyClaim
+from .gain import GAIN_CLAIMS, run_gain, setting_names
 from .results import load_controlnet, load_results, study_path
 
 NETS = ("outline", "segmentation")      # the `scenes` ablation's variants
@@ -79,6 +84,9 @@ def settings(study: str, beta: float) -> list[Setting]:
                 for k in ("uniform", "guess_official", "guess_diffusers") for b in (3.0, 9.0)]
     if study == "strength":
         return [Setting(f"s{s:g}", strength=s, beta=beta) for s in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
+    if study == "gain":        # the strength here is the residual gain, applied to the before-jump checkpoints
+        return [Setting(name, strength=float(name.rsplit("_g", 1)[1]))
+                for name in setting_names(f"steps{k}" for k in BEFORE_JUMP)]
     if study == "quality":
         return [replace(x, name=f"{st}/{x.name}") for st, names in QUALITY_SETTINGS.items()
                 for x in settings(st, beta) if x.name in names]
@@ -144,6 +152,7 @@ STUDIES = {s.name: s for s in (
         "s2_costs": StudyClaim("Over-strong control (s = 2) costs image quality: KID above s = 1", "common advice",
                    "strength/s2", "strength/s1", ">", key="kid"),
     }),
+    Study("gain", "residual gain before the jump", notebook="19_why_sudden.py", claims=GAIN_CLAIMS),
     Study("compose", "Fig. 6: multi-ControlNet composition", notebook="18_compose.py", claims={
         "sum_keeps": StudyClaim("Plain sum keeps the condition: edge F1 within 0.05 of the outline ControlNet alone "
                    "(matched scenes, no prompt)", "Fig. 6", "matched/none/sum", "matched/none/outline", "=", tol=0.05),
@@ -249,6 +258,8 @@ def trained_nets(base, preset: str, seed: int, root: Path | None = None) -> tupl
 
 
 def run_study(study: str, preset: str, seed: int, root: Path | None = None, keep: int = 8, log=print) -> dict:
+    if study == "gain":       # fill50k ControlNets of its own ablation, not the scene nets
+        return run_gain(preset, seed, root, log)
     path = study_path(study, preset, seed, root)
     eng = get_preset(preset, "scenes").train.protocol
     n = KID_N if study == "quality" and preset != "smoke" else eng.final_n

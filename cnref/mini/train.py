@@ -20,7 +20,7 @@ from .base import MiniSD
 from ..checks import check_positive, fail
 from ..paper.controlnet import set_gradient_checkpointing, unlock_decoder
 from ..successors.controlnext import unlock_attention_out
-from .data import TRAIN_SEED, VAL_SEED, dataset, prompts_for_setting
+from .data import TRAIN_SEED, dataset
 from .data.io import Fill50KFolder
 from .ema import EMA
 from .engine import (check_step, controlnet_optimizer, last_checkpoint, plateaued, quiet_lightning, step_generator,
@@ -30,9 +30,9 @@ from .metrics import fidelity_fn, summarize
 from .probe import gate, probe_inputs, readable, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance
-from .sample import generate
 from .shipping import SHIPPED_MAX_BYTES, load_base, save_base
-from .use import condition_use, use_inputs
+from .use import condition_use
+from .validation import validation_images, validation_inputs
 
 
 # --------------------------------------------------------------------------------------- base model
@@ -116,12 +116,8 @@ class ControlNetTraining(L.LightningModule):
         kw = dict(size=bc.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
         self.data = (Fill50KFolder(cfg.train_folder, bc.size, cfg.cond_factor) if cfg.train_folder else
                      dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw))
-        self.val_batch = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
+        self.val_batch, self.use_batch = validation_inputs(self.base, cfg)
         self.probe = probe_inputs(self.base, self.val_batch, cfg.seed) if cfg.instrument else None
-        vb = self.val_batch
-        with torch.no_grad():
-            self.use_batch = use_inputs(vb["image"], self.base.encode_prompt(vb["prompt"]), vb["cond"], vb.get("mask"),
-                                        self.base.alpha_bar)
         self.history: list[dict] = []
         self.samples: list[torch.Tensor] = []     # uint8 (val_keep, 3, s, s) per validation
         self.elapsed = 0.0
@@ -224,10 +220,7 @@ class ControlNetTraining(L.LightningModule):
         self.val_elapsed += time.perf_counter() - t0
 
     def _sample(self, vb: dict, seed: int) -> torch.Tensor:
-        """The validation's samples under sampler seed `seed` (DDIM, CFG, the validation prompt)."""
-        proto = self.cfg.protocol
-        return generate(self.base, prompts_for_setting(vb, proto.val_prompt), [(self.controlnet, vb["cond"].to(self.device))],
-                        steps=proto.val_steps, beta=proto.val_beta, seed=seed).float().cpu()
+        return validation_images(self.base, self.controlnet, vb, self.cfg.protocol, seed)
 
     @torch.no_grad()
     def instrumentation(self) -> dict:

@@ -19,17 +19,24 @@ from ..paper.controlnet import ControlNet, ControlNetConfig
 class BaseHintEncoder(nn.Module):
     """E from the locked base's own first layers (CtrLoRA's idea, a pretrained condition embedder, in pixel space):
     c_f = Z1(R(conv_in(2 c_i - 1), emb(t = 0))), conv_in and the first ResNet block R copied from the base, which
-    read a clean image at t = 0; Z1 a zero-initialised 3x3 conv. `trainable=False` keeps the copies frozen.
+    read a clean image at t = 0; Z1 a zero-initialised 3x3 conv. `trainable=False` keeps the copies frozen;
+    `pretrained=False` draws them afresh, which separates the base's weights from its layers and input scaling.
     Conditions at the sample's resolution (factor 1) only: the base has no layers for larger inputs."""
     variant = "base"
 
-    def __init__(self, unet, out_channels: int, cond_channels: int = 3, trainable: bool = True):
+    def __init__(self, unet, out_channels: int, cond_channels: int = 3, trainable: bool = True,
+                 pretrained: bool = True):
         super().__init__()
         if cond_channels != unet.config.in_channels:
             fail("cond_channels", f"the base's input channels {unet.config.in_channels}", cond_channels)
         self.conv_in = copy.deepcopy(unet.conv_in)
         self.resnet = copy.deepcopy(unet.down_blocks[0].resnets[0])
         self.time_proj, self.time_embedding = copy.deepcopy(unet.time_proj), copy.deepcopy(unet.time_embedding)
+        if not pretrained:
+            # the same layers and input scaling, drawn afresh (PyTorch's default init): what pretraining adds
+            for m in (*self.conv_in.modules(), *self.resnet.modules(), *self.time_embedding.modules()):
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
         self.conv_out = nn.Conv2d(self.resnet.out_channels, out_channels, kernel_size=3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
@@ -58,6 +65,7 @@ class BaseEmbedderConfig:
     factor: int = 1               # the base's layers take conditions at the sample's resolution only
     cond_channels: int = 3
     trainable: bool = True        # whether the copied base layers train (Z1 always does)
+    pretrained: bool = True       # False: the same layers randomly initialised (the architecture without the weights)
 
     def __post_init__(self):
         check_positive("cond_channels", self.cond_channels, integer=True)
@@ -77,7 +85,8 @@ class BaseEmbedderControlNet(ControlNet):
         self.controlnet_cond_embedding.freeze()
 
     def hint_encoder(self, unet, width: int) -> nn.Module:
-        return BaseHintEncoder(unet, width, self.embedder_cfg.cond_channels, self.embedder_cfg.trainable)
+        c = self.embedder_cfg
+        return BaseHintEncoder(unet, width, c.cond_channels, c.trainable, c.pretrained)
 
     def diffusers_model(self, unet):
         fail("net", "a ControlNet with the official hint encoder (diffusers' ControlNetModel)", "the base embedder")

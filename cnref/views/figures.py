@@ -116,6 +116,24 @@ def plot_curves(axes, by: dict[str, list[dict]], keys=("iou", "loss"), refs: dic
         ax.legend(fontsize=7, loc="best", framealpha=0.8)
 
 
+def plot_against_time(ax, by: dict[str, list[dict]], key: str = "iou", mark: float | None = None, refs=None):
+    """Each run's validation curve against its seconds of training (validation excluded), one line per seed in its
+    variant's colour (seeds do not share these x values, so no band); `mark`: a vertical line at that many seconds
+    (an equal-compute comparison's)."""
+    cs = colours(by)
+    for name, rs in by.items():
+        for i, r in enumerate(rs):
+            h = [x for x in r["history"] if x.get(key) is not None and "train_s" in x]
+            ax.plot([x["train_s"] for x in h], [x[key] for x in h], color=cs[name], lw=1,
+                    label=f"{name} ({len(rs)} seeds)" if i == 0 else None)
+    reference_lines(ax, refs or [])
+    if mark is not None:
+        ax.axvline(mark, color="0.3", lw=1, ls="-.", label=f"equal compute: {mark:g} s")
+    ax.set_xlabel("seconds of training (validation excluded)"); ax.set_ylabel(metric_label(key))
+    ax.set_title(f"{metric_label(key)} against training time")
+    ax.legend(fontsize=7, loc="best", framealpha=0.8)
+
+
 def reference_lines(ax, refs) -> None:
     """Horizontal reference lines, refs: [(value, label, style)], as `AblationReport.references()` gives them."""
     for y, label, style in refs:

@@ -16,18 +16,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..measure.costs import bench_successors
 from ..lab.ablations import ABLATIONS
 from ..lab.claims import CLAIMS, HELD_OUT, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, value
 from ..lab.convergence import calibrations, judged, level_range
-from ..lab.results import load_bench, load_bounds, load_results, load_study, results_root
+from ..lab.results import load_bounds, load_results, load_study, results_root
 from ..lab.runner import prepare_smoke
 from ..lab.studies import STUDIES, run_study
 from ..mini.metrics import fidelity_fn
 from .figures import REF_STYLES, plot_curves, plot_final
 from .images import show_final_grid
-from .tables import (Verdicts, design_table, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
-                     ratios, verdict_word)
+from .tables import (Verdicts, mean_std, print_runs, print_study_verdicts, print_tables, print_verdicts,
+                     verdict_word)
 
 
 def show_reading(template: str, **facts) -> str:
@@ -109,6 +108,15 @@ class AblationReport:
         (`lab.runner.prepare_smoke`)."""
         return cls(ablation, "smoke", prepare_smoke(ablation, names=variants))
 
+    @classmethod
+    def committed(cls, ablation: str, preset: str) -> "AblationReport | None":
+        """The report on the committed results, or None (said in one line) while the ablation has none."""
+        try:
+            return cls(ablation, preset)
+        except FileNotFoundError as e:
+            print(f"runs pending: {e}")
+            return None
+
     def references(self) -> dict:
         """The fidelity curves' reference lines (`references`)."""
         return references(self.by, self.preset, self.root, self.data, self.key)
@@ -185,76 +193,6 @@ class AblationReport:
                               sorted({r["seed"] for rs in self.by.values() for r in rs})), **facts)
 
 
-class Designs:
-    """ControlNet and its successors (the `successors` ablation): the runs, when there are some, beside the
-    successors bench (committed at cpu; measured now, tiny, at smoke)."""
-
-    def __init__(self, preset: str = "cpu"):
-        self.preset = preset
-        self.kinds = {v.name: v.cfg.control.design for v in ABLATIONS["successors"].variants(preset)}
-        if preset == "smoke":
-            self.costs, self.processes = bench_successors("smoke", batch=2, n=2, steps=2, repeats=1), None
-            # two successors, enough for every cell
-            self.rep = AblationReport.smoke("successors", ["t2i_adapter", "controlnet_xs"])
-        else:
-            self.costs = load_bench(f"successors_{preset}")
-            self.processes = (load_bench(f"successors_{preset}_processes") or {}).get("processes")
-            try:
-                self.rep = AblationReport("successors", preset)
-            except FileNotFoundError as e:
-                print(f"runs pending: {e}")
-                self.rep = None
-
-    def table(self) -> str:
-        """The one table (views.tables.design_table), shown as markdown and returned."""
-        from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
-        text = design_table(self.rep.by if self.rep else {}, self.kinds, self.costs, self.processes)
-        n = len(self.processes) if self.processes else 1
-        text += (f"\n\nCosts: {n} process{'es' if n > 1 else ''} of `python -m cnref bench successors` (batch "
-                 f"{self.costs['batch']}, {self.costs['n']} images per generation, {self.costs['ddim_steps']} DDIM steps, "
-                 f"CFG {self.costs['beta']:g}); the rest: mean ± std over seeds.")
-        display(Markdown(text))
-        return text
-
-    def flops(self) -> str:
-        """Counted against measured: each design's FLOPs per training step and per generated image as a ratio to the
-        ControlNet's (`python -m cnref bench flops`, committed), beside the CPU time ratios of the same table, at the
-        cpu preset's shape, and the counts at SD1.5's shape. Shown as markdown and returned."""
-        from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
-        counted = load_bench("flops")
-        if not counted:
-            print("no FLOP count committed: python -m cnref bench flops")
-            return ""
-        cpu, sd = (r["kinds"] for r in counted["shapes"])
-        r = ratios(self.costs, self.processes)
-        rows = ["| design | trainable (cpu) | training step: FLOPs / time, vs ControlNet (cpu) | generated image: "
-                "FLOPs / time, vs ControlNet (cpu) | trainable (SD1.5) | training step, image: FLOPs vs ControlNet "
-                "(SD1.5) |", "|---|---|---|---|---|---|"]
-        for k in cpu:
-            time_train = mean_std([1 / x for x in r[k]["train"]], 2) if k in r else "-"
-            time_image = mean_std(r[k]["sample"], 2) if k in r else "-"
-            rows.append(f"| {k} | {cpu[k]['trainable_params'] / 1e6:.2f}M | {cpu[k]['train_vs_controlnet']:.2f} / "
-                        f"{time_train} | {cpu[k]['image_vs_controlnet']:.2f} / {time_image} | "
-                        f"{sd[k]['trainable_params'] / 1e6:.1f}M | {sd[k]['train_vs_controlnet']:.2f}, "
-                        f"{sd[k]['image_vs_controlnet']:.2f} |")
-        text = "\n".join(rows) + (f"\n\nFLOPs counted by torch.utils.flop_counter on the designs' shapes (one image; "
-                                  f"{counted['shapes'][0]['ddim_steps']} DDIM steps through both CFG branches per "
-                                  "generated image); times: the table above's measured ratios.")
-        display(Markdown(text))
-        return text
-
-    def facts(self) -> dict:
-        """The reading's cost fields: params[kind], train[kind], sample[kind] (ratios to the ControlNet's), and
-        flops[shape][kind][train|image] (counted FLOPs, ratios to the ControlNet's; shape cpu or sd15)."""
-        r = ratios(self.costs, self.processes)
-        counted = {c["shape"]: c["kinds"] for c in (load_bench("flops") or {}).get("shapes", [])}
-        return {"params": {k: f"{v['trainable_params'] / 1e3:.0f}k" for k, v in self.costs["kinds"].items()},
-                "train": {k: spread(v["train"]) for k, v in r.items()},
-                "sample": {k: spread(v["sample"]) for k, v in r.items()},
-                "flops": {shape: {k: {"train": f"{v['train_vs_controlnet']:.2f}", "image": f"{v['image_vs_controlnet']:.2f}"}
-                                  for k, v in kinds.items()} for shape, kinds in counted.items()}}
-
-
 class StudyReport:
     """A study's results: one per trained seed of the scene ControlNets."""
 
@@ -267,15 +205,17 @@ class StudyReport:
 
     @classmethod
     def smoke(cls, study: str) -> "StudyReport":
-        """The scene ControlNets trained for a few steps on the smoke base and the study run on them."""
-        root = prepare_smoke("scenes")
+        """The ControlNets it samples (the scene nets; for `gain`, the before-jump ones) trained for a few steps on
+        the smoke base, and the study run on them."""
+        root = prepare_smoke("before_jump" if study == "gain" else "scenes")
         run_study(study, "smoke", 0, root)
         return cls(study, "smoke", root)
 
     def describe(self):
         r0 = self.results[0]
         prov = r0["provenance"]
-        print(f"{len(self.results)} trained seeds; seed 0's ControlNets: {r0['controlnets']}; device: "
+        nets = r0.get("controlnets") or r0["config"].get("checkpoints")
+        print(f"{len(self.results)} trained seeds; seed 0's ControlNets: {nets}; device: "
               f"{prov['device']}, commit {prov['commit'][:10]}")
 
     def verdicts(self) -> list[dict]:
@@ -291,4 +231,4 @@ class StudyReport:
         return show_reading(template, v=v, m=m, seeds=len(self.results))
 
 
-__all__ = ["AblationReport", "Designs", "STUDIES", "StudyReport", "listing", "show_reading", "smoke_mode", "spread"]
+__all__ = ["AblationReport", "STUDIES", "StudyReport", "listing", "show_reading", "smoke_mode", "spread"]

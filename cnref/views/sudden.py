@@ -85,6 +85,29 @@ def plot_readout(ax, rs: list[dict], name: str):
     ax.set(ylim=(0, 1), xlabel="training step", ylabel="held-out IoU of the disc", title=name)
 
 
+def plot_gain(axes, results: list[dict]):
+    """The `gain` study: for each before-jump checkpoint, each seed's validation IoU (left) and condition use
+    (`use_loss_gap`, right) against the residual gain g, with the convergence level (the seeds' mean, dotted)."""
+    ax_iou, ax_use = axes
+    checkpoints = sorted({n.rsplit("_g", 1)[0] for r in results for n in r["results"] if "_g" in n},
+                         key=lambda c: int(c.removeprefix("steps")))
+    for i, c in enumerate(checkpoints):
+        for j, r in enumerate(results):
+            gs = sorted(float(n.rsplit("_g", 1)[1]) for n in r["results"] if n.startswith(f"{c}_g"))
+            rows = [r["results"][f"{c}_g{g:g}"] for g in gs]
+            label = f"step {r['recorded'][c]['step']}" if j == 0 else None
+            ax_iou.plot(gs, [x["iou"] for x in rows], "o-", color=f"C{i}", lw=1, ms=4, label=label)
+            ax_use.plot(gs, [x["use_loss_gap"] for x in rows], "o-", color=f"C{i}", lw=1, ms=4, label=label)
+    ax_iou.axhline(np.mean([r["results"]["convergence_level"]["iou"] for r in results]), color="0.45", ls=":",
+                   label="convergence level")
+    for ax, what in ((ax_iou, "validation IoU"), (ax_use, "condition use: loss gap")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("residual gain g (every residual x g, at sampling only)")
+        ax.set_ylabel(what)
+        ax.set_title(f"{what} of the checkpoints before the jump ({len(results)} seeds)", fontsize=9)
+        ax.legend(fontsize=7)
+
+
 def _readout(r: dict) -> list[tuple[int, float]]:
     return [(x["step"], x["readout"]["copy"]) for x in r["history"] if "readout" in x]
 
