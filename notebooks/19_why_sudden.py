@@ -102,7 +102,7 @@ if lr:
 # ## Part two: which part must move, which gate, the locked decoder, ControlNeXt's own injection
 # The explanations above move the jump; the experiments here ask which part of the ControlNet holds it back.
 # Each ablation's claims and predictions were committed before its runs (`cnref.lab.ablations`, the docstrings
-# of `which_part`, `which_gate`, `unlocked_decoder`, `controlnext_scale`, `ctrlora_controlled` and `before_jump`):
+# of `which_part`, `which_gate`, `unlocked_decoder`, `controlnext_scale`, `ctrlora_controlled`, `factor8_lr` and `before_jump`):
 #
 # | experiment | what changes | if the zero-conv gate is the bottleneck |
 # |---|---|---|
@@ -111,13 +111,14 @@ if lr:
 # | `unlocked_decoder` | the decoder trains too, at lr 2e-6 (the official advice) and 1e-5 | no change; if the delay is the locked decoder's, an unlocked one shortens it |
 # | `controlnext_scale` | ControlNeXt's single injection, no zero init, at s = 0.1, 0.35, 1 | (ControlNeXt's README: a larger s converges faster) |
 # | `ctrlora_controlled` | CtrLoRA's embedder layers and input scaling (2 c - 1), randomly initialised, trained | (if its pretraining is what helps, the pretrained embedder converges first; if its layers are, this one beats the official E) |
+# | `factor8_lr` | conditions at 8x (the gpu preset's factor) at lr 3e-4 and 1e-3, against `cond_factor`'s factor_8 at 1e-4 | (not a test of the gate: it chooses the gpu preset's recipe, by the rule in its docstring) |
 # | `before_jump` + `gain` | checkpoints at steps 125 and 200 (before the jump) sampled with every residual x1, x2, x4 | x4 places the disc before the jump if the copy is ready and only the residuals' size delays the images |
 #
 # An ablation whose runs are not committed yet reads "pending" (its queue: `docs/lab-log.md`).
 
 # %%
 part_two = {name: report(name) for name in ("which_part", "which_gate", "unlocked_decoder", "controlnext_scale",
-                                            "ctrlora_controlled")}
+                                            "ctrlora_controlled", "factor8_lr")}
 for name, rep in part_two.items():
     if rep:
         rep.training(keys=("iou",))

@@ -208,3 +208,53 @@ if designs.fair:
 fair_verdicts = print_verdicts("successors_fair", designs.preset, designs.fair.root if designs.fair else None,
                                designs.fair.by if designs.fair else {})
 designs.retests();
+
+# %% [markdown]
+# ## Reading on fair terms
+# Every figure filled in from the fair runs above; in brackets, where given, the same design under one recipe.
+
+# %%
+fair_template = """
+**Each at its own learning rate.** The sweep chose {lr[controlnet]} for ControlNet, {lr[t2i_adapter]} for
+T2I-Adapter, {lr[controlnet_xs]} for ControlNet-XS and {lr[controlnext]} for ControlNeXt. The plateau rule stopped
+ControlNet at step {stop[controlnet]} ({stop_s[controlnet]} s of training), T2I-Adapter at {stop[t2i_adapter]}
+({stop_s[t2i_adapter]} s), ControlNet-XS at {stop[controlnet_xs]} ({stop_s[controlnet_xs]} s) and ControlNeXt at
+{stop[controlnext]} ({stop_s[controlnext]} s).
+
+**Fidelity at the plateau** (held-out conditions, perfect prompt; in brackets, under one recipe after 500 steps).
+ControlNet {iou[controlnet]} ({equal_iou[controlnet]}). T2I-Adapter {iou[t2i_adapter]} ({equal_iou[t2i_adapter]}):
+within 0.05 of ControlNet is {v[t2i_fidelity_fair].word} ({v[t2i_fidelity_fair].evidence}). ControlNet-XS
+{iou[controlnet_xs]} ({equal_iou[controlnet_xs]}): within 0.05 of ControlNet is {v[xs_fidelity_fair].word}
+({v[xs_fidelity_fair].evidence}). ControlNeXt {iou[controlnext]} ({equal_iou[controlnext]}); with its official
+recipe {iou[controlnext_official]}: above the module alone is {v[controlnext_official].word}
+({v[controlnext_official].evidence}).
+
+**How fast.** Convergence step (the level {level}, counted from step 0): T2I-Adapter {step[t2i_adapter]},
+ControlNet-XS {step[controlnet_xs]}. ControlNet {step[controlnet]} and ControlNeXt {step[controlnext]}: ControlNeXt
+earlier is {v[controlnext_earlier_fair].word} ({v[controlnext_earlier_fair].evidence}). Before any update ControlNeXt
+scores {start[controlnext]} and ControlNet {start[controlnet]} (the base's: its zero convs add nothing yet), and
+whatever of ControlNeXt's lies above ControlNet's is a head start of its random injection, not learning. Counted
+from each one's own start, half of the rise is closed at step {half[controlnext]} by ControlNeXt and {half[controlnet]}
+by ControlNet: ControlNeXt earlier is {v[controlnext_half_rise_fair].word} ({v[controlnext_half_rise_fair].evidence}).
+
+**At equal compute**, after {equal_s} s of training on this CPU (a run the rule stopped earlier counts with its last
+validation): ControlNet {at_equal[controlnet]}; T2I-Adapter {at_equal[t2i_adapter]}, within 0.05 of ControlNet
+{v[t2i_equal_compute].word} ({v[t2i_equal_compute].evidence}); ControlNet-XS {at_equal[controlnet_xs]},
+{v[xs_equal_compute].word} ({v[xs_equal_compute].evidence}); ControlNeXt {at_equal[controlnext]}, above ControlNet
+{v[controlnext_equal_compute].word} ({v[controlnext_equal_compute].evidence}).
+
+**Image quality at the plateau**, KID x 1e3 with the perfect prompt: ControlNet {kid[controlnet]}, ControlNet-XS
+{kid[controlnet_xs]}, XS better {v[xs_quality_fair].word} ({v[xs_quality_fair].evidence}); T2I-Adapter
+{kid[t2i_adapter]}, ControlNeXt {kid[controlnext]}.
+
+**What to take away.**
+- One learning rate for all mixes a design with how well it suits that rate: ControlNet's own fidelity is
+  {equal_iou[controlnet]} at 1e-4 after 500 steps and {iou[controlnet]} at its own lr, trained to its plateau.
+- The table above puts each paper's claim, judged under one recipe, beside its retest on fair terms; "yes" marks
+  a verdict that the recipe, not the design, decided.
+"""
+if designs.fair:
+    designs.fair.reading(fair_template, **designs.fair_facts())
+else:
+    print("the fair reading needs the runs (pending)")
+

@@ -125,7 +125,7 @@ def plot_against_time(ax, by: dict[str, list[dict]], key: str = "iou", mark: flo
         for i, r in enumerate(rs):
             h = [x for x in r["history"] if x.get(key) is not None and "train_s" in x]
             ax.plot([x["train_s"] for x in h], [x[key] for x in h], color=cs[name], lw=1,
-                    label=f"{name} ({len(rs)} seeds)" if i == 0 else None)
+                    label=f"{name} ({len(rs)} seed{'s' if len(rs) > 1 else ''})" if i == 0 else None)
     reference_lines(ax, refs or [])
     if mark is not None:
         ax.axvline(mark, color="0.3", lw=1, ls="-.", label=f"equal compute: {mark:g} s")
