@@ -222,29 +222,29 @@ ControlNet at step {stop[controlnet]} ({stop_s[controlnet]} s of training), T2I-
 {stop[controlnext]} ({stop_s[controlnext]} s).
 
 **Fidelity at the plateau** (held-out conditions, perfect prompt; in brackets, under one recipe after 500 steps).
-ControlNet {iou[controlnet]} ({equal_iou[controlnet]}). T2I-Adapter {iou[t2i_adapter]} ({equal_iou[t2i_adapter]}):
-within 0.05 of ControlNet is {v[t2i_fidelity_fair].word} ({v[t2i_fidelity_fair].evidence}). ControlNet-XS
-{iou[controlnet_xs]} ({equal_iou[controlnet_xs]}): within 0.05 of ControlNet is {v[xs_fidelity_fair].word}
+ControlNet {iou[controlnet]} ({equal_iou[controlnet]}). T2I-Adapter {iou[t2i_adapter]} ({equal_iou[t2i_adapter]}),
+within 0.05 of ControlNet: {v[t2i_fidelity_fair].word} ({v[t2i_fidelity_fair].evidence}). ControlNet-XS
+{iou[controlnet_xs]} ({equal_iou[controlnet_xs]}), within 0.05 of ControlNet: {v[xs_fidelity_fair].word}
 ({v[xs_fidelity_fair].evidence}). ControlNeXt {iou[controlnext]} ({equal_iou[controlnext]}); with its official
-recipe {iou[controlnext_official]}: above the module alone is {v[controlnext_official].word}
+recipe {iou[controlnext_official]}, above the module alone: {v[controlnext_official].word}
 ({v[controlnext_official].evidence}).
 
 **How fast.** Convergence step (the level {level}, counted from step 0): T2I-Adapter {step[t2i_adapter]},
-ControlNet-XS {step[controlnet_xs]}. ControlNet {step[controlnet]} and ControlNeXt {step[controlnext]}: ControlNeXt
-earlier is {v[controlnext_earlier_fair].word} ({v[controlnext_earlier_fair].evidence}). Before any update ControlNeXt
+ControlNet-XS {step[controlnet_xs]}. ControlNet {step[controlnet]} and ControlNeXt {step[controlnext]}, ControlNeXt
+earlier: {v[controlnext_earlier_fair].word} ({v[controlnext_earlier_fair].evidence}). Before any update ControlNeXt
 scores {start[controlnext]} and ControlNet {start[controlnet]} (the base's: its zero convs add nothing yet), and
 whatever of ControlNeXt's lies above ControlNet's is a head start of its random injection, not learning. Counted
 from each one's own start, half of the rise is closed at step {half[controlnext]} by ControlNeXt and {half[controlnet]}
-by ControlNet: ControlNeXt earlier is {v[controlnext_half_rise_fair].word} ({v[controlnext_half_rise_fair].evidence}).
+by ControlNet, ControlNeXt earlier: {v[controlnext_half_rise_fair].word} ({v[controlnext_half_rise_fair].evidence}).
 
 **At equal compute**, after {equal_s} s of training on this CPU (a run the rule stopped earlier counts with its last
-validation): ControlNet {at_equal[controlnet]}; T2I-Adapter {at_equal[t2i_adapter]}, within 0.05 of ControlNet
-{v[t2i_equal_compute].word} ({v[t2i_equal_compute].evidence}); ControlNet-XS {at_equal[controlnet_xs]},
-{v[xs_equal_compute].word} ({v[xs_equal_compute].evidence}); ControlNeXt {at_equal[controlnext]}, above ControlNet
+validation): ControlNet {at_equal[controlnet]}; T2I-Adapter {at_equal[t2i_adapter]}, within 0.05 of ControlNet:
+{v[t2i_equal_compute].word} ({v[t2i_equal_compute].evidence}); ControlNet-XS {at_equal[controlnet_xs]}, within 0.05:
+{v[xs_equal_compute].word} ({v[xs_equal_compute].evidence}); ControlNeXt {at_equal[controlnext]}, above ControlNet:
 {v[controlnext_equal_compute].word} ({v[controlnext_equal_compute].evidence}).
 
 **Image quality at the plateau**, KID x 1e3 with the perfect prompt: ControlNet {kid[controlnet]}, ControlNet-XS
-{kid[controlnet_xs]}, XS better {v[xs_quality_fair].word} ({v[xs_quality_fair].evidence}); T2I-Adapter
+{kid[controlnet_xs]}, XS better: {v[xs_quality_fair].word} ({v[xs_quality_fair].evidence}); T2I-Adapter
 {kid[t2i_adapter]}, ControlNeXt {kid[controlnext]}.
 
 **What to take away.**

@@ -58,8 +58,8 @@ def design_of(c) -> str:
 def retest_rows(preset: str, root: Path | None = None) -> list[dict]:
     """Per successor (SWEPT's order), each claim judged under one recipe (`successors`: lr 1e-4, 500 steps) beside
     the claim that retests it on fair terms (RETESTS), or alone where it has no counterpart: {design, paper, equal,
-    fair} with equal / fair each (claim, judgement) or None, and changed: whether a retested verdict's word moved
-    (both judged: a pending row or one short of seeds has not moved)."""
+    fair} with equal / fair each (claim, judgement) or None; both: whether both sides are judged (neither pending nor
+    short of seeds), and changed: whether then the verdict's word moved."""
     claims = {(c.ablation, c.id): c for c in CLAIMS if c.ablation in ("successors", "successors_fair")}
     judged = lambda c: None if c is None else (c, evaluate_claim(c, preset, root))
     rows = [(claims["successors", RETESTS[i]] if i in RETESTS else None, c)
@@ -68,10 +68,10 @@ def retest_rows(preset: str, root: Path | None = None) -> list[dict]:
     out = []
     for eq, fa in sorted(rows, key=lambda p: SWEPT.index(design_of(p[0] or p[1]))):
         e, f = judged(eq), judged(fa)
-        # judged both ways: neither pending nor short of seeds
-        words = [verdict_word(x[1]["verdict"]) for x in (e, f) if x and not x[1]["verdict"].startswith(("pending", "too few"))]
+        words = [verdict_word(x[1]["verdict"]) for x in (e, f) if x]
+        both = len(words) == 2 and not any(w in ("pending", "too few seeds") for w in words)
         out.append({"design": design_of(eq or fa), "paper": (eq or fa).paper, "equal": e, "fair": f,
-                    "changed": len(words) == 2 and words[0] != words[1]})
+                    "both": both, "changed": both and words[0] != words[1]})
     return out
 
 
@@ -81,8 +81,7 @@ def retest_table(preset: str, root: Path | None = None) -> str:
     lines = ["| design | the paper's claim | one recipe (lr 1e-4, 500 steps) | own lr, trained to the plateau | "
              "verdict moved |", "|---|---|---|---|---|"]
     for r in retest_rows(preset, root):
-        judged = all(x and not x[1]["verdict"].startswith(("pending", "too few")) for x in (r["equal"], r["fair"]))
-        moved = ("yes" if r["changed"] else "no") if judged else "-"
+        moved = ("yes" if r["changed"] else "no") if r["both"] else "-"
         lines.append(f"| {r['design']} | {r['paper']} | {side(r['equal'])} | {side(r['fair'])} | {moved} |")
     return "\n".join(lines)
 
