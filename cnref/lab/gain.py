@@ -43,9 +43,9 @@ GAIN_CLAIMS = {
 }
 
 
-def setting_names(variants) -> list[str]:
-    """The study's rows: every checkpoint at every gain."""
-    return [f"{v}_g{g:g}" for v in variants for g in GAINS]
+def row_name(variant: str, gain: float) -> str:
+    """The study's row of one checkpoint (a `before_jump` variant) at one gain."""
+    return f"{variant}_g{gain:g}"
 
 
 def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dict:
@@ -57,9 +57,10 @@ def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dic
                      f"--seeds {seed})", seed)
     sources = {v: f"{ABLATION}/{preset}/{v}/seed{seed}.json" for v in sorted(runs)}
     cfg = {"study": "gain", "gains": list(GAINS), "checkpoints": sources}
-    if path.exists() and json.loads(path.read_text()).get("config") == cfg:
+    old = json.loads(path.read_text()) if path.exists() else {}
+    if old.get("config") == cfg:
         log(f"skip   gain seed {seed} (finished)")
-        return json.loads(path.read_text())
+        return old
     base = load_base(preset, "fill50k")
     t0, prov = time.perf_counter(), provenance(seed=seed)
     rows, recorded = {}, {}
@@ -67,7 +68,7 @@ def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dic
         r = runs[v]
         key = fidelity_fn(r["config"].get("data", "fill50k"))[1]
         for g, row in gain_rows(base, load_controlnet(r, base, root), config_from_dict(r["config"])).items():
-            rows[f"{v}_g{g:g}"] = row
+            rows[row_name(v, g)] = row
         recorded[v] = {"step": r["history"][-1]["step"], key: r["history"][-1][key]}
     r = next(iter(runs.values()))
     rows[LEVEL_ROW] = {key: run_level(r["config"], calibrations(preset, root)["fill50k"])}

@@ -44,6 +44,7 @@ from ..paper.control import compose, connection_scales
 from ..mini.data import VAL_SEED, dataset
 from ..paper.guidance import MODES
 from ..mini.metrics import scene_fidelity, summarize
+from ..measure.gain import GAINS
 from ..measure.quality import FID, KID, KID_N
 from ..mini.presets import preset as get_preset
 from ..provenance import provenance
@@ -51,7 +52,7 @@ from ..mini.sample import generate
 from ..mini.shipping import load_base
 from .ablations import BEFORE_JUMP
 from .declare import Study, StudyClaim
-from .gain import GAIN_CLAIMS, run_gain, setting_names
+from .gain import GAIN_CLAIMS, row_name, run_gain
 from .results import load_controlnet, load_results, study_path
 
 NETS = ("outline", "segmentation")      # the `scenes` ablation's variants
@@ -85,8 +86,7 @@ def settings(study: str, beta: float) -> list[Setting]:
     if study == "strength":
         return [Setting(f"s{s:g}", strength=s, beta=beta) for s in (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)]
     if study == "gain":        # the strength here is the residual gain, applied to the before-jump checkpoints
-        return [Setting(name, strength=float(name.rsplit("_g", 1)[1]))
-                for name in setting_names(f"steps{k}" for k in BEFORE_JUMP)]
+        return [Setting(row_name(f"steps{k}", g), strength=g) for k in BEFORE_JUMP for g in GAINS]
     if study == "quality":
         return [replace(x, name=f"{st}/{x.name}") for st, names in QUALITY_SETTINGS.items()
                 for x in settings(st, beta) if x.name in names]

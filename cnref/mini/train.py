@@ -32,7 +32,7 @@ from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance
 from .shipping import SHIPPED_MAX_BYTES, load_base, save_base
 from .use import condition_use
-from .validation import validation_images, validation_inputs
+from .validation import run_dataset, validation_images, validation_inputs
 
 
 # --------------------------------------------------------------------------------------- base model
@@ -113,9 +113,8 @@ class ControlNetTraining(L.LightningModule):
             set_gradient_checkpointing(self.base.unet)
         if bc.data != cfg.data:
             fail("base", f"a base trained on {cfg.data!r} (cfg.data)", repr(bc.data))
-        kw = dict(size=bc.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
         self.data = (Fill50KFolder(cfg.train_folder, bc.size, cfg.cond_factor) if cfg.train_folder else
-                     dataset(cfg.data, seed=TRAIN_SEED, n=cfg.n_train, **kw))
+                     run_dataset(self.base, cfg, TRAIN_SEED, cfg.n_train))
         self.val_batch, self.use_batch = validation_inputs(self.base, cfg)
         self.probe = probe_inputs(self.base, self.val_batch, cfg.seed) if cfg.instrument else None
         self.history: list[dict] = []

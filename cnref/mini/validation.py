@@ -1,5 +1,6 @@
 """A ControlNet run's validation, shared by training (every validation of its curve) and by what samples its saved
-weights later (`cnref.measure.gain`): the batch, the fixed inputs of the condition-use measure, and the samples."""
+weights later (`cnref.measure.gain`): its data, the validation batch, the fixed inputs of the condition-use measure
+and the samples."""
 from __future__ import annotations
 
 import torch
@@ -11,12 +12,17 @@ from .sample import generate
 from .use import use_inputs
 
 
+def run_dataset(base: MiniSD, cfg: ControlNetTrainConfig, seed: int, n: int | None = None):
+    """A run's procedural data (its set, condition type and condition size over the base's images) under `seed`:
+    TRAIN_SEED for its training set, VAL_SEED for its held-out conditions."""
+    return dataset(cfg.data, seed=seed, n=n, size=base.cfg.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
+
+
 @torch.no_grad()
 def validation_inputs(base: MiniSD, cfg: ControlNetTrainConfig) -> tuple[dict, dict]:
     """A run's validation batch (the first val_n held-out conditions of its data, with their prompts) and the fixed
     inputs of its condition-use measure (`cnref.mini.use`) on that batch: a function of the config alone."""
-    kw = dict(size=base.cfg.size, cond_factor=cfg.cond_factor, condition=cfg.condition)
-    vb = dataset(cfg.data, seed=VAL_SEED, **kw).batch(range(cfg.protocol.val_n))
+    vb = run_dataset(base, cfg, VAL_SEED).batch(range(cfg.protocol.val_n))
     return vb, use_inputs(vb["image"], base.encode_prompt(vb["prompt"]), vb["cond"], vb.get("mask"), base.alpha_bar)
 
 
