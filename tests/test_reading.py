@@ -302,7 +302,9 @@ def test_the_fair_table_gives_each_design_its_lr_seeds_and_spread():
     b = _fair_run(1e-3, [0, 100, 300], [0.2, 0.6, 0.8], [0.0, 100.0, 300.0])
     lines = fair_table({"controlnet": [a, b]}).splitlines()
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert len(cells) == len(COLUMNS) and cells[:3] == ["controlnet", "0.001", "2"]
+    assert len(cells) == len(COLUMNS) and cells[:3] == ["controlnet", "1e-3", "2"]
+    from cnref.views.designs import lr_text
+    assert [lr_text(x) for x in (3e-4, 1e-4, 2e-6, 1e-5)] == ["3e-4", "1e-4", "2e-6", "1e-5"]
     assert cells[3] == f"250 ± {np.std([200, 300], ddof=1):.0f}"         # stopped at step 200 and 300
 
 
@@ -321,3 +323,16 @@ def test_every_successor_claim_appears_once_beside_the_claim_that_retests_it(tmp
             assert r["equal"][0].id == RETESTS[r["fair"][0].id]
         assert all(x[1]["verdict"].startswith("pending") for x in (r["equal"], r["fair"]) if x)
         assert r["changed"] is False
+
+
+def test_the_retest_summary_lists_only_rows_judged_on_both_sides():
+    from types import SimpleNamespace
+    from cnref.views.designs import retest_summary
+    side = lambda w: (SimpleNamespace(), {"verdict": w})
+    rows = [{"paper": "A", "equal": side("refuted"), "fair": side("confirmed"), "both": True, "changed": True},
+            {"paper": "B", "equal": side("confirmed"), "fair": side("confirmed"), "both": True, "changed": False},
+            {"paper": "C", "equal": side("refuted"), "fair": side("too few seeds (n = 2)"), "both": False,
+             "changed": False},
+            {"paper": "D", "equal": side("unclear (seeds overlap)"), "fair": None, "both": False, "changed": False}]
+    assert retest_summary(rows) == {"moved": "A (refuted -> confirmed)", "held": "B (confirmed -> confirmed)"}
+    assert retest_summary(rows[2:]) == {"moved": "none", "held": "none"}

@@ -11,7 +11,7 @@ from ..measure.costs import bench_successors
 from ..measure.evaluate import QUALITY_SET
 from ..lab.ablations import ABLATIONS, EQUAL_TRAIN_S, RETESTS, SWEPT
 from ..lab.claims import CLAIMS, evaluate_claim, value
-from ..lab.convergence import fidelity_key, half_rise_step
+from ..lab.convergence import LEVEL, SENSITIVITY, fidelity_key, half_rise_step
 from ..lab.results import load_bench
 from .figures import plot_against_time, plot_curves
 from .notebook import AblationReport, Declared, spread
@@ -45,7 +45,7 @@ def fair_table(by: dict[str, list[dict]]) -> str:
             got = [x for x in xs if x is not None]
             cells.append((mean_std(got, d) if got else "-") + (f" ({len(xs) - len(got)} never)" if len(got) < len(xs)
                                                                else ""))
-        lines.append(f"| {name} | {rs[0]['config']['lr']:g} | {len(rs)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {lr_text(rs[0]['config']['lr'])} | {len(rs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -55,11 +55,18 @@ def design_of(c) -> str:
     return next(d for d in SWEPT[1:] if a.startswith(d))
 
 
+def lr_text(lr: float) -> str:
+    """A learning rate as the papers write it: 1e-3, 3e-4 (Python's :g writes 0.001 and 0.0003)."""
+    mantissa, exponent = f"{lr:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def retest_rows(preset: str, root: Path | None = None) -> list[dict]:
     """Per successor (SWEPT's order), each claim judged under one recipe (`successors`: lr 1e-4, 500 steps) beside
     the claim that retests it on fair terms (RETESTS), or alone where it has no counterpart: {design, paper, equal,
-    fair} with equal / fair each (claim, judgement) or None; both: whether both sides are judged (neither pending nor
-    short of seeds), and changed: whether then the verdict's word moved."""
+    fair}, paper the fair claim's label where there is one, equal / fair each (claim, judgement) or None; both:
+    whether both sides are judged (neither pending nor short of seeds), and changed: whether then the verdict's
+    word moved."""
     claims = {(c.ablation, c.id): c for c in CLAIMS if c.ablation in ("successors", "successors_fair")}
     judged = lambda c: None if c is None else (c, evaluate_claim(c, preset, root))
     rows = [(claims["successors", RETESTS[i]] if i in RETESTS else None, c)
@@ -70,7 +77,7 @@ def retest_rows(preset: str, root: Path | None = None) -> list[dict]:
         e, f = judged(eq), judged(fa)
         words = [verdict_word(x[1]["verdict"]) for x in (e, f) if x]
         both = len(words) == 2 and not any(w in ("pending", "too few seeds") for w in words)
-        out.append({"design": design_of(eq or fa), "paper": (eq or fa).paper, "equal": e, "fair": f,
+        out.append({"design": design_of(eq or fa), "paper": (fa or eq).paper, "equal": e, "fair": f,
                     "both": both, "changed": both and words[0] != words[1]})
     return out
 
@@ -84,6 +91,22 @@ def retest_table(preset: str, root: Path | None = None) -> str:
         moved = ("yes" if r["changed"] else "no") if r["both"] else "-"
         lines.append(f"| {r['design']} | {r['paper']} | {side(r['equal'])} | {side(r['fair'])} | {moved} |")
     return "\n".join(lines)
+
+
+def level_words(c, preset: str, root: Path | None = None) -> str:
+    """A convergence claim's verdict at the two other levels every convergence verdict is also shown under, each a
+    share of the way from the base alone to ground truth: "confirmed at 0.125, unclear at 0.5 (stated: 0.25)"."""
+    words = [f"{verdict_word(evaluate_claim(c, preset, root, share=s)['verdict'])} at {s:g}" for s in SENSITIVITY]
+    return f"{', '.join(words)} (stated: {LEVEL:g})"
+
+
+def retest_summary(rows: list[dict]) -> dict[str, str]:
+    """Of `retest_rows` judged on both sides, the papers' claims whose verdict moved on fair terms and those whose
+    verdict held, each as "paper (one recipe's word -> fair word)", joined by "; " ("none" when there is none)."""
+    say = lambda r: (f"{r['paper']} ({verdict_word(r['equal'][1]['verdict'])} -> "
+                     f"{verdict_word(r['fair'][1]['verdict'])})")
+    return {k: "; ".join(say(r) for r in rows if r["both"] and r["changed"] == moved) or "none"
+            for k, moved in (("moved", True), ("held", False))}
 
 
 class Designs:
@@ -171,13 +194,18 @@ class Designs:
     def fair_facts(self) -> dict:
         """The fair reading's own fields, per variant of `successors_fair`: lr, stop (step) and stop_s (seconds of
         training) where the plateau rule stopped it, half (half-rise step), at_equal (IoU after EQUAL_TRAIN_S s),
-        kid (x 1e3, perfect prompt); equal_iou[design]: the final IoU (perfect prompt) under one recipe."""
+        kid (x 1e3, perfect prompt); equal_iou[design]: the final IoU (perfect prompt) under one recipe; moved and
+        held: `retest_summary` of the retest table; levels[claim id]: a convergence claim's `level_words`."""
         by, declared = self.fair.by, [v.name for v in ABLATIONS["successors_fair"].variants(self.preset)]
         col = lambda i, d: Declared({n: spread([fair_row(r)[i] for r in rs], d) for n, rs in by.items()}, declared)
         eq = self.rep.by if self.rep else {}
-        return {"lr": Declared({n: f"{rs[0]['config']['lr']:g}" for n, rs in by.items()}, declared),
+        root = self.fair.root if self.preset == "smoke" else None
+        return {"lr": Declared({n: lr_text(rs[0]['config']['lr']) for n, rs in by.items()}, declared),
                 "stop": col(0, 0), "stop_s": col(1, 0), "half": col(4, 0), "at_equal": col(5, 3), "kid": col(7, 2),
                 "equal_s": f"{EQUAL_TRAIN_S:g}",
+                **retest_summary(retest_rows(self.preset, root)),
+                "levels": {c.id: level_words(c, self.preset, root) for c in CLAIMS
+                           if c.ablation == "successors_fair" and c.key == "convergence_step"},
                 "equal_iou": Declared({n: spread([value(r, "iou", "held_out/perfect") for r in rs]) for n, rs in eq.items()},
                                       list(self.kinds))}
 

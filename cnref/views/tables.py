@@ -53,14 +53,15 @@ def print_tables(by, bnd, keys=METRICS, settings=SETTINGS):
 def print_runs(by: dict[str, list[dict]]):
     """One line per run: where it came from, its convergence step, final IoU and its training time."""
     key = fidelity_fn(next(iter(by.values()))[0]["config"].get("data", "fill50k"))[1]
-    print(f"{'variant':<16}{'seed':>5}{'conv. step':>11}{key + '@end':>11}{'wall s':>8}{'s/step':>8}  commit / reuse")
+    w = max(16, *(len(n) + 2 for n in by))        # the longest variant name and two spaces
+    print(f"{'variant':<{w}}{'seed':>5}{'conv. step':>11}{key + '@end':>11}{'wall s':>8}{'s/step':>8}  commit / reuse")
     for name, rs in by.items():
         for r in rs:
             hist = r["history"]
             rate = value(r, "s_per_step", None)
             src = r.get("reused_from") or r["provenance"]["commit"][:12]
             cs = r["convergence_step"]
-            print(f"{name:<16}{r['seed']:>5}{'-' if cs is None else f'{cs:.0f}':>11}{r['final'][key]:>11.3f}"
+            print(f"{name:<{w}}{r['seed']:>5}{'-' if cs is None else f'{cs:.0f}':>11}{r['final'][key]:>11.3f}"
                   f"{hist[-1]['elapsed_s']:>8.0f}{rate:>8.3f}  {src}")
     r0 = next(iter(by.values()))[0]
     print(f"device: {r0['provenance']['device']}; preset {r0['preset']}")
