@@ -743,3 +743,14 @@ def test_each_designs_fair_lr_is_the_rules_choice_on_its_committed_sweep():
     from cnref.lab.ablations import FAIR_LR
     from cnref.lab.claims import fair_lr
     assert FAIR_LR == fair_lr("cpu")
+
+
+def test_the_gpu_estimate_reproduces_the_lease_it_is_read_from():
+    """gpu_seconds at the lease's own 1500 steps gives the training time its timeline records ("13:45-13:49 of
+    training" for the three seeds), and its evaluation bound is the bounds run's 08:40:47 to 08:43:52."""
+    from cnref.lab.compute import LAUNCH_S, gpu_seconds
+    g = gpu_seconds(1500)
+    assert 13 * 60 + 45 - 30 <= g["train_s"] <= 13 * 60 + 49 + 30          # the last validation is step 1450
+    assert g["eval_s"] == 3 * 60 + 5
+    assert g["total_s"] == round(g["train_s"] + g["eval_s"] + LAUNCH_S)
+    assert gpu_seconds(750)["train_s"] == pytest.approx(g["train_s"] / 2, abs=1)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 from .ablations import SUITE, SUITE_SEEDS, default_run
-from .results import results_root
+from .results import load_cut_short, results_root
 
 
 def tally(bucket: dict, wall_s: float) -> None:
@@ -46,4 +47,27 @@ def compute_report(preset: str, root: Path | None = None) -> dict:
         if c["steps"] * c["accumulate"] * c["batch_size"] > default_images:
             tally(out["long"], s)
             out["long"]["variants"] = sorted({*out["long"]["variants"], r["variant"]})
+    return out
+
+
+# the GPU lease whose three ControlNet runs shared one H100 (--jobs 3), validated every 50 steps at the gpu preset
+GPU_LEASE = "leases/2026-11-25_h100"
+LAUNCH_S = 60.0      # start-up before a run's clock starts (imports, the base, the data): an allowance, not measured
+
+
+def gpu_seconds(steps: int, root: Path | None = None) -> dict:
+    """What `bash run.sh gpu` costs for `steps` steps on an H100, estimated from GPU_LEASE: its slowest seed's
+    seconds per step (elapsed seconds at its last validation over that step, validations every 50 steps
+    included: wider spacing only saves time), times `steps`; plus the final evaluation, bounded by the lease's
+    bounds evaluation (the same sampling as three final evaluations, one process, while the three trainings shared
+    the GPU), its wall time from the file's start stamp to the lease's timeline; plus LAUNCH_S."""
+    folder = results_root(root) / GPU_LEASE
+    per_step = max(r["history"][-1]["elapsed_s"] / r["history"][-1]["step"] for r in load_cut_short(folder))
+    start = json.loads((results_root(root) / "bounds" / "gpu" / "bounds.json").read_text())["provenance"]["time_utc"]
+    done = next(line.split()[0] for line in (folder / "timeline.txt").read_text().splitlines() if "bounds done" in line)
+    day = start[:10]
+    eval_s = (datetime.fromisoformat(f"{day}T{done}+00:00") - datetime.fromisoformat(start.replace("Z", "+00:00")))
+    out = {"per_step_s": round(per_step, 3), "train_s": round(steps * per_step), "eval_s": eval_s.total_seconds(),
+           "launch_s": LAUNCH_S}
+    out["total_s"] = round(out["train_s"] + out["eval_s"] + LAUNCH_S)
     return out
