@@ -754,3 +754,31 @@ def test_the_gpu_estimate_reproduces_the_lease_it_is_read_from():
     assert g["eval_s"] == 3 * 60 + 5
     assert g["total_s"] == round(g["train_s"] + g["eval_s"] + LAUNCH_S)
     assert gpu_seconds(750)["train_s"] == pytest.approx(g["train_s"] / 2, abs=1)
+
+
+def test_the_gpu_recipe_follows_the_rule_factor8_lr_states(tmp_path, monkeypatch):
+    """Worked by hand: each run's curve is flat at its level from step 25, so the plateau rule stops it at step 200
+    with that level. 1e-3 (plateau 0.70, convergence steps 90, 100, 110) is within 0.02 of 3e-4 (0.71; 280-320)
+    and converges first: lr 1e-3, steps 2 x 100. With 1e-3's plateau at 0.60 the rule keeps 3e-4: 2 x 300."""
+    from cnref.lab import claims
+    monkeypatch.setattr(claims, "judged", lambda rs, preset, root: rs)     # convergence steps as written here
+
+    def write(variant, levels, steps):
+        for seed, (level, step) in enumerate(zip(levels, steps)):
+            p = tmp_path / "factor8_lr" / "cpu" / variant / f"seed{seed}.json"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            h = [{"step": 0, "iou": 0.2}] + [{"step": s, "iou": level} for s in range(25, 401, 25)]
+            p.write_text(json.dumps({"variant": variant, "seed": seed, "complete": True, "config": {},
+                                     "convergence_step": step, "history": h}))
+
+    write("f8_lr3e-4", [0.71] * 3, [280, 300, 320])
+    write("f8_lr1e-3", [0.70] * 2, [90, 100])
+    assert claims.gpu_recipe("cpu", tmp_path) is None                     # 1e-3 has two seeds of three
+    write("f8_lr1e-3", [0.70] * 3, [90, 100, 110])
+    assert {k: v for k, v in claims.gpu_recipe("cpu", tmp_path).items() if k != "runs"} == {"lr": 1e-3, "steps": 200}
+    write("f8_lr1e-3", [0.60] * 3, [90, 100, 110])
+    r = claims.gpu_recipe("cpu", tmp_path)
+    assert (r["lr"], r["steps"]) == (3e-4, 600)
+    write("f8_lr3e-4", [0.71] * 3, [280, None, 320])                       # a seed that never converged
+    r = claims.gpu_recipe("cpu", tmp_path)
+    assert (r["lr"], r["steps"]) == (3e-4, None)
