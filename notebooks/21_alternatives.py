@@ -45,8 +45,9 @@
 # cores (12-20 minutes a run, machine-dependent): `python -m cnref run successors --preset cpu --seeds 0 1 2
 # --record`, and the costs: `python -m cnref bench successors --preset cpu --repeats 5` and `... --processes 5`
 # (about 10 minutes); the fair terms: `python -m cnref run successors_lr --preset cpu --seeds 0 --record` (the
-# learning-rate sweep, 8 runs) and `python -m cnref run successors_fair --preset cpu --seeds 0 1 2 --record` (15
-# runs, each alone on the cores: its equal-compute figures are wall seconds). Smoke mode (`CNREF_SMOKE=1`, CI)
+# learning-rate sweep, 8 runs, 5-10 minutes each) and `python -m cnref run successors_fair --preset cpu --seeds 0 1
+# 2 --record` (15 runs, 7-16 minutes each, about 3 hours; each alone on the cores: its equal-compute figures are
+# wall seconds). Smoke mode (`CNREF_SMOKE=1`, CI)
 # trains T2I-Adapter and ControlNet-XS, then ControlNet and ControlNeXt on fair terms, for a few steps on the tiny
 # smoke base and benches all four there (under a minute).
 
