@@ -77,7 +77,8 @@ def _browser():
 @pytest.mark.slow
 def test_the_site_opens_in_a_browser_with_every_figure_its_math_and_its_links(tmp_path):
     """Builds the site from the committed executed notebooks, then opens every page: it loads, every image decodes,
-    each notebook page shows as many figures as its notebook has, no output is an error; an equation is typeset
+    each notebook page shows as many figures as its notebook has, no output is an error and no table an output
+    prints in markdown is left as text; an equation is typeset
     (MathJax, served from the site); a notebook's "next" link opens the next notebook; every local link of the
     index resolves."""
     from selenium.webdriver.common.by import By
@@ -101,6 +102,9 @@ def test_the_site_opens_in_a_browser_with_every_figure_its_math_and_its_links(tm
             if page.stem in nbs:
                 assert len(imgs) == _images(nbs[page.stem]), page.name
                 assert "Traceback (most recent call last)" not in driver.page_source, page.name
+                raw = driver.execute_script("return Array.from(document.querySelectorAll('main p'))"
+                                            ".filter(p => p.textContent.trim().startsWith('| ')).length")
+                assert raw == 0, f"{page.name}: a markdown table shown as text"
         driver.get((site / "04_training.html").as_uri())
         typeset = "return document.querySelectorAll('.MathJax, .MathJax_Display').length"
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(typeset) > 0)

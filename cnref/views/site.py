@@ -29,6 +29,7 @@ html_theme_options = {"show_toc_level": 2, "navigation_with_keys": True}
 html_show_sourcelink = False
 nb_execution_mode = "off"
 nb_merge_streams = True
+nb_render_markdown_format = "myst"   # outputs' markdown as the pages' own: tables and $math$ (CommonMark has neither)
 myst_enable_extensions = ["dollarmath", "amsmath"]
 mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 mathjax2_config = {"tex2jax": {"inlineMath": [["\\\\(", "\\\\)"]], "displayMath": [["\\\\[", "\\\\]"]],
