@@ -226,7 +226,8 @@ class StudyReport:
         .measured), m[setting][key] (mean ± std over the trained seeds), seeds."""
         v = Verdicts([c for c in STUDY_CLAIMS if c.study == self.study],
                      lambda c: evaluate_study_claim(c, self.preset, self.root))
-        m = {n: {k: spread([r["results"][n][k] for r in self.results], 1 if k == "fid" else 2 if k == "kid" else 3)
+        digits = lambda k: 1 if k == "fid" else 2 if k == "kid" else 5 if k == "use_loss_gap" else 3   # its 1e-4s
+        m = {n: {k: spread([r["results"][n][k] for r in self.results], digits(k))
                  for k in self.results[0]["results"][n]} for n in self.results[0]["results"]}
         return show_reading(template, v=v, m=m, seeds=len(self.results))
 
