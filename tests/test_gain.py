@@ -1,10 +1,12 @@
 """Residual gain (cnref.measure.gain) on the smoke base: the amplified ControlNet's residuals are exactly g times its
 own; at g = 1 it samples bit for bit what the ControlNet samples, at g = 2 what Sec. 3.4's per-connection strength 2
 samples (another path through the code); the study on smoke runs reproduces each checkpoint's own last validation."""
+import numpy as np
 import pytest
 import torch
 
 from cnref.lab.gain import run_gain
+from cnref.lab.results import load_samples, study_images
 from cnref.lab.runner import run
 from cnref.measure.gain import GAINS, amplified
 from cnref.mini.data import VAL_SEED, dataset
@@ -58,6 +60,9 @@ def test_the_study_reproduces_each_checkpoints_own_validation_at_gain_1(tmp_path
         assert out["recorded"][v]["step"] == r["config"]["steps"]         # the last validation is the last step
         assert out["results"][f"{v}_g1"]["iou"] == out["recorded"][v]["iou"] == r["history"][-1]["iou"]
         assert out["results"][f"{v}_g1"]["use_loss_gap"] == r["history"][-1]["use_loss_gap"]
+        # and its kept images are the run's own last validation images, bit for bit
+        assert np.array_equal(study_images(out, tmp_path)[f"{v}_g1"], load_samples(r, tmp_path)["samples"][-1])
+        assert not np.array_equal(study_images(out, tmp_path)[f"{v}_g4"], study_images(out, tmp_path)[f"{v}_g1"])
     assert out["results"]["convergence_level"]["iou"] > 0
     # each checkpoint is the first steps of the default recipe's instrumented run (learning_rate's lr_1e-4), here
     # validated at every step (validation draws nothing that training uses); the weights' own figures agree (the

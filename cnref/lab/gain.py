@@ -5,7 +5,8 @@
 
 writes experiments/studies/<preset>/gain/seed<k>.json: one row per checkpoint and gain, named "steps<k>_g<g>"
 (condition fidelity and condition use), the row "convergence_level" (the run's level, in the fidelity's key), and
-for each checkpoint the IoU its run recorded at its last validation, which g = 1 must reproduce.
+for each checkpoint the IoU its run recorded at its last validation, which g = 1 must reproduce; and seed<k>.npz:
+each row's first validation images as uint8, as many as its run kept per validation (so g = 1 repeats them).
 """
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ..checks import fail
 from ..measure.gain import GAINS, gain_rows
 from ..mini.metrics import fidelity_fn
 from ..mini.presets import config_from_dict
+from ..mini.sample import to_uint8
 from ..mini.shipping import load_base
 from ..provenance import provenance
 from .convergence import calibrations, run_level
@@ -56,25 +60,29 @@ def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dic
         fail("seed", f"a seed with finished {ABLATION} runs (python -m cnref run {ABLATION} --preset {preset} "
                      f"--seeds {seed})", seed)
     sources = {v: f"{ABLATION}/{preset}/{v}/seed{seed}.json" for v in sorted(runs)}
-    cfg = {"study": "gain", "gains": list(GAINS), "checkpoints": sources}
+    cfg = {"study": "gain", "gains": list(GAINS), "checkpoints": sources, "images": "val_keep"}
     old = json.loads(path.read_text()) if path.exists() else {}
     if old.get("config") == cfg:
         log(f"skip   gain seed {seed} (finished)")
         return old
     base = load_base(preset, "fill50k")
     t0, prov = time.perf_counter(), provenance(seed=seed)
-    rows, recorded = {}, {}
+    rows, recorded, kept = {}, {}, {}
     for v in sorted(runs):
         r = runs[v]
         key = fidelity_fn(r["config"].get("data", "fill50k"))[1]
-        for g, row in gain_rows(base, load_controlnet(r, base, root), config_from_dict(r["config"])).items():
+        run_cfg = config_from_dict(r["config"])
+        measured, images = gain_rows(base, load_controlnet(r, base, root), run_cfg)
+        for g, row in measured.items():
             rows[row_name(v, g)] = row
+            kept[row_name(v, g)] = to_uint8(images[g][:run_cfg.protocol.val_keep]).numpy()
         recorded[v] = {"step": r["history"][-1]["step"], key: r["history"][-1][key]}
     r = next(iter(runs.values()))
     rows[LEVEL_ROW] = {key: run_level(r["config"], calibrations(preset, root)["fill50k"])}
     out = {"study": "gain", "preset": preset, "seed": seed, "provenance": prov, "config": cfg, "results": rows,
            "recorded": recorded, "wall_s": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path.with_suffix(".npz"), **kept)
     path.write_text(json.dumps(out, indent=1))
     log(f"done   gain seed {seed}")
     return out

@@ -48,7 +48,7 @@ from ..measure.gain import GAINS
 from ..measure.quality import FID, KID, KID_N
 from ..mini.presets import preset as get_preset
 from ..provenance import provenance
-from ..mini.sample import generate
+from ..mini.sample import generate, to_uint8
 from ..mini.shipping import load_base
 from .ablations import BEFORE_JUMP
 from .declare import Study, StudyClaim
@@ -280,7 +280,7 @@ def run_study(study: str, preset: str, seed: int, root: Path | None = None, keep
     for s in tqdm(settings(study, eng.val_beta), desc=f"{study} seed {seed}"):
         x = sample_setting(base, nets, batches, s, eng.val_steps, seed + 1)
         rows[s.name] = measure(x, batches, s, quality)
-        images[s.name] = ((x[:keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
+        images[s.name] = to_uint8(x[:keep]).numpy()
     out = {"study": study, "preset": preset, "seed": seed, "provenance": prov, "config": cfg,
            "controlnets": sources, "results": rows}
     if study == "quality":

@@ -21,7 +21,7 @@ from ..mini.data import (PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, bat
 from ..mini.metrics import fidelity, fidelity_fn, summarize
 from .quality import FID, KID
 from ..mini.presets import ControlNetTrainConfig, EvalProtocol
-from ..mini.sample import generate
+from ..mini.sample import generate, to_uint8
 
 
 def settings_batches(base, n: int, train_batch: dict | None = None, condition: str = "outline",
@@ -50,7 +50,7 @@ def evaluate_settings(base, controlnet, n: int, *, steps: int, beta: float, seed
         nets = [(controlnet, b["cond"].to(dev))] if controlnet is not None else []
         images = generate(base, b["prompt"], nets, steps=steps, beta=beta, seed=seed).float().cpu()
         out[name] = {**summarize(measure(images, b)), "fid": fid(images)}
-        images_u8[name] = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        images_u8[name] = to_uint8(images)
     return out, images_u8
 
 

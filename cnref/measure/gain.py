@@ -39,14 +39,16 @@ def amplified(net: ControlNet, gain: float) -> ControlNet:
 
 
 @torch.no_grad()
-def gain_rows(base, net: ControlNet, cfg: ControlNetTrainConfig, gains=GAINS) -> dict[float, dict]:
+def gain_rows(base, net: ControlNet, cfg: ControlNetTrainConfig, gains=GAINS
+              ) -> tuple[dict[float, dict], dict[float, torch.Tensor]]:
     """For each gain: the run's validation (its batch, prompt, sampler and sampler seed, so g = 1 is the run's own
-    last validation) of the amplified ControlNet, its condition fidelity and its condition use (`cnref.mini.use`)."""
+    last validation) of the amplified ControlNet, its condition fidelity and its condition use (`cnref.mini.use`);
+    and the validation's images, in [-1, 1]."""
     vb, use = validation_inputs(base, cfg)
     fidelity, _ = fidelity_fn(cfg.data)
-    rows = {}
+    rows, images = {}, {}
     for g in gains:
         a = amplified(net, g)
-        images = validation_images(base, a, vb, cfg.protocol, cfg.seed)
-        rows[g] = {**summarize(fidelity(images, vb)), **condition_use(a, base.unet, use)}
-    return rows
+        images[g] = validation_images(base, a, vb, cfg.protocol, cfg.seed)
+        rows[g] = {**summarize(fidelity(images[g], vb)), **condition_use(a, base.unet, use)}
+    return rows, images

@@ -27,6 +27,7 @@ from .engine import (check_step, controlnet_optimizer, last_checkpoint, plateaue
                      step_loader, trainer_kwargs, validates_at, warmup_cosine)
 from ..paper.loss import curriculum_floor, eq3_loss
 from .metrics import fidelity_fn, summarize
+from .sample import to_uint8
 from .probe import gate, probe_inputs, readable, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance
@@ -214,7 +215,7 @@ class ControlNetTraining(L.LightningModule):
                "elapsed_s": round(self._elapsed(), 1), "train_s": round(train_s, 1)}
         self._losses = []
         self.history.append(row)
-        self.samples.append(((images[: proto.val_keep] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8))
+        self.samples.append(to_uint8(images[: proto.val_keep]))
         self.log_dict({f"val/{k}": v for k, v in row.items() if isinstance(v, float) and k != "loss"})
         self.val_elapsed += time.perf_counter() - t0
 
