@@ -150,6 +150,18 @@ if gain:
     plt.tight_layout(); plt.show()
     gain.verdicts()
 
+# %% [markdown]
+# What the numbers measure, seen: seed 0's validation images from the same weights and the same noise, as trained
+# and with every residual amplified, at both checkpoints.
+
+# %%
+if gain:
+    from cnref.views.images import show_gain_grid
+    ck = sorted(gain.results[0]["config"]["checkpoints"], key=lambda v: int(v.removeprefix("steps")))
+    show_gain_grid(gain.results[0], {f"{v}_g{g:g}": f"step {v.removeprefix('steps')}, residuals x{g:g}"
+                                     for v in ck for g in (1, 2, 4)}, gain.root)
+    plt.show()
+
 # %%
 if gain:
     gain.reading("""

@@ -2,6 +2,7 @@
 two-colour dashed line, visible on any background) and the prompts under the conditions."""
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from ..lab.claims import HELD_OUT
-from ..lab.results import final_images, study_images
+from ..lab.results import final_images, results_root, study_images
 from ..mini.data import VAL_SEED, dataset, grid
 
 
@@ -85,13 +86,14 @@ def image_rows(rows: list[tuple], k: int, captions: dict[int, list[str]] | None 
     return fig
 
 
+def held_out(cfg: dict, size: int, k: int) -> dict:
+    """The first k held-out conditions (at image size) and prompts of a run's data: what its validation draws."""
+    return dataset(cfg.get("data", "fill50k"), size=size, cond_factor=1, seed=VAL_SEED,
+                   condition=cfg.get("condition", "outline")).batch(range(k))
+
+
 def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k: int = 8, seed: int = 0):
     """Rows: variants x prompt settings, k held-out conditions each (the first row: the conditions)."""
-    def held_out(rs, size):
-        cfg = rs[0]["config"]
-        return dataset(cfg.get("data", "fill50k"), size=size, cond_factor=1, seed=VAL_SEED,
-                       condition=cfg.get("condition", "outline")).batch(range(k))
-
     rows, shown, captions = [], set(), {}
     for name, rs in by.items():
         r = next((r for r in rs if r["seed"] == seed), rs[0])
@@ -99,7 +101,7 @@ def show_final_grid(by: dict[str, list[dict]], root: Path, settings=HELD_OUT, k:
         imgs = [(s, x[:k]) for s, x in imgs if x is not None]
         if not imgs:
             continue
-        b = held_out(rs, imgs[0][1].shape[-1])
+        b = held_out(rs[0]["config"], imgs[0][1].shape[-1], k)
         c = b["cond"]
         kind = (rs[0]["config"].get("data", "fill50k"), rs[0]["config"].get("condition", "outline"))
         if kind not in shown:       # each kind of condition once, above the first rows made from it, with its prompts
@@ -132,3 +134,15 @@ def show_study_grid(result: dict, names: list[str], root: Path | None = None, k:
     rows += [(f"{n} (outlined: {' + '.join(f'{net} of {where[sc]}' for net, sc in used[n])})", imgs[n][:k],
               [conds[u] for u in used[n]]) for n in names]
     return image_rows(rows, k, captions)
+
+
+def show_gain_grid(result: dict, names: dict[str, str], root: Path | None = None, k: int = 8):
+    """The gain study's validation conditions, then the first k images of each row in `names` (row -> label; one
+    seed, the same noise in every row), the condition's outline drawn over each."""
+    imgs = study_images(result, root)
+    source = results_root(root) / next(iter(result["config"]["checkpoints"].values()))
+    b = held_out(json.loads(source.read_text())["config"], imgs[next(iter(names))].shape[-1], k)
+    rows = [("validation conditions and their prompts; the outline is drawn dashed over every sample below",
+             b["cond"] * 2 - 1)]
+    rows += [(label, imgs[n][:k], b["cond"]) for n, label in names.items()]
+    return image_rows(rows, k, {0: list(b["prompt"])})
