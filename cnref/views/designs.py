@@ -3,6 +3,7 @@
 until the plateau rule stops it), with each paper's claims judged both ways side by side."""
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -82,12 +83,12 @@ def retest_rows(preset: str, root: Path | None = None) -> list[dict]:
     return out
 
 
-def retest_table(preset: str, root: Path | None = None) -> str:
+def retest_table(rows: list[dict]) -> str:
     """`retest_rows` as a markdown table: each side's claim, its verdict in bold and what it rests on."""
     side = lambda x: "-" if x is None else f"{x[0].text}: **{verdict_word(x[1]['verdict'])}** ({evidence(*x)})"
     lines = ["| design | the paper's claim | one recipe (lr 1e-4, 500 steps) | own lr, trained to the plateau | "
              "verdict moved |", "|---|---|---|---|---|"]
-    for r in retest_rows(preset, root):
+    for r in rows:
         moved = ("yes" if r["changed"] else "no") if r["both"] else "-"
         lines.append(f"| {r['design']} | {r['paper']} | {side(r['equal'])} | {side(r['fair'])} | {moved} |")
     return "\n".join(lines)
@@ -184,10 +185,15 @@ class Designs:
         plt.tight_layout()
         plt.show()
 
+    @cached_property
+    def retest_rows(self) -> list[dict]:
+        """`retest_rows` of these results, judged once for the table and the reading."""
+        return retest_rows(self.preset, self.fair.root if self.preset == "smoke" else None)
+
     def retests(self) -> str:
         """Each paper's claims under one recipe beside the same on fair terms (`retest_table` above)."""
         from IPython.display import Markdown, display   # deferred: only a notebook kernel has IPython
-        text = retest_table(self.preset, self.fair.root if self.preset == "smoke" else None)
+        text = retest_table(self.retest_rows)
         display(Markdown(text))
         return text
 
@@ -203,7 +209,7 @@ class Designs:
         return {"lr": Declared({n: lr_text(rs[0]['config']['lr']) for n, rs in by.items()}, declared),
                 "stop": col(0, 0), "stop_s": col(1, 0), "half": col(4, 0), "at_equal": col(5, 3), "kid": col(7, 2),
                 "equal_s": f"{EQUAL_TRAIN_S:g}",
-                **retest_summary(retest_rows(self.preset, root)),
+                **retest_summary(self.retest_rows),
                 "levels": {c.id: level_words(c, self.preset, root) for c in CLAIMS
                            if c.ablation == "successors_fair" and c.key == "convergence_step"},
                 "equal_iou": Declared({n: spread([value(r, "iou", "held_out/perfect") for r in rs]) for n, rs in eq.items()},
