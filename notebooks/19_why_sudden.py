@@ -152,12 +152,16 @@ if gain:
 
 # %% [markdown]
 # What the numbers measure, seen: seed 0's validation images from the same weights and the same noise, as trained
-# and with every residual amplified, at both checkpoints.
+# and with every residual amplified, at both checkpoints. One seed of three: the line above the figure gives each
+# seed's IoU, so the images can be read against the others.
 
 # %%
 if gain:
     from cnref.views.images import show_gain_grid
     ck = sorted(gain.results[0]["config"]["checkpoints"], key=lambda v: int(v.removeprefix("steps")))
+    print("validation IoU at " + "; ".join(
+        f"{row}: " + ", ".join(f"seed {r['seed']} {r['results'][row]['iou']:.3f}" for r in gain.results)
+        for row in (f"{ck[-1]}_g1", f"{ck[-1]}_g4")))
     show_gain_grid(gain.results[0], {f"{v}_g{g:g}": f"step {v.removeprefix('steps')}, residuals x{g:g}"
                                      for v in ck for g in (1, 2, 4)}, gain.root)
     plt.show()
