@@ -38,15 +38,19 @@ def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted(
 
 def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_path):
     """On no results every explanation is undecided, each row naming the claims that carry its prediction."""
-    from cnref.lab.claims import CLAIMS
+    from cnref.lab.claims import CLAIMS, STUDY_CLAIMS
     from cnref.views.sudden import EXPLANATIONS, explanations
     table, leaves = explanations("cpu", tmp_path).split("\n\n")
     rows = table.splitlines()[2:]
     assert len(rows) == len(EXPLANATIONS) and all(r.endswith("| **undecided** |") for r in rows)
     assert leaves.startswith("What the data leave: ") and all(f"{t} (undecided)" in leaves for t in EXPLANATIONS)
-    for row, (ablation, keys) in zip(rows, EXPLANATIONS.values()):
-        cs = [c for c in CLAIMS if c.ablation == ablation and c.key in keys]
+    for row, sources in zip(rows, EXPLANATIONS.values()):
+        cs = [c for c in (*CLAIMS, *STUDY_CLAIMS) if c.paper in sources]
+        others = [c for c in (*CLAIMS, *STUDY_CLAIMS) if c.paper not in sources]
         assert cs and all(f"`{c.id}`" in row for c in cs)
+        assert not any(f"`{c.id}`" in row for c in others if c.id not in {x.id for x in cs})
+    # every source names claims that exist (a typo would leave an explanation with no predictions)
+    assert all(any(c.paper == s for c in (*CLAIMS, *STUDY_CLAIMS)) for ss in EXPLANATIONS.values() for s in ss)
 
 
 def test_the_readout_lead_is_a_share_of_the_jump_step_from_the_stated_level():
