@@ -242,6 +242,13 @@ E's {v[layers_before_official_e].b}: earlier is {v[layers_before_official_e].wor
 ({v[pretrained_before_random_layers].evidence}); kept frozen, at {v[frozen_before_random_layers].a}:
 {v[frozen_before_random_layers].word} ({v[frozen_before_random_layers].evidence}).
 
+Read against the predictions stated before the runs: CtrLoRA's reading (the pretraining is what helps) predicted
+the pretrained embedder before the same layers at random, and the data do not show it: {v[pretrained_before_random_layers].word}
+trained, {v[frozen_before_random_layers].word} frozen. The rival (the layers and the input scaling help, whatever
+the weights) predicted `base_random` before the official E: {v[layers_before_official_e].word}. Here the base
+embedder's earlier jump comes with its layers and scaling, not with what the base learned; three seeds do not say
+whether pretrained and random weights in those layers are equal, only that the pretrained ones are not shown earlier.
+
 **What to take away.**
 - The paper shows the jump and does not explain it. Each explanation here was stated with its predictions before
   its runs; the table above gives what survived.
@@ -250,6 +257,8 @@ E's {v[layers_before_official_e].b}: earlier is {v[layers_before_official_e].wor
   {v[step_x_lr_1e-3].word}).
 - Raising the lr of the copy alone also brings the jump forward ({v[copy_x10_earlier].word}): what must move is
   more than the gate.
+- CtrLoRA's embedder brings the jump forward through its layers and input scaling ({v[layers_before_official_e].word}
+  with random weights), not through its pretraining (pretrained before random: {v[pretrained_before_random_layers].word}).
 
 **Exercise** (seconds a run): `python -m cnref run which_part --preset smoke --variants zero_convs_x10 --seeds 0`,
 then open its result file (`runs/scratch/experiments/which_part/smoke/zero_convs_x10/seed0.json`): which fields of

@@ -176,22 +176,22 @@ def lack_of_fit(x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def step_factors(preset: str, root=None) -> list[tuple[str, float]]:
-    """The published explanations' interventions that moved the step (their step claims confirmed), each with
-    how many times earlier its runs converged (the reference's mean step over the intervention's)."""
+    """The explanations' interventions that moved the step (their step claims confirmed), each with how many times
+    earlier its runs converged (the reference's mean step over the intervention's)."""
     out = []
-    for ablation, keys in EXPLANATIONS.values():
-        if "convergence_step" not in keys:
-            continue
-        for c in (c for c in CLAIMS if c.ablation == ablation and c.key == "convergence_step"):
+    for sources in EXPLANATIONS.values():
+        for c in explanation_claims(sources):
+            if c.key != "convergence_step" or c.expect != "<" or isinstance(c, StudyClaim):
+                continue
             j = evaluate_claim(c, preset, root)
-            if j["verdict"] == "confirmed" and c.expect == "<":
+            if j["verdict"] == "confirmed":
                 out.append((c.text, j["b"]["mean"] / j["a"]["mean"]))
     return out
 
 
 def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str:
-    """The reading's last paragraph: the learning rate's exponent next to the step factors of the published
-    explanations' confirmed interventions (a description fitted after the runs, not a verdict)."""
+    """The reading's last paragraph: the learning rate's exponent next to the step factors of the explanations'
+    confirmed interventions (a description fitted after the runs, not a verdict)."""
     fit = step_exponent(by)
     if fit is None:
         return "What sets the step: too few converged learning-rate runs to fit."
@@ -211,9 +211,9 @@ def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str
                  f"{lof['df'][1]}) = {lof['F']:.1f}, p = {lof['p']:.3f}): between neighbouring learning rates the "
                  "exponent is " + " / ".join(f"{k:.2f}" for k in fit["local_k"]) + ", from the lowest lr up.")
     factors = step_factors(preset, root)
-    text += (" The published explanations' interventions that moved it (their step claims confirmed): "
+    text += (" The explanations' interventions that moved it (their step claims confirmed): "
              + "; ".join(f"{t} ({f:.1f}x earlier)" for t, f in factors) + "." if factors else
-             " None of the published explanations' interventions moved it (no step claim confirmed).")
+             " None of the explanations' interventions moved it (no step claim confirmed).")
     return text
 
 
