@@ -307,7 +307,7 @@ def test_the_fair_table_gives_each_design_its_lr_seeds_and_spread():
     lines = fair_table({"controlnet": [a, b]}).splitlines()
     cells = [c.strip() for c in lines[2].strip("|").split("|")]
     assert len(cells) == len(COLUMNS) and cells[:3] == ["controlnet", "1e-3", "2"]
-    from cnref.views.designs import lr_text
+    from cnref.views.tables import lr_text
     assert [lr_text(x) for x in (3e-4, 1e-4, 2e-6, 1e-5)] == ["3e-4", "1e-4", "2e-6", "1e-5"]
     assert cells[3] == f"250 ± {np.std([200, 300], ddof=1):.0f}"         # stopped at step 200 and 300
 
@@ -340,3 +340,28 @@ def test_the_retest_summary_lists_only_rows_judged_on_both_sides():
             {"paper": "D", "equal": side("unclear (seeds overlap)"), "fair": None, "both": False, "changed": False}]
     assert retest_summary(rows) == {"moved": "A (refuted -> confirmed)", "held": "B (confirmed -> confirmed)"}
     assert retest_summary(rows[2:]) == {"moved": "none", "held": "none"}
+
+
+def test_the_start_table_reads_step_0_condition_use_and_each_steps_first_validation():
+    """Two seeds validated every 30 steps, one whose condition already changes the loss at step 0: the table
+    counts that seed alone, reads step 20 at the validation of step 30, and the half-rise step by its definition
+    (half of the way from the first validation to the mean of the last three, linearly between validations)."""
+    from cnref.views.starts import STEPS, start_row, start_table
+    iou = [0.2, 0.2, 0.5, 0.8, 0.8, 0.8]
+
+    def run(use0, seed):
+        hist = [{"step": 30 * i, "iou": y + 0.01 * seed, "use_loss_gap": use0 if i == 0 else 1e-3}
+                for i, y in enumerate(iou)]
+        return {"config": {"lr": 1e-4}, "seed": seed, "history": hist}
+
+    rs = [run(0.0, 0), run(-0.002, 1)]
+    row = start_row(rs)
+    assert row["reaches"] == "1 of 2" and row["use0"] == "-0.00100 ± 0.00141" and row["n"] == 2
+    assert STEPS == (0, 20, 50, 100)
+    # step 20 -> the validation at 30 (0.2), 50 -> 60 (0.5), 100 -> 120 (0.8); seeds differ by 0.01
+    assert [row["at"][s] for s in STEPS] == ["0.21 ± 0.01", "0.21 ± 0.01", "0.51 ± 0.01", "0.81 ± 0.01"]
+    # half of 0.2 -> 0.8 is 0.5, reached exactly at step 60 in both seeds
+    assert row["half"] == "60 ± 0"
+    table = start_table({"a": rs}).splitlines()
+    assert len(table) == 3 and table[2].startswith("| a | 1e-4 | 2 | 1 of 2 |")
+    assert all(len(line.split("|")) == len(table[0].split("|")) for line in table)

@@ -16,7 +16,7 @@ from ..lab.convergence import LEVEL, SENSITIVITY, fidelity_key, half_rise_step
 from ..lab.results import load_bench
 from .figures import plot_against_time, plot_curves
 from .notebook import AblationReport, Declared, spread
-from .tables import design_table, evidence, mean_std, ratios, verdict_word
+from .tables import design_table, evidence, lr_text, mean_std, ratios, verdict_word
 
 COLUMNS = ("design", "lr", "seeds", "stopped at step", "training s to the stop", "IoU at step 0", "convergence step",
            "half-rise step", f"IoU after {EQUAL_TRAIN_S:g} s", "final IoU (perfect prompt)", "KID x1e3 (perfect prompt)")
@@ -54,12 +54,6 @@ def design_of(c) -> str:
     """The successor a claim of the two successors ablations is about: its group a's design."""
     a = c.a.split(":")[-1]
     return next(d for d in SWEPT[1:] if a.startswith(d))
-
-
-def lr_text(lr: float) -> str:
-    """A learning rate as the papers write it: 1e-3, 3e-4 (Python's :g writes 0.001 and 0.0003)."""
-    mantissa, exponent = f"{lr:.0e}".split("e")
-    return f"{mantissa}e{int(exponent)}"
 
 
 def retest_rows(preset: str, root: Path | None = None) -> list[dict]:

@@ -13,6 +13,12 @@ from ..mini.metrics import fidelity_fn
 METRICS = ("iou", "fill_ok", "bg_ok", "fid")
 
 
+def lr_text(lr: float) -> str:
+    """A learning rate as the papers write it: 1e-3, 3e-4 (Python's :g writes 0.001 and 0.0003)."""
+    mantissa, exponent = f"{lr:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def mean_std(xs, d: int = 3) -> str:
     """mean ± sample std of some seeds' numbers; one number alone has no spread to show."""
     return f"{np.mean(xs):.{d}f}" + (f" ± {np.std(xs, ddof=1):.{d}f}" if len(xs) > 1 else "")
