@@ -37,8 +37,12 @@
 # **Device and time:** full mode reads the committed results (seconds). Making them, one run at a time on 2 CPU
 # cores (about 10-20 minutes a run, machine-dependent; lr 3e-5 runs 3x as long):
 # `python -m cnref run learning_rate --preset cpu --seeds 0 1 2 --record`, the same for `injection`,
-# `hint_embedder` and `timestep_sampling`. Smoke mode (`CNREF_SMOKE=1`, CI) trains two of the learning-rate
-# variants for a few steps on the tiny smoke base (about a minute) and reads only those.
+# `hint_embedder` and `timestep_sampling`. Part two's ablations run the same way (`which_part`, `which_gate`,
+# `ctrlora_controlled`, `unlocked_decoder`: 10-25 minutes a run; `controlnext_scale`, validated every 10 steps: about
+# 25; `factor8_lr`, whose 8x conditions make a step about 7 s here: 35-60; `before_jump`: 4-15), then
+# `python -m cnref study gain --preset cpu --seeds 0 1 2` samples the saved checkpoints (under a minute a seed).
+# Smoke mode (`CNREF_SMOKE=1`, CI) trains two of the learning-rate variants and the `before_jump` checkpoints for a
+# few steps on the tiny smoke base (about a minute) and reads only those.
 
 # %%
 import matplotlib.pyplot as plt
@@ -181,6 +185,14 @@ locked model at the start of training), and with it comes a flat start while the
 without one disturbs the base from step 0 and starts learning from there. Which part of the flat start is the gate and which the copy is what
 `which_part` and `which_gate` above measure.
 """, s=s)
+    if all(f"ControlNeXt s = {x}" in s for x in ("0.1", "0.35", "1")):
+        show_reading("""
+ControlNeXt's own injection at lr 1e-4 and three scales: the condition reaches the output at step 0 in
+{s[ControlNeXt s = 0.1][reaches]} seeds at s = 0.1, {s[ControlNeXt s = 0.35][reaches]} at 0.35 and
+{s[ControlNeXt s = 1][reaches]} at 1; the IoU from step 20 is {s[ControlNeXt s = 0.1][at][20]},
+{s[ControlNeXt s = 0.35][at][20]} and {s[ControlNeXt s = 1][at][20]}, and half the rise is closed at step
+{s[ControlNeXt s = 0.1][half]}, {s[ControlNeXt s = 0.35][half]} and {s[ControlNeXt s = 1][half]}.
+""", s=s)
 
 # %% [markdown]
 # ## Is the copy ready before the images follow?
@@ -273,6 +285,20 @@ from cnref.views.tables import Verdicts
 v = Verdicts([c for c in CLAIMS if c.ablation in ("learning_rate", "which_part", "which_gate", "ctrlora_controlled",
                                                  "controlnext_scale", "unlocked_decoder", "factor8_lr")],
              lambda c: evaluate_claim(c, preset, root, lr.by if lr and c.ablation == "learning_rate" else None))
+# ControlNeXt's paragraph, once its runs at every scale are committed
+cnx = part_two.get("controlnext_scale")
+has_controlnext = bool(cnx) and all(f"s{x}" in cnx.by for x in ("0.1", "0.35", "1"))
+CONTROLNEXT = """
+**ControlNeXt as ControlNeXt.** `controlnext_scale` runs the `controlnext` design itself: one injection after the
+first down block, from a module that sees the condition from step 0, no zero conv, at lr 1e-4. At s = 0.35 (its
+config's value) it reaches the level at step {v[one_injection_before_hybrid].a}, against
+{v[one_injection_before_hybrid].b} for the 13-connection hybrid that kept a zero Z1: earlier is
+{v[one_injection_before_hybrid].word} ({v[one_injection_before_hybrid].evidence}). Its README's advice that a larger
+s converges faster: s = 1 at {v[s1_before_s0.35].a}, before s = 0.35: {v[s1_before_s0.35].word}
+({v[s1_before_s0.35].evidence}); s = 0.1 at {v[s0.35_before_s0.1].b}, after s = 0.35:
+{v[s0.35_before_s0.1].word} ({v[s0.35_before_s0.1].evidence}).
+
+"""
 show_reading("{text}\n\n**Which explanations survive** (each by its predictions' verdicts: the claims that name it as "
              "their source, all stated before their runs; the 1e-3 row was written after its runs, for a prediction "
              "stated before them, and docs/claims.md marks it post hoc; this table's grouping of part two's claims "
@@ -307,6 +333,7 @@ the weights) predicted `base_random` before the official E: {v[layers_before_off
 embedder's earlier jump comes with its layers and scaling, not with what the base learned; three seeds do not say
 whether pretrained and random weights in those layers are equal, only that the pretrained ones are not shown earlier.
 
+""" + (CONTROLNEXT if has_controlnext else "") + """
 **What to take away.**
 - The paper shows the jump and does not explain it. Each explanation here was stated with its predictions before
   its runs; the table above gives what survived.
