@@ -279,12 +279,15 @@ from cnref.views.notebook import show_reading
 from cnref.views.sudden import explanations, what_sets_the_step
 
 preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
-from cnref.lab.claims import CLAIMS, evaluate_claim
+from cnref.lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim
 from cnref.views.tables import Verdicts
 
 v = Verdicts([c for c in CLAIMS if c.ablation in ("learning_rate", "which_part", "which_gate", "ctrlora_controlled",
-                                                 "controlnext_scale", "unlocked_decoder", "factor8_lr")],
+                                                 "controlnext_scale", "unlocked_decoder", "factor8_lr", "suddenness",
+                                                 "timestep_sampling")],
              lambda c: evaluate_claim(c, preset, root, lr.by if lr and c.ablation == "learning_rate" else None))
+g = Verdicts([c for c in STUDY_CLAIMS if c.study == "gain"], lambda c: evaluate_study_claim(c, gain.preset, gain.root)
+             if gain else evaluate_study_claim(c, preset, root))
 # ControlNeXt's paragraph, once its runs at every scale are committed
 cnx = part_two.get("controlnext_scale")
 has_controlnext = bool(cnx) and all(f"s{x}" in cnx.by for x in ("0.1", "0.35", "1"))
@@ -345,10 +348,28 @@ whether pretrained and random weights in those layers are equal, only that the p
 - CtrLoRA's embedder brings the jump forward through its layers and input scaling ({v[layers_before_official_e].word}
   with random weights), not through its pretraining (pretrained before random: {v[pretrained_before_random_layers].word}).
 
+**What sets the step, and what makes it sudden, as far as the data go.**
+- *Sudden, measured:* notebook 05 tests Fig. 4 against a steady ramp with the measured validation noise: the IoU's
+  rise is more concentrated than a ramp's ({v[iou_vs_ramp].word}, {v[iou_vs_ramp].evidence}), the training loss's
+  fall is not ({v[loss_vs_ramp].word}).
+- *The flat start* comes with a zero gate: where the condition cannot act at step 0 the curve starts flat, and where
+  it can there is no plateau to wait out (the start table above; a description written after the runs).
+- *The step* moved under each of these: the lr overall (the fit above), the lr of the zero convs
+  alone ({v[zero_convs_x10_earlier].word}) or of the copy alone ({v[copy_x10_earlier].word}), the embedder's layers
+  ({v[layers_before_official_e].word}) and #628's curriculum ({v[curriculum].word}). No single part holds the jump
+  back, and the gate-opening rule does not describe it (step x lr constant from 3e-4 to 1e-3:
+  {v[step_x_lr_1e-3].word}).
+- *Before the jump* the copy has learned part of the task: at 0.8x of the crossing, residuals x4 raise the IoU
+  ({g[gain4_raises_0.8x].word}); at 0.5x, that x4 places the disc is {g[gain4_places_0.5x].word}. The data fit a jump that
+  comes once what the copy has learned and the size of its residuals both suffice; they do not separate the two
+  further.
+- *Still open:* whether the locked decoder's adaptation is part of the delay (`unlocked_decoder`, decoder lr 2e-6:
+  {v[decoder_2e-6_earlier].word}; 1e-5: {v[decoder_1e-5_earlier].word}).
+
 **Exercise** (seconds a run): `python -m cnref run which_part --preset smoke --variants zero_convs_x10 --seeds 0`,
 then open its result file (`runs/scratch/experiments/which_part/smoke/zero_convs_x10/seed0.json`): which fields of
 its `config` differ from the default run's? Any of them can be set on any run with `--set`, e.g.
 `python -m cnref run sudden_convergence --preset smoke --seeds 0 --set copy_lr_scale=10`.
 """,
              text=reading(with_b16 if lr else {}), table=explanations(preset, root),
-             step=what_sets_the_step(lr.by if lr else {}, preset, root), v=v);
+             step=what_sets_the_step(lr.by if lr else {}, preset, root), v=v, g=g);
