@@ -228,7 +228,7 @@ if gain:
 # %%
 if gain:
     from cnref.views.images import show_gain_grid
-    ck = sorted(gain.results[0]["config"]["checkpoints"], key=lambda v: int(v.removeprefix("steps")))
+    ck = sorted(gain.results[0]["controlnets"], key=lambda v: int(v.removeprefix("steps")))
     print("validation IoU at " + "; ".join(
         f"{row}: " + ", ".join(f"seed {r['seed']} {r['results'][row]['iou']:.3f}" for r in gain.results)
         for row in (f"{ck[-1]}_g1", f"{ck[-1]}_g4")))

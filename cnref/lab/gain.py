@@ -3,7 +3,8 @@
 
     python -m cnref study gain --preset cpu --seeds 0 1 2
 
-writes experiments/studies/<preset>/gain/seed<k>.json: one row per checkpoint and gain, named "steps<k>_g<g>"
+writes experiments/studies/<preset>/gain/seed<k>.json: the checkpoints it samples under "controlnets" (as every
+study names the ControlNets it sampled), one row per checkpoint and gain, named "steps<k>_g<g>"
 (condition fidelity and condition use), the row "convergence_level" (the run's level, in the fidelity's key), and
 for each checkpoint the IoU its run recorded at its last validation, which g = 1 must reproduce; and seed<k>.npz:
 each row's first validation images as uint8, as many as its run kept per validation (so g = 1 repeats them).
@@ -60,9 +61,9 @@ def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dic
         fail("seed", f"a seed with finished {ABLATION} runs (python -m cnref run {ABLATION} --preset {preset} "
                      f"--seeds {seed})", seed)
     sources = {v: f"{ABLATION}/{preset}/{v}/seed{seed}.json" for v in sorted(runs)}
-    cfg = {"study": "gain", "gains": list(GAINS), "checkpoints": sources, "images": "val_keep"}
+    cfg = {"study": "gain", "gains": list(GAINS), "images": "val_keep"}
     old = json.loads(path.read_text()) if path.exists() else {}
-    if old.get("config") == cfg:
+    if old.get("config") == cfg and old.get("controlnets") == sources:
         log(f"skip   gain seed {seed} (finished)")
         return old
     base = load_base(preset, "fill50k")
@@ -79,7 +80,8 @@ def run_gain(preset: str, seed: int, root: Path | None = None, log=print) -> dic
         recorded[v] = {"step": r["history"][-1]["step"], key: r["history"][-1][key]}
     r = next(iter(runs.values()))
     rows[LEVEL_ROW] = {key: run_level(r["config"], calibrations(preset, root)["fill50k"])}
-    out = {"study": "gain", "preset": preset, "seed": seed, "provenance": prov, "config": cfg, "results": rows,
+    out = {"study": "gain", "preset": preset, "seed": seed, "provenance": prov, "config": cfg,
+           "controlnets": sources, "results": rows,
            "recorded": recorded, "wall_s": round(time.perf_counter() - t0, 1)}
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path.with_suffix(".npz"), **kept)

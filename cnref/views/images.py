@@ -140,7 +140,7 @@ def show_gain_grid(result: dict, names: dict[str, str], root: Path | None = None
     """The gain study's validation conditions, then the first k images of each row in `names` (row -> label; one
     seed, the same noise in every row), the condition's outline drawn over each."""
     imgs = study_images(result, root)
-    source = results_root(root) / next(iter(result["config"]["checkpoints"].values()))
+    source = results_root(root) / next(iter(result["controlnets"].values()))
     b = held_out(json.loads(source.read_text())["config"], imgs[next(iter(names))].shape[-1], k)
     rows = [("validation conditions and their prompts; the outline is drawn dashed over every sample below",
              b["cond"] * 2 - 1)]

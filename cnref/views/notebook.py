@@ -214,7 +214,7 @@ class StudyReport:
     def describe(self):
         r0 = self.results[0]
         prov = r0["provenance"]
-        nets = r0.get("controlnets") or r0["config"].get("checkpoints")
+        nets = r0["controlnets"]
         print(f"{len(self.results)} trained seeds; seed 0's ControlNets: {nets}; device: "
               f"{prov['device']}, commit {prov['commit'][:10]}")
 
