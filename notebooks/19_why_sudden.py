@@ -276,7 +276,8 @@ for name in ("learning_rate", "injection", "hint_embedder"):
 
 # %%
 from cnref.views.notebook import show_reading
-from cnref.views.sudden import explanations, what_sets_the_step
+from cnref.views.explanations import explanations
+from cnref.views.sudden import what_sets_the_step
 
 preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
 from cnref.lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim

@@ -23,7 +23,7 @@ def test_spread_is_the_mean_and_sample_std():
 
 def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted():
     from cnref.lab.declare import Claim
-    from cnref.views.sudden import standing
+    from cnref.views.explanations import standing
     eq, lt = Claim("t", "-", "a", "b", "=", tol=0.01), Claim("t", "-", "a", "b", "<")
     v = lambda verdict, **j: {"verdict": verdict, "a": {}, **j}
     assert standing([eq, lt], [v("confirmed", ci90=(-0.005, 0.005)), v("too few seeds (n = 1)")]) == "survives"
@@ -39,7 +39,7 @@ def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted(
 def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_path):
     """On no results every explanation is undecided, each row naming the claims that carry its prediction."""
     from cnref.lab.claims import CLAIMS, STUDY_CLAIMS
-    from cnref.views.sudden import EXPLANATIONS, explanations
+    from cnref.views.explanations import EXPLANATIONS, explanations
     table, leaves = explanations("cpu", tmp_path).split("\n\n")
     rows = table.splitlines()[2:]
     assert len(rows) == len(EXPLANATIONS) and all(r.endswith("| **undecided** |") for r in rows)
