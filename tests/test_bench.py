@@ -27,13 +27,12 @@ def test_train_bench_ratios_are_the_measured_medians():
         assert v["img_per_s"] == pytest.approx(2 / statistics.median(v["step_s"]), rel=2e-3)
 
 
-@pytest.mark.slow        # about 2 minutes: SD1.5-shaped steps in fresh processes
+@pytest.mark.slow        # about a minute: SD1.5-shaped steps in fresh processes
 def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
     res = bench_sd15(width=32, batch=1, repeats=1, device="cpu",
-                     modes=["plain", "diffusers", "cnref", "cnref_mid", "cnref_ckpt"], rounds=2)
+                     modes=["plain", "diffusers", "cnref", "cnref_mid", "cnref_ckpt"])
     rows = res["modes"]
-    # two rounds of fresh processes: each mode's step times pool, with one median and ratio per round
-    assert all(len(r["step_s"]) == 2 and len(r["speed_vs_diffusers_per_round"]) == 2 for r in rows.values())
+    assert all(len(r["step_s"]) == 1 and len(r["speed_vs_diffusers_per_round"]) == 1 for r in rows.values())
     assert rows["cnref_ckpt"]["trainable_params"] == rows["cnref"]["trainable_params"]
     assert all("error" not in r for r in rows.values()), rows
     # SD1.5's topology at width 32: ControlNet training leaves the UNet's parameters untouched
@@ -47,6 +46,33 @@ def test_sd15_bench_smoke_runs_fresh_processes(tmp_path):
     path.write_text(json.dumps({"provenance": provenance(), "runs": [res]}))
     plot_sd15(path)
     assert path.with_suffix(".png").stat().st_size > 10_000
+
+
+def test_sd15_rounds_pool_each_modes_steps_and_keep_one_ratio_per_round(monkeypatch):
+    """Rounds repeat the sequence of modes (A B A B), each in its own process; here each process is a stand-in that
+    reports known step times, so the pooling is checked against medians worked by hand."""
+    import subprocess
+    from types import SimpleNamespace
+    times = {("diffusers", 0): [2.0, 4.0], ("cnref", 0): [1.0, 3.0], ("diffusers", 1): [6.0, 6.0], ("cnref", 1): [2.0, 2.0]}
+    calls = []
+
+    def fake_run(cmd, **kw):
+        mode = cmd[cmd.index("--mode") + 1]
+        rnd = sum(c == mode for c in calls)
+        calls.append(mode)
+        st = times[mode, rnd]
+        row = {"mode": mode, "step_s": list(st), "median_step_s": statistics.median(st), "peak_memory_gib": 1.0 + rnd}
+        return SimpleNamespace(returncode=0, stdout="progress\n" + json.dumps(row), stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    res = bench_sd15(width=32, batch=2, repeats=2, device="cpu", modes=["diffusers", "cnref"], rounds=2)
+    assert calls == ["diffusers", "cnref", "diffusers", "cnref"]
+    d, c = res["modes"]["diffusers"], res["modes"]["cnref"]
+    assert d["step_s"] == [2.0, 4.0, 6.0, 6.0] and c["step_s"] == [1.0, 3.0, 2.0, 2.0]
+    assert d["round_median_s"] == [3.0, 6.0] and c["round_median_s"] == [2.0, 2.0]
+    assert d["median_step_s"] == 5.0 and c["median_step_s"] == 2.0         # medians of the pooled steps
+    assert c["speed_vs_diffusers_per_round"] == [1.5, 3.0] and c["speed_vs_diffusers"] == 2.5
+    assert c["img_per_s"] == 1.0 and c["peak_memory_gib"] == 2.0           # batch 2 / 2 s; the larger peak
 
 
 def test_sample_bench_smoke_matches_the_pipeline_loop():
