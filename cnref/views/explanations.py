@@ -68,9 +68,9 @@ def explanations(preset: str, root=None) -> str:
         ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
         # each prediction by its claim's id (its text: docs/claims.md), one per line of the cell
         rows = "<br>".join(f"`{c.id}`: **{verdict_word(j['verdict'])}**{ev(c, j)}" for c, j in zip(cs, js))
-        lines.append(f"| {text} | {rows} | **{standing(cs, js)}** |")
-        left.append((text, standing(cs, js)))
-    keep = [t for t, st in left if st != "refuted"]
-    return "\n".join(lines) + ("\n\nWhat the data leave: " + "; ".join(f"{t} ({st})" for t, st in left
-                                                                     if st != "refuted") + "." if keep else
+        st = standing(cs, js)
+        lines.append(f"| {text} | {rows} | **{st}** |")
+        if st != "refuted":
+            left.append(f"{text} ({st})")
+    return "\n".join(lines) + ("\n\nWhat the data leave: " + "; ".join(left) + "." if left else
                               "\n\nThe data leave none of these explanations.")
