@@ -113,7 +113,10 @@ def test_the_site_opens_in_a_browser_with_every_figure_its_math_and_its_links(tm
         WebDriverWait(driver, 30).until(lambda d: d.current_url.split("#")[0].endswith("05_sudden_convergence.html"))
         assert driver.title.startswith("Sudden convergence")
         driver.get((site / "index.html").as_uri())
-        hrefs = driver.execute_script("return Array.from(document.links).map(a => a.href)")
+        links = "return Array.from(document.links).map(a => a.href)"
+        # the click above can leave the previous page's load racing this one: wait until the index's links exist
+        WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("index.html") and d.execute_script(links))
+        hrefs = driver.execute_script(links)
         assert {local(h).name for h in hrefs if h.startswith("file:")} >= {f"{n}.html" for n in nbs}
         for h in {h for h in hrefs if h.startswith("file:")}:
             assert local(h).exists(), h
