@@ -276,10 +276,11 @@ for name in ("learning_rate", "injection", "hint_embedder"):
 
 # %%
 from cnref.views.notebook import show_reading
-from cnref.views.explanations import explanations
+from cnref.views.explanations import explanations, judged_explanations
 from cnref.views.sudden import what_sets_the_step
 
 preset, root = (lr.preset, lr.root) if lr else ("cpu", None)
+judged = judged_explanations(preset, root)
 from cnref.lab.claims import CLAIMS, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim
 from cnref.views.tables import Verdicts
 
@@ -372,5 +373,5 @@ then open its result file (`runs/scratch/experiments/which_part/smoke/zero_convs
 its `config` differ from the default run's? Any of them can be set on any run with `--set`, e.g.
 `python -m cnref run sudden_convergence --preset smoke --seeds 0 --set copy_lr_scale=10`.
 """,
-             text=reading(with_b16 if lr else {}), table=explanations(preset, root),
-             step=what_sets_the_step(lr.by if lr else {}, preset, root), v=v, g=g);
+             text=reading(with_b16 if lr else {}), table=explanations(judged),
+             step=what_sets_the_step(lr.by if lr else {}, judged), v=v, g=g);

@@ -39,8 +39,8 @@ def test_an_explanation_survives_only_on_confirmed_predictions_and_none_refuted(
 def test_the_why_sudden_table_has_one_row_per_explanation_with_its_claims(tmp_path):
     """On no results every explanation is undecided, each row naming the claims that carry its prediction."""
     from cnref.lab.claims import CLAIMS, STUDY_CLAIMS
-    from cnref.views.explanations import EXPLANATIONS, explanations
-    table, leaves = explanations("cpu", tmp_path).split("\n\n")
+    from cnref.views.explanations import EXPLANATIONS, explanations, judged_explanations
+    table, leaves = explanations(judged_explanations("cpu", tmp_path)).split("\n\n")
     rows = table.splitlines()[2:]
     assert len(rows) == len(EXPLANATIONS) and all(r.endswith("| **undecided** |") for r in rows)
     assert leaves.startswith("What the data leave: ") and all(f"{t} (undecided)" in leaves for t in EXPLANATIONS)

@@ -38,6 +38,14 @@ def explanation_claims(sources: tuple[str, ...]) -> list:
     return [c for c in (*CLAIMS, *STUDY_CLAIMS) if c.paper in sources]
 
 
+def judged_explanations(preset: str, root=None) -> dict[str, list[tuple]]:
+    """Each explanation's claims with their verdicts, `(claim, judgement)` in `explanation_claims`' order: judged
+    once here, read by the table (`explanations`) and by the step factors (`cnref.views.sudden.step_factors`)."""
+    judge = lambda c: (evaluate_study_claim(c, preset, root) if isinstance(c, StudyClaim)
+                       else evaluate_claim(c, preset, root))
+    return {text: [(c, judge(c)) for c in explanation_claims(sources)] for text, sources in EXPLANATIONS.items()}
+
+
 def leans_against(c, j: dict) -> bool:
     """An unclear verdict whose evidence points against the prediction: an equality whose 90% interval excludes
     0, or an order whose groups' means lie the other way."""
@@ -58,13 +66,12 @@ def standing(cs: list, js: list[dict]) -> str:
     return "mixed" if yes and no else "survives" if yes else "refuted" if no else "undecided"
 
 
-def explanations(preset: str, root=None) -> str:
-    """The reading's table: each explanation, its predictions' verdicts (with p or interval) and its standing."""
+def explanations(judged: dict[str, list[tuple]]) -> str:
+    """The reading's table, from `judged_explanations`: each explanation, its predictions' verdicts (with p or
+    interval) and its standing."""
     lines, left = ["| explanation | prediction: verdict (evidence) | standing |", "|---|---|---|"], []
-    for text, sources in EXPLANATIONS.items():
-        cs = explanation_claims(sources)
-        js = [evaluate_study_claim(c, preset, root) if isinstance(c, StudyClaim) else evaluate_claim(c, preset, root)
-              for c in cs]
+    for text, pairs in judged.items():
+        cs, js = [c for c, _ in pairs], [j for _, j in pairs]
         ev = lambda c, j: "" if evidence(c, j) == "-" else f" ({evidence(c, j)})"
         # each prediction by its claim's id (its text: docs/claims.md), one per line of the cell
         rows = "<br>".join(f"`{c.id}`: **{verdict_word(j['verdict'])}**{ev(c, j)}" for c, j in zip(cs, js))

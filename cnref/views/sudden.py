@@ -7,11 +7,10 @@ from scipy.stats import f as f_dist
 from scipy.stats import linregress
 from scipy.stats import t as student_t
 
-from ..lab.claims import CLAIMS, evaluate_claim, runs_of, value
+from ..lab.claims import CLAIMS, runs_of, value
 from ..lab.declare import StudyClaim
 from ..lab.convergence import judged
 from ..lab.results import results_root
-from .explanations import EXPLANATIONS, explanation_claims
 
 
 def _steps(rs: list[dict]) -> list[float]:
@@ -175,23 +174,19 @@ def lack_of_fit(x: np.ndarray, y: np.ndarray) -> dict:
     return {"F": float(F), "df": (c - 2, n - c), "p": float(f_dist.sf(F, c - 2, n - c))}
 
 
-def step_factors(preset: str, root=None) -> list[tuple[str, float]]:
-    """The explanations' interventions that moved the step (their step claims confirmed), each with how many times
-    earlier its runs converged (the reference's mean step over the intervention's)."""
-    out = []
-    for sources in EXPLANATIONS.values():
-        for c in explanation_claims(sources):
-            if c.key != "convergence_step" or c.expect != "<" or isinstance(c, StudyClaim):
-                continue
-            j = evaluate_claim(c, preset, root)
-            if j["verdict"] == "confirmed":
-                out.append((c.text, j["b"]["mean"] / j["a"]["mean"]))
-    return out
+def step_factors(judged: dict[str, list[tuple]]) -> list[tuple[str, float]]:
+    """The explanations' interventions that moved the step (their step claims confirmed; `judged` from
+    `cnref.views.explanations.judged_explanations`), each with how many times earlier its runs converged (the
+    reference's mean step over the intervention's)."""
+    return [(c.text, j["b"]["mean"] / j["a"]["mean"]) for pairs in judged.values() for c, j in pairs
+            if c.key == "convergence_step" and c.expect == "<" and not isinstance(c, StudyClaim)
+            and j["verdict"] == "confirmed"]
 
 
-def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str:
+def what_sets_the_step(by: dict[str, list[dict]], judged: dict[str, list[tuple]]) -> str:
     """The reading's last paragraph: the learning rate's exponent next to the step factors of the explanations'
-    confirmed interventions (a description fitted after the runs, not a verdict)."""
+    confirmed interventions (`judged`: `cnref.views.explanations.judged_explanations`; a description fitted after
+    the runs, not a verdict)."""
     fit = step_exponent(by)
     if fit is None:
         return "What sets the step: too few converged learning-rate runs to fit."
@@ -210,7 +205,7 @@ def what_sets_the_step(by: dict[str, list[dict]], preset: str, root=None) -> str
                  + ("fails" if lof["p"] < 0.05 else "passes") + f" the lack-of-fit test (F({lof['df'][0]}, "
                  f"{lof['df'][1]}) = {lof['F']:.1f}, p = {lof['p']:.3f}): between neighbouring learning rates the "
                  "exponent is " + " / ".join(f"{k:.2f}" for k in fit["local_k"]) + ", from the lowest lr up.")
-    factors = step_factors(preset, root)
+    factors = step_factors(judged)
     text += (" The explanations' interventions that moved it (their step claims confirmed): "
              + "; ".join(f"{t} ({f:.1f}x earlier)" for t, f in factors) + "." if factors else
              " None of the explanations' interventions moved it (no step claim confirmed).")
