@@ -21,7 +21,7 @@ from ..checks import fail
 from ..measure.gain import GAINS, gain_rows
 from ..mini.metrics import fidelity_fn
 from ..mini.presets import config_from_dict
-from ..mini.sample import to_uint8
+from ..mini.data import to_uint8
 from ..mini.shipping import load_base
 from ..provenance import provenance
 from .convergence import calibrations, run_level

@@ -48,7 +48,8 @@ from ..measure.gain import GAINS
 from ..measure.quality import FID, KID, KID_N
 from ..mini.presets import preset as get_preset
 from ..provenance import provenance
-from ..mini.sample import generate, to_uint8
+from ..mini.data import to_uint8
+from ..mini.sample import generate
 from ..mini.shipping import load_base
 from .ablations import BEFORE_JUMP
 from .declare import Study, StudyClaim

@@ -17,11 +17,11 @@ from __future__ import annotations
 import torch
 
 from ..mini.data import (PROMPT_SETTINGS, SCENE_SETTINGS, VAL_SEED, Fill50K, batch_at, dataset, prompts_for_setting,
-                         with_setting)
+                         to_uint8, with_setting)
 from ..mini.metrics import fidelity, fidelity_fn, summarize
 from .quality import FID, KID
 from ..mini.presets import ControlNetTrainConfig, EvalProtocol
-from ..mini.sample import generate, to_uint8
+from ..mini.sample import generate
 
 
 def settings_batches(base, n: int, train_batch: dict | None = None, condition: str = "outline",

@@ -51,8 +51,3 @@ def generate(base: MiniSD, prompts: list[str], controlnets=(), *, steps: int = 2
 
     return sample_ddim(eps_fn, z_T, sample_scheduler(base.cfg), steps, eta=eta, generator=g,
                        progress=progress).clamp(-1, 1)
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] (what `generate` returns) as uint8 in [0, 255], the form results keep them in."""
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)

@@ -20,14 +20,13 @@ from .base import MiniSD
 from ..checks import check_positive, fail
 from ..paper.controlnet import set_gradient_checkpointing, unlock_decoder
 from ..successors.controlnext import unlock_attention_out
-from .data import TRAIN_SEED, dataset
+from .data import TRAIN_SEED, dataset, to_uint8
 from .data.io import Fill50KFolder
 from .ema import EMA
 from .engine import (check_step, controlnet_optimizer, last_checkpoint, plateaued, quiet_lightning, step_generator,
                      step_loader, trainer_kwargs, validates_at, warmup_cosine)
 from ..paper.loss import curriculum_floor, eq3_loss
 from .metrics import fidelity_fn, summarize
-from .sample import to_uint8
 from .probe import gate, probe_inputs, readable, readout
 from .presets import BaseTrainConfig, ControlNetTrainConfig, check_run, preset
 from ..provenance import provenance

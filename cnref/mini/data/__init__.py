@@ -9,7 +9,7 @@ from __future__ import annotations
 from ...checks import check_choice
 from .fill50k import (COLOR_NAMES, COLORS, PALETTE, PROMPT_SETTINGS, SCENE_SETTINGS, TRAIN_SEED, VAL_SEED, Fill50K,
                       batch_at, conflicting_colors, disc_alpha, grid, prompt_for, prompts_for_setting, sample_indices,
-                      to_pil, with_setting)
+                      to_pil, to_uint8, with_setting)
 from .fill50k import vocabulary as fill50k_vocabulary
 from .scenes import CONDITIONS, Scenes, scene_vocabulary
 
@@ -34,4 +34,4 @@ def dataset(data: str, *, size: int, cond_factor: int, seed: int, n: int | None 
 
 __all__ = ["COLOR_NAMES", "COLORS", "CONDITIONS", "DATASETS", "PALETTE", "PROMPT_SETTINGS", "SCENE_SETTINGS",
            "TRAIN_SEED", "VAL_SEED", "Fill50K", "Scenes", "batch_at", "conflicting_colors", "dataset", "disc_alpha",
-           "grid", "prompt_for", "prompts_for_setting", "sample_indices", "to_pil", "vocabulary", "with_setting"]
+           "grid", "prompt_for", "prompts_for_setting", "sample_indices", "to_pil", "to_uint8", "vocabulary", "with_setting"]

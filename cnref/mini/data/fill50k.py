@@ -144,6 +144,12 @@ def _perm(n: int, seed: int, epoch: int) -> np.ndarray:
     return _PERMS[key]
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (the data's range, and what sampling returns) as uint8 in [0, 255], the form results keep
+    them in and OpenCV reads."""
+    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 def to_pil(images: torch.Tensor):
     """(B,3,H,W) in [-1,1] or [0,1] (pass a tensor in [0,1] as-is) -> list of PIL images."""
     x = images.detach().float()

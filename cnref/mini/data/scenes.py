@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ...checks import check_choice, check_positive, fail
-from .fill50k import COLOR_NAMES, COLORS, TRAIN_SEED, sample_indices
+from .fill50k import COLOR_NAMES, COLORS, TRAIN_SEED, sample_indices, to_uint8
 
 SHAPES = ("circle", "square", "triangle")
 CONDITIONS = ("outline", "canny", "segmentation", "depth", "scribble")
@@ -192,6 +192,6 @@ def wobble(p: dict, size: int) -> torch.Tensor:
 def canny(images: torch.Tensor, low: int = 100, high: int = 200) -> torch.Tensor:
     """OpenCV Canny per image (the official annotator's thresholds), (B,3,s,s) in {0, 1}."""
     import cv2           # deferred: only the scenes need OpenCV (python -m cnref checks it at start)
-    u8 = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    u8 = to_uint8(images).permute(0, 2, 3, 1).numpy()
     edges = np.stack([cv2.Canny(np.ascontiguousarray(im), low, high) for im in u8])
     return torch.from_numpy(edges > 0).float()[:, None].expand(-1, 3, -1, -1).contiguous()
