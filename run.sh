@@ -37,8 +37,8 @@ case "${1:-}" in
         python -m cnref run sudden_convergence --preset cpu --seeds 0 --set steps=300 val_every=50 protocol.final_n=16 "$@"
         ;;
     gpu)
-        # the gpu preset's default experiment, 3 seeds at once on one GPU (about 15 min on an H100, estimated from
-        # the first 70 steps of such runs: 1.7 steps/s each). The 64x64 base
+        # the gpu preset's default experiment, 3 seeds at once on one GPU; its recipe, what chose it, and its time
+        # on an H100 estimated from the GPU lease's measured steps: the README's "On one GPU". The 64x64 base
         # ships (cnref/mini/weights/base_gpu.safetensors); `python -m cnref train base --preset gpu --run-dir runs/base_gpu`
         # rebuilds it into runs/base_gpu (15 min)
         python -m cnref run sudden_convergence --preset gpu --seeds 0 1 2 --jobs 3

@@ -756,10 +756,10 @@ def test_the_gpu_estimate_reproduces_the_lease_it_is_read_from():
     assert gpu_seconds(750)["train_s"] == pytest.approx(g["train_s"] / 2, abs=1)
 
 
-def test_the_gpu_recipe_follows_the_rule_factor8_lr_states(tmp_path, monkeypatch):
-    """Worked by hand: each run's curve is flat at its level from step 25, so the plateau rule stops it at step 200
-    with that level. 1e-3 (plateau 0.70, convergence steps 90, 100, 110) is within 0.02 of 3e-4 (0.71; 280-320)
-    and converges first: lr 1e-3, steps 2 x 100. With 1e-3's plateau at 0.60 the rule keeps 3e-4: 2 x 300."""
+@pytest.fixture
+def factor8_runs(tmp_path, monkeypatch):
+    """Writes `factor8_lr` results under tmp_path: write(variant, plateau levels, convergence steps), a seed each,
+    each curve flat at its level from step 25 (so the plateau rule stops it at step 200 with that level)."""
     from cnref.lab import claims
     monkeypatch.setattr(claims, "judged", lambda rs, preset, root: rs)     # convergence steps as written here
 
@@ -770,7 +770,14 @@ def test_the_gpu_recipe_follows_the_rule_factor8_lr_states(tmp_path, monkeypatch
             h = [{"step": 0, "iou": 0.2}] + [{"step": s, "iou": level} for s in range(25, 401, 25)]
             p.write_text(json.dumps({"variant": variant, "seed": seed, "complete": True, "config": {},
                                      "convergence_step": step, "history": h}))
+    return write
 
+
+def test_the_gpu_recipe_follows_the_rule_factor8_lr_states(tmp_path, factor8_runs):
+    """Worked by hand: 1e-3 (plateau 0.70, convergence steps 90, 100, 110) is within 0.02 of 3e-4 (0.71; 280-320)
+    and converges first: lr 1e-3, steps 2 x 100. With 1e-3's plateau at 0.60 the rule keeps 3e-4: 2 x 300."""
+    from cnref.lab import claims
+    write = factor8_runs
     write("f8_lr3e-4", [0.71] * 3, [280, 300, 320])
     write("f8_lr1e-3", [0.70] * 2, [90, 100])
     assert claims.gpu_recipe("cpu", tmp_path) is None                     # 1e-3 has two seeds of three
@@ -782,3 +789,32 @@ def test_the_gpu_recipe_follows_the_rule_factor8_lr_states(tmp_path, monkeypatch
     write("f8_lr3e-4", [0.71] * 3, [280, None, 320])                       # a seed that never converged
     r = claims.gpu_recipe("cpu", tmp_path)
     assert (r["lr"], r["steps"]) == (3e-4, None)
+
+
+def test_the_readme_states_the_gpu_recipe_with_what_it_was_chosen_from(tmp_path, factor8_runs):
+    """Pending until both lrs have seeds 0-2; then the chosen lr, its steps, each lr's figures and the H100 estimate
+    for those steps, read from the committed lease."""
+    from cnref.lab.compute import GPU_LEASE, gpu_seconds
+    from cnref.lab.results import results_root
+    from cnref.views.readme import gpu_recipe_text
+    for part in (GPU_LEASE, "bounds/gpu"):                                # the lease the estimate reads
+        (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / part).symlink_to(results_root() / part)
+    factor8_runs("f8_lr3e-4", [0.71] * 3, [280, 300, 320])
+    assert gpu_recipe_text(tmp_path).endswith("once seeds 0-2 of both its learning rates have run: pending.")
+    factor8_runs("f8_lr1e-3", [0.70] * 3, [90, 100, 110])
+    text = gpu_recipe_text(tmp_path)
+    assert "lr 3e-4: mean convergence step 300, plateau IoU 0.71; lr 1e-3: mean convergence step 100, plateau IoU 0.70" in text
+    assert "): lr 1e-3, 200 steps (twice its mean convergence step)" in text
+    assert f"about {gpu_seconds(200)['total_s'] / 60:.0f} minutes: {gpu_seconds(200)['train_s']} s of training" in text
+    factor8_runs("f8_lr1e-3", [0.70] * 3, [None] * 3)                   # 1e-3 never converged: the rule keeps 3e-4
+    assert "): lr 3e-4, 600 steps" in gpu_recipe_text(tmp_path)
+
+
+def test_the_gpu_preset_trains_the_recipe_the_rule_chose():
+    """The gpu preset's ControlNet lr and steps are the rule's choice on the committed `factor8_lr` runs; until those
+    runs exist, the recipe of the GPU lease (lr 1e-4, 1500 steps), which did not converge."""
+    from cnref.lab.claims import gpu_recipe
+    from cnref.mini.presets import preset
+    r, train = gpu_recipe("cpu"), preset("gpu").train
+    assert (train.lr, train.steps) == ((1e-4, 1500) if r is None else (r["lr"], r["steps"]))

@@ -1,22 +1,23 @@
-"""The README's generated part: the claims table and the compute summary, written between two markers
-(`python -m cnref report readme --preset cpu --write README.md`)."""
+"""The README's generated parts: the claims table and the compute summary, and the gpu command's recipe, each
+written between two markers (`python -m cnref report readme --preset cpu --write README.md`)."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 from ..checks import fail
-from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, group, runs_of,
-                          why_changed)
+from ..lab.claims import (CLAIMS, REVISED, STUDY_CLAIMS, evaluate_claim, evaluate_study_claim, gpu_recipe, group,
+                          runs_of, why_changed)
 from ..lab.verdict import benjamini_hochberg, p_of
 from ..lab.declare import Claim
 from ..lab.history import first_written, post_hoc
 from ..lab.convergence import LEVEL, SENSITIVITY, calibrations, level_range
-from ..lab.ablations import ABLATIONS
-from ..lab.compute import compute_report
+from ..lab.ablations import ABLATIONS, LR_TOL
+from ..lab.compute import LAUNCH_S, compute_report, gpu_seconds
 from ..lab.results import load_results, load_study, results_root
 from ..lab.studies import STUDIES
-from .tables import bh_cell, effect, evidence, measured, p_cell, source_of, verdict_cell
+from ..mini.presets import preset as get_preset
+from .tables import bh_cell, effect, evidence, lr_text, measured, p_cell, source_of, verdict_cell
 
 
 def cell(text: str) -> str:
@@ -135,6 +136,36 @@ def compute_lines(preset: str, root: Path | None = None) -> str:
 
 
 MARKS = ("<!-- claims-table:start -->", "<!-- claims-table:end -->")
+GPU_MARKS = ("<!-- gpu-recipe:start -->", "<!-- gpu-recipe:end -->")
+
+
+def gpu_recipe_text(root: Path | None = None) -> str:
+    """The README's paragraph on `bash run.sh gpu`: the recipe `gpu_recipe` chooses from `factor8_lr`'s cpu runs,
+    the figures it chose from, and its time on an H100 by `gpu_seconds` (from the lease's measured seconds a step)."""
+    train = get_preset("gpu").train
+    text = ("**On one GPU.** `bash run.sh gpu` trains three seeds of the gpu preset's default experiment (64x64 "
+            "samples, conditions at 8x, the official 8x hint encoder) sharing one GPU, and evaluates them.")
+    r = gpu_recipe("cpu", root)
+    if r is None:
+        return text + (f" Its recipe (lr {lr_text(train.lr)}, {train.steps} steps) did not converge on the one GPU "
+                       "lease so far; the recipe that replaces it is chosen at the cpu scale by the rule `factor8_lr` "
+                       "states before its runs (notebook 19), once seeds 0-2 of both its learning rates have run: "
+                       "pending.")
+    chose = "; ".join(f"lr {lr_text(lr)}: " + ("a seed never reached the level" if step is None else
+                                               f"mean convergence step {step:.0f}")
+                      + f", plateau IoU {level:.2f}" for lr, (step, level) in sorted(r["runs"].items()))
+    text += (f" Its recipe is chosen at the cpu scale by the rule `factor8_lr` states before its runs (conditions "
+             f"at 8x, seeds 0-2, notebook 19: {chose}; the earlier convergence among plateau levels within "
+             f"{LR_TOL} of the best): lr {lr_text(r['lr'])}")
+    if r["steps"] is None:
+        return text + (", but a seed of it never reached the level at the cpu scale, so the rule gives no step count: "
+                       "pending.")
+    g = gpu_seconds(r["steps"], root)
+    return text + (f", {r['steps']} steps (twice its mean convergence step), validated every {train.val_every}. On an "
+                   f"H100 that is about {g['total_s'] / 60:.0f} minutes: {g['train_s']} s of training at the GPU "
+                   f"lease's {g['per_step_s']} s a step for three seeds sharing the GPU (validations every 50 steps "
+                   f"included), {g['eval_s']:.0f} s for the final evaluations (bounded by the lease's bounds run) and "
+                   f"{LAUNCH_S:.0f} s of start-up allowed (`cnref.lab.compute.gpu_seconds`).")
 
 
 CLAIMS_PAGE = Path("docs") / "claims.md"
@@ -178,11 +209,14 @@ def changes_table(changes: list[tuple]) -> str:
 
 
 def write_readme(path: Path, preset: str = "cpu", root: Path | None = None) -> None:
-    """Replace what lies between the README's two MARKS with the short claims table, and write the full one (with
-    the measured figures, the sensitivity table and the compute summary) to docs/claims.md beside it."""
+    """Replace what lies between the README's two MARKS with the short claims table and what lies between its
+    GPU_MARKS with `gpu_recipe_text`, and write the full table (with the measured figures, the sensitivity table
+    and the compute summary) to docs/claims.md beside it."""
     s = path.read_text()
-    if not all(m in s for m in MARKS):
-        fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]}", str(path))
+    if not all(m in s for m in (*MARKS, *GPU_MARKS)):
+        fail("path", f"a README holding {MARKS[0]} ... {MARKS[1]} and {GPU_MARKS[0]} ... {GPU_MARKS[1]}", str(path))
+    a, b = s.index(GPU_MARKS[0]) + len(GPU_MARKS[0]), s.index(GPU_MARKS[1])
+    s = s[:a] + "\n" + gpu_recipe_text(root) + "\n" + s[b:]
     rows = judged_claims(preset, root)
     changes = verdict_changes(rows, root)
     a, b = s.index(MARKS[0]) + len(MARKS[0]), s.index(MARKS[1])
