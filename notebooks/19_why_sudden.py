@@ -294,6 +294,19 @@ g = Verdicts([c for c in STUDY_CLAIMS if c.study == "gain"], lambda c: evaluate_
 # ControlNeXt's paragraph, once its runs at every scale are committed
 cnx = part_two.get("controlnext_scale")
 has_controlnext = bool(cnx) and all(f"s{x}" in cnx.by for x in ("0.1", "0.35", "1"))
+# the decoder's paragraph, once both decoder lrs have three seeds
+dec = part_two.get("unlocked_decoder")
+has_decoder = bool(dec) and all(len(dec.by.get(f"decoder_{x}", [])) >= 3 for x in ("2e-6", "1e-5"))
+DECODER = """
+**The locked decoder.** The paper's large-scale option trains SD's decoder with the ControlNet (the official code's
+`sd_locked=False`, advised at lr 2e-6; `cnref.paper.controlnet.unlock_decoder`). `unlocked_decoder` runs the default
+recipe with the decoder unlocked. At decoder lr 2e-6 the jump comes at step {v[decoder_2e-6_earlier].a}, against the
+locked decoder's {v[decoder_2e-6_earlier].b}: earlier is {v[decoder_2e-6_earlier].word}
+({v[decoder_2e-6_earlier].evidence}); at 1e-5, step {v[decoder_1e-5_earlier].a}: {v[decoder_1e-5_earlier].word}
+({v[decoder_1e-5_earlier].evidence}). The prediction stated before the runs: if the delay lies in the locked decoder
+learning to use residuals it was never trained with, a decoder that can adapt shortens it.
+
+"""
 CONTROLNEXT = """
 **ControlNeXt as ControlNeXt.** `controlnext_scale` runs the `controlnext` design itself: one injection after the
 first down block, from a module that sees the condition from step 0, no zero conv, at lr 1e-4. At s = 0.35 (its
@@ -351,7 +364,7 @@ the weights) predicted `base_random` before the official E: {v[layers_before_off
 embedder's earlier jump comes with its layers and scaling, not with what the base learned; three seeds do not say
 whether pretrained and random weights in those layers are equal, only that the pretrained ones are not shown earlier.
 
-""" + (CONTROLNEXT if has_controlnext else "") + """
+""" + (CONTROLNEXT if has_controlnext else "") + (DECODER if has_decoder else "") + """
 **What to take away.**
 - The paper shows the jump and does not explain it. Each explanation here was stated with its predictions before
   its runs; the table above gives what survived.
@@ -381,9 +394,11 @@ whether pretrained and random weights in those layers are equal, only that the p
   ({g[gain4_raises_0.8x].word}); at 0.5x, that x4 places the disc is {g[gain4_places_0.5x].word}. The data fit a jump that
   comes once what the copy has learned and the size of its residuals both suffice; they do not separate the two
   further.
-- *Still open:* whether the locked decoder's adaptation is part of the delay (`unlocked_decoder`, decoder lr 2e-6:
+""" + ("""- *The locked decoder:* that unlocking it brings the jump forward is {v[decoder_2e-6_earlier].word} at decoder lr
+  2e-6 and {v[decoder_1e-5_earlier].word} at 1e-5 (the paragraph above).
+""" if has_decoder else """- *Still open:* whether the locked decoder's adaptation is part of the delay (`unlocked_decoder`, decoder lr 2e-6:
   {v[decoder_2e-6_earlier].word}; 1e-5: {v[decoder_1e-5_earlier].word}).
-
+""") + """
 **Exercise** (seconds a run): `python -m cnref run which_part --preset smoke --variants zero_convs_x10 --seeds 0`,
 then open its result file (`runs/scratch/experiments/which_part/smoke/zero_convs_x10/seed0.json`): which fields of
 its `config` differ from the default run's? Any of them can be set on any run with `--set`, e.g.
