@@ -306,6 +306,12 @@ locked decoder's {v[decoder_2e-6_earlier].b}: earlier is {v[decoder_2e-6_earlier
 ({v[decoder_1e-5_earlier].evidence}). The prediction stated before the runs: if the delay lies in the locked decoder
 learning to use residuals it was never trained with, a decoder that can adapt shortens it.
 
+Read against it: at the official advice's lr the data do not show an earlier jump (a verdict that changes with the
+convergence level: {dl[decoder_2e-6_earlier]}); at 5x that lr they do, as predicted: a decoder that can adapt
+shortens the delay, by a small part of it (the step factors above set its 1e-5 row beside the learning rates of the
+zero convs and of the copy, which moved the step far more). Unlocking it does not remove the plateau: in the curves
+above the unlocked runs still start flat at the base alone's level and jump late.
+
 """
 CONTROLNEXT = """
 **ControlNeXt as ControlNeXt.** `controlnext_scale` runs the `controlnext` design itself: one injection after the
@@ -406,5 +412,7 @@ its `config` differ from the default run's? Any of them can be set on any run wi
 """,
              lv={c.id: level_words(c, preset, root) for c in CLAIMS if c.ablation == "controlnext_scale"}
              if has_controlnext else {},
+             dl={c.id: level_words(c, preset, root) for c in CLAIMS if c.ablation == "unlocked_decoder"}
+             if has_decoder else {},
              text=reading(with_b16 if lr else {}), table=explanations(judged),
              step=what_sets_the_step(lr.by if lr else {}, judged), v=v, g=g);
