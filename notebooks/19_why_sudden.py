@@ -307,7 +307,7 @@ locked decoder's {v[decoder_2e-6_earlier].b}: earlier is {v[decoder_2e-6_earlier
 learning to use residuals it was never trained with, a decoder that can adapt shortens it.
 
 Read against it: at the official advice's lr the data do not show an earlier jump (a verdict that changes with the
-convergence level: {dl[decoder_2e-6_earlier]}); at 5x that lr they do, as predicted: a decoder that can adapt
+convergence level: {lv[decoder_2e-6_earlier]}); at 5x that lr they do, as predicted: a decoder that can adapt
 shortens the delay, by a small part of it (the step factors above set its 1e-5 row beside the learning rates of the
 zero convs and of the copy, which moved the step far more). Unlocking it does not remove the plateau: in the curves
 above the unlocked runs still start flat at the base alone's level and jump late.
@@ -410,9 +410,7 @@ then open its result file (`runs/scratch/experiments/which_part/smoke/zero_convs
 its `config` differ from the default run's? Any of them can be set on any run with `--set`, e.g.
 `python -m cnref run sudden_convergence --preset smoke --seeds 0 --set copy_lr_scale=10`.
 """,
-             lv={c.id: level_words(c, preset, root) for c in CLAIMS if c.ablation == "controlnext_scale"}
-             if has_controlnext else {},
-             dl={c.id: level_words(c, preset, root) for c in CLAIMS if c.ablation == "unlocked_decoder"}
-             if has_decoder else {},
+             lv={c.id: level_words(c, preset, root) for c in CLAIMS
+                 if (c.ablation, True) in {("controlnext_scale", has_controlnext), ("unlocked_decoder", has_decoder)}},
              text=reading(with_b16 if lr else {}), table=explanations(judged),
              step=what_sets_the_step(lr.by if lr else {}, judged), v=v, g=g);
