@@ -1,10 +1,11 @@
 """Procedural Fill50K, the detector, and the loaders of real assets (on small folders the tests write)."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
-from cnref.mini.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_for_setting, vocabulary
+from cnref.mini.data import COLOR_NAMES, VAL_SEED, Fill50K, batch_at, prompts_for_setting, to_pil, vocabulary
 from cnref.mini.data.io import DiffusersColumns, Fill50KFolder, read_prompt_json, to_hf_dataset, write_fill50k_folder
 from cnref.mini.metrics import fidelity
 
@@ -74,6 +75,16 @@ def test_fill50k_folder_round_trip(tmp_path):
     assert s["prompt"] == ref["prompt"][3]
     assert (s["image"] - ref["image"][3]).abs().max() <= 2 / 255 + 1e-6      # 8-bit PNG quantisation
     assert (s["cond"] - ref["cond"][3]).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_to_pil_keeps_an_image_that_lies_wholly_in_0_1():
+    """A sky-blue disc on pink is in [0, 1] as well as [-1, 1]: converted alone (as a one-sample chunk of the
+    diffusers dataset is), it must come back as the same colours, not as if its range were [0, 1]."""
+    d = Fill50K(size=8)
+    i = next(k for k in range(1000) if d.batch([k])["image"].min() >= 0)
+    x = d.batch([i])["image"]
+    back = torch.from_numpy(np.array(to_pil(x)[0])).permute(2, 0, 1).float() / 127.5 - 1
+    assert (back - x[0]).abs().max() <= 1 / 255 + 1e-6
 
 
 def _folder(tmp_path, lines):

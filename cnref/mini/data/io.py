@@ -122,8 +122,8 @@ def to_hf_dataset(data: Fill50K, n: int, cache_dir: str | Path | None = None, ch
     def gen():
         for start in range(0, n, chunk):
             b = data.batch(range(start, min(n, start + chunk)))
-            for img, cond, p, f, g in zip(to_pil(b["image"]), to_pil(b["cond"]), b["prompt"], b["fill"].tolist(),
-                                          b["background"].tolist()):
+            for img, cond, p, f, g in zip(to_pil(b["image"]), to_pil(2 * b["cond"] - 1), b["prompt"],
+                                          b["fill"].tolist(), b["background"].tolist()):
                 yield {"image": img, "conditioning_image": cond, "text": p, "fill": f, "background": g}
 
     features = datasets.Features({"image": datasets.Image(), "conditioning_image": datasets.Image(),
@@ -141,7 +141,7 @@ def write_fill50k_folder(data: Fill50K, n: int, root: str | Path) -> Path:
     (root / "target").mkdir(parents=True, exist_ok=True)
     b = data.batch(range(n))
     lines = []
-    for i, (img, cond, p) in enumerate(zip(to_pil(b["image"]), to_pil(b["cond"]), b["prompt"])):
+    for i, (img, cond, p) in enumerate(zip(to_pil(b["image"]), to_pil(2 * b["cond"] - 1), b["prompt"])):
         cond.save(root / "source" / f"{i}.png")
         img.save(root / "target" / f"{i}.png")
         lines.append(json.dumps({"source": f"source/{i}.png", "target": f"target/{i}.png", "prompt": p}))
