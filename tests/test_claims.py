@@ -807,8 +807,12 @@ def test_the_readme_states_the_gpu_recipe_with_what_it_was_chosen_from(tmp_path,
     assert "lr 3e-4: mean convergence step 300, plateau IoU 0.71; lr 1e-3: mean convergence step 100, plateau IoU 0.70" in text
     assert "): lr 1e-3, 200 steps (twice its mean convergence step)" in text
     assert f"about {gpu_seconds(200)['total_s'] / 60:.0f} minutes: {gpu_seconds(200)['train_s']} s of training" in text
+    assert text.endswith("That fits one 10-minute GPU call.") and gpu_seconds(200)["total_s"] <= 600
     factor8_runs("f8_lr1e-3", [0.70] * 3, [None] * 3)                   # 1e-3 never converged: the rule keeps 3e-4
     assert "): lr 3e-4, 600 steps" in gpu_recipe_text(tmp_path)
+    factor8_runs("f8_lr3e-4", [0.71] * 3, [400] * 3)                     # 800 steps: past one call, and said so
+    over = gpu_seconds(800)["total_s"] - 600
+    assert over > 0 and f"past one 10-minute GPU call by about {over / 60:.0f} minutes" in gpu_recipe_text(tmp_path)
 
 
 def test_the_gpu_preset_trains_the_recipe_the_rule_chose():

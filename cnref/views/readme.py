@@ -139,6 +139,9 @@ MARKS = ("<!-- claims-table:start -->", "<!-- claims-table:end -->")
 GPU_MARKS = ("<!-- gpu-recipe:start -->", "<!-- gpu-recipe:end -->")
 
 
+GPU_CALL_S = 600     # one command on a lent GPU runs at most 10 minutes
+
+
 def gpu_recipe_text(root: Path | None = None) -> str:
     """The README's paragraph on `bash run.sh gpu`: the recipe `gpu_recipe` chooses from `factor8_lr`'s cpu runs,
     the figures it chose from, and its time on an H100 by `gpu_seconds` (from the lease's measured seconds a step)."""
@@ -165,7 +168,10 @@ def gpu_recipe_text(root: Path | None = None) -> str:
                    f"H100 that is about {g['total_s'] / 60:.0f} minutes: {g['train_s']} s of training at the GPU "
                    f"lease's {g['per_step_s']} s a step for three seeds sharing the GPU (validations every 50 steps "
                    f"included), {g['eval_s']:.0f} s for the final evaluations (bounded by the lease's bounds run) and "
-                   f"{LAUNCH_S:.0f} s of start-up allowed (`cnref.lab.compute.gpu_seconds`).")
+                   f"{LAUNCH_S:.0f} s of start-up allowed (`cnref.lab.compute.gpu_seconds`). "
+                   + ("That fits one 10-minute GPU call." if g["total_s"] <= GPU_CALL_S else
+                      f"That is past one 10-minute GPU call by about {(g['total_s'] - GPU_CALL_S) / 60:.0f} minutes: "
+                      "the command needs a longer call, or two (a run resumes from its last checkpoint)."))
 
 
 CLAIMS_PAGE = Path("docs") / "claims.md"
