@@ -297,6 +297,24 @@ has_controlnext = bool(cnx) and all(f"s{x}" in cnx.by for x in ("0.1", "0.35", "
 # the decoder's paragraph, once both decoder lrs have three seeds
 dec = part_two.get("unlocked_decoder")
 has_decoder = bool(dec) and all(len(dec.by.get(f"decoder_{x}", [])) >= 3 for x in ("2e-6", "1e-5"))
+# the gpu recipe's paragraph, once seeds 0-2 of both factor-8 lrs are committed (`gpu_recipe` is None before)
+from cnref.lab.ablations import LR_TOL
+from cnref.lab.claims import gpu_recipe
+from cnref.views.tables import lr_text
+rec = None if SMOKE else gpu_recipe(preset, root)
+GPU_RECIPE = """
+**A recipe for the gpu preset.** The gpu preset conditions at 8x the image (SD's factor), where at lr 1e-4 the one
+seed `cond_factor` ran jumped only at step {v[f8_3e-4_before_1e-4].b}, and the one GPU lease, at that lr, did not
+converge. `factor8_lr` runs the same conditions at higher learning rates. At lr 3e-4 the jump comes at step
+{v[f8_3e-4_before_1e-4].a}; the claim that it comes before 1e-4's reads {v[f8_3e-4_before_1e-4].word}
+({f8_evidence}). At lr 1e-3 it comes at step {v[f8_1e-3_before_3e-4].a}; the claim that it comes before 3e-4's
+reads {v[f8_1e-3_before_3e-4].word} ({v[f8_1e-3_before_3e-4].evidence}). The rule stated before the runs
+(`cnref.lab.claims.gpu_recipe`: among the lrs whose plateau IoU is within {tol} of the better, the earlier
+convergence) chooses lr {rec_lr}, """ + ("""{rec_steps} steps (twice its mean convergence step): the gpu preset's
+recipe, whose time on one GPU the README's "On one GPU" estimates.
+""" if rec and rec["steps"] else """but a seed of it never reached the level, so the rule gives no step count and
+the gpu preset keeps its recipe.
+""")
 DECODER = """
 **The locked decoder.** The paper's large-scale option trains SD's decoder with the ControlNet (the official code's
 `sd_locked=False`, advised at lr 2e-6; `cnref.paper.controlnet.unlock_decoder`). `unlocked_decoder` runs the default
@@ -370,7 +388,7 @@ the weights) predicted `base_random` before the official E: {v[layers_before_off
 embedder's earlier jump comes with its layers and scaling, not with what the base learned; three seeds do not say
 whether pretrained and random weights in those layers are equal, only that the pretrained ones are not shown earlier.
 
-""" + (CONTROLNEXT if has_controlnext else "") + (DECODER if has_decoder else "") + """
+""" + (CONTROLNEXT if has_controlnext else "") + (DECODER if has_decoder else "") + (GPU_RECIPE if rec else "") + """
 **What to take away.**
 - The paper shows the jump and does not explain it. Each explanation here was stated with its predictions before
   its runs; the table above gives what survived.
@@ -384,7 +402,9 @@ whether pretrained and random weights in those layers are equal, only that the p
 """ + ("""- ControlNeXt as designed has no plateau: its one injection reaches the level within the first validations
   (before the hybrid that kept a zero Z1: {v[one_injection_before_hybrid].word}), where cross normalisation behind a
   zero gate did not help ({v[crossnorm_earlier].word}).
-""" if has_controlnext else "") + """
+""" if has_controlnext else "") + ("""- At 8x conditions (SD's factor) the rule stated before the runs chose lr {rec_lr} for the gpu preset (the
+  paragraph above; 3e-4 before 1e-4: {v[f8_3e-4_before_1e-4].word}; 1e-3 before 3e-4: {v[f8_1e-3_before_3e-4].word}).
+""" if rec else "") + """
 **What sets the step, and what makes it sudden, as far as the data go.**
 - *Sudden, measured:* notebook 05 tests Fig. 4 against a steady ramp with the measured validation noise: the IoU's
   rise is more concentrated than a ramp's ({v[iou_vs_ramp].word}, {v[iou_vs_ramp].evidence}), the training loss's
@@ -412,5 +432,8 @@ its `config` differ from the default run's? Any of them can be set on any run wi
 """,
              lv={c.id: level_words(c, preset, root) for c in CLAIMS
                  if (c.ablation, True) in {("controlnext_scale", has_controlnext), ("unlocked_decoder", has_decoder)}},
+             f8_evidence=("one seed at 1e-4, where the rule needs three a side"
+                          if v["f8_3e-4_before_1e-4"].word == "too few seeds" else v["f8_3e-4_before_1e-4"].evidence),
+             tol=LR_TOL, rec_lr=lr_text(rec["lr"]) if rec else None, rec_steps=rec["steps"] if rec else None,
              text=reading(with_b16 if lr else {}), table=explanations(judged),
              step=what_sets_the_step(lr.by if lr else {}, judged), v=v, g=g);
