@@ -182,10 +182,11 @@ def gpu_recipe(preset: str = "cpu", root: Path | None = None) -> dict | None:
     """The gpu preset's ControlNet recipe by the rule `factor8_lr` states before its runs: `best_lr` over its two
     lrs, each as the mean over seeds 0-2 of the convergence step (a seed that never reaches the level: never) and
     of the plateau level; steps twice the chosen lr's mean convergence step. None until seeds 0-2 of both lrs ran;
-    steps None when no seed of the chosen lr converged."""
+    steps None when a seed of the chosen lr did not reach the level (its mean is then undefined). "unreached": per lr,
+    the last step of each seed that did not reach the level (where its plateau rule stopped it)."""
     done = judged([r for r in load_results("factor8_lr", preset, root) if r["seed"] in (0, 1, 2) and r.get("complete")],
                   preset, root)
-    runs = {}
+    runs, unreached = {}, {}
     for v in ABLATIONS["factor8_lr"].variants(preset):
         rs = [r for r in done if r["variant"] == v.name]
         if len(rs) < 3:
@@ -194,9 +195,10 @@ def gpu_recipe(preset: str = "cpu", root: Path | None = None) -> dict | None:
         levels = [plateau(r["history"], fidelity_key(r), PLATEAU["plateau_window"], PLATEAU["plateau_tol"])[1]
                   for r in rs]
         runs[v.cfg.lr] = (None if None in steps else float(np.mean(steps)), float(np.mean(levels)))
+        unreached[v.cfg.lr] = [r["history"][-1]["step"] for r in rs if r["convergence_step"] is None]
     lr = best_lr(runs, LR_TOL)
     step = runs[lr][0]
-    return {"lr": lr, "steps": None if step is None else int(2 * step), "runs": runs}
+    return {"lr": lr, "steps": None if step is None else int(2 * step), "runs": runs, "unreached": unreached}
 
 
 def why_changed(c, old: str, new: str) -> str:

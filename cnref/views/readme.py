@@ -12,7 +12,7 @@ from ..lab.verdict import benjamini_hochberg, p_of
 from ..lab.declare import Claim
 from ..lab.history import first_written, post_hoc
 from ..lab.convergence import LEVEL, SENSITIVITY, calibrations, level_range
-from ..lab.ablations import ABLATIONS, LR_TOL
+from ..lab.ablations import ABLATIONS, LR_TOL, PLATEAU
 from ..lab.compute import LAUNCH_S, compute_report, gpu_seconds
 from ..lab.results import load_results, load_study, results_root
 from ..lab.studies import STUDIES
@@ -142,6 +142,19 @@ GPU_MARKS = ("<!-- gpu-recipe:start -->", "<!-- gpu-recipe:end -->")
 GPU_CALL_S = 600     # one command on a lent GPU runs at most 10 minutes
 
 
+def unreached_words(recipe: dict, lr: float) -> str:
+    """The seeds of `factor8_lr` at `lr` that ended without reaching the convergence level, and why they ended: a
+    seed that stopped before the declared steps was stopped by the plateau rule, which from its first reading
+    (step 2 x window) takes a curve still flat at its start for a plateau."""
+    stops = recipe["unreached"][lr]
+    steps = next(v.cfg.steps for v in ABLATIONS["factor8_lr"].variants("cpu") if v.cfg.lr == lr)
+    early = [s for s in stops if s < steps]
+    who = "it was" if len(stops) == 1 else "each was" if len(early) == len(stops) else f"{len(early)} {'was' if len(early) == 1 else 'were'}"
+    return (f"{len(stops)} of 3 seeds ended without reaching the level (at step {', '.join(map(str, stops))}"
+            + (f"; {who} stopped by the plateau rule, which from step {2 * PLATEAU['plateau_window']} takes a flat "
+               "start for a plateau" if early else "") + ")")
+
+
 def gpu_recipe_text(root: Path | None = None) -> str:
     """The README's paragraph on `bash run.sh gpu`: the recipe `gpu_recipe` chooses from `factor8_lr`'s cpu runs,
     the figures it chose from, and its time on an H100 by `gpu_seconds` (from the lease's measured seconds a step)."""
@@ -154,14 +167,14 @@ def gpu_recipe_text(root: Path | None = None) -> str:
                        "lease so far; the recipe that replaces it is chosen at the cpu scale by the rule `factor8_lr` "
                        "states before its runs (notebook 19), once seeds 0-2 of both its learning rates have run: "
                        "pending.")
-    chose = "; ".join(f"lr {lr_text(lr)}: " + ("a seed never reached the level" if step is None else
-                                               f"mean convergence step {step:.0f}")
+    chose = "; ".join(f"lr {lr_text(lr)}: " + (f"{unreached_words(r, lr)}, so no mean convergence step" if step is None
+                                               else f"mean convergence step {step:.0f}")
                       + f", plateau IoU {level:.2f}" for lr, (step, level) in sorted(r["runs"].items()))
     text += (f" Its recipe is chosen at the cpu scale by the rule `factor8_lr` states before its runs (conditions "
              f"at 8x, seeds 0-2, notebook 19: {chose}; the earlier convergence among plateau levels within "
              f"{LR_TOL} of the best): lr {lr_text(r['lr'])}")
     if r["steps"] is None:
-        return text + (", but a seed of it never reached the level at the cpu scale, so the rule gives no step count: "
+        return text + (", but a seed of it did not reach the level at the cpu scale, so the rule gives no step count: "
                        "pending.")
     g = gpu_seconds(r["steps"], root)
     return text + (f", {r['steps']} steps (twice its mean convergence step), validated every {train.val_every}. On an "
