@@ -129,6 +129,25 @@ for name, rep in part_two.items():
         rep.verdicts()
 
 # %% [markdown]
+# ## The gpu recipe's runs, beside factor 8 at the default lr
+# `factor8_lr`'s runs at lr 3e-4 and 1e-3, drawn with the run they are compared against: `cond_factor`'s factor_8
+# at lr 1e-4 (one seed, 1,000 steps). Each `factor8_lr` run stops where its declared plateau rule stops it (read
+# from step 200).
+
+# %%
+from cnref.views.figures import plot_curves
+
+f8 = part_two.get("factor8_lr")
+if f8:
+    from cnref.lab.results import load_results
+    by = {"factor_8, lr 1e-4 (cond_factor)": [r for r in load_results("cond_factor", "cpu")
+                                              if r["variant"] == "factor_8" and r.get("complete")], **f8.by}
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    plot_curves(ax, by, ("iou",), f8.references())
+    ax.legend(fontsize=7, loc="upper left")
+    plt.tight_layout(); plt.show()
+
+# %% [markdown]
 # ## Which designs start flat, and why
 # Notebook 21's curves start in two ways: ControlNet and ControlNet-XS stay at the base's IoU for their first steps,
 # T2I-Adapter and ControlNeXt rise from the first validations. The table puts each design's fair runs (each at its
