@@ -149,7 +149,10 @@ def unreached_words(recipe: dict, lr: float) -> str:
     stops = recipe["unreached"][lr]
     steps = next(v.cfg.steps for v in ABLATIONS["factor8_lr"].variants("cpu") if v.cfg.lr == lr)
     early = [s for s in stops if s < steps]
-    who = "it was" if len(stops) == 1 else "each was" if len(early) == len(stops) else f"{len(early)} {'was' if len(early) == 1 else 'were'}"
+    if len(early) == len(stops):
+        who = "it was" if len(stops) == 1 else "each was"
+    else:
+        who = f"{len(early)} {'was' if len(early) == 1 else 'were'}"
     return (f"{len(stops)} of 3 seeds ended without reaching the level (at step {', '.join(map(str, stops))}"
             + (f"; {who} stopped by the plateau rule, which from step {2 * PLATEAU['plateau_window']} takes a flat "
                "start for a plateau" if early else "") + ")")
