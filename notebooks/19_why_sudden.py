@@ -144,7 +144,7 @@ if f8:
                                               if r["variant"] == "factor_8" and r.get("complete")], **f8.by}
     fig, ax = plt.subplots(figsize=(7.5, 3.6))
     plot_curves(ax, by, ("iou",), f8.references())
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))     # outside: the curves fill the panel
     plt.tight_layout(); plt.show()
 
 # %% [markdown]
